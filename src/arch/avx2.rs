@@ -1,0 +1,142 @@
+//! AVX2 + FMA lanes over `__m256`, chosen at run time on a default build.
+
+use core::arch::x86_64::*;
+
+use crate::lanes::Lanes;
+
+/// Proof that the running CPU has AVX2 and FMA: only [`Avx2Fma::detect`]
+/// makes one.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Avx2Fma(());
+
+impl Avx2Fma {
+    pub(crate) fn detect() -> Option<Self> {
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            Some(Avx2Fma(()))
+        } else {
+            None
+        }
+    }
+}
+
+/// Eight -1 then eight 0: a window of eight starting at `8 - n` selects the
+/// first `n` lanes for the masked loads and stores.
+static PARTIAL_MASK: [i32; 16] = [-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0];
+
+#[inline(always)]
+fn partial_mask(n: usize) -> __m256i {
+    assert!(n < 8);
+    let window = &PARTIAL_MASK[8 - n..16 - n];
+    // SAFETY: `window` holds 8 readable i32; AVX is implied by the token
+    // held by every caller.
+    unsafe { _mm256_loadu_si256(window.as_ptr().cast()) }
+}
+
+// SAFETY (for every `unsafe` block in this impl unless it says more): the
+// intrinsics need AVX, AVX2 or FMA, and `self` is an `Avx2Fma`, which exists
+// only when `detect` found all of them on this CPU.
+impl Lanes for Avx2Fma {
+    type V = __m256;
+    const LANES: usize = 8;
+
+    #[inline(always)]
+    fn vectorize<R>(self, f: impl FnOnce(Self) -> R) -> R {
+        #[target_feature(enable = "avx2,fma")]
+        fn with_avx2<R>(s: Avx2Fma, f: impl FnOnce(Avx2Fma) -> R) -> R {
+            f(s)
+        }
+        // SAFETY: the token proves the CPU has AVX2 and FMA.
+        unsafe { with_avx2(self, f) }
+    }
+    #[inline(always)]
+    fn splat(self, x: f32) -> __m256 {
+        // SAFETY: see the impl.
+        unsafe { _mm256_set1_ps(x) }
+    }
+    #[inline(always)]
+    fn load(self, s: &[f32]) -> __m256 {
+        let s = &s[..8];
+        // SAFETY: `s` holds 8 readable f32 (checked above); see the impl.
+        unsafe { _mm256_loadu_ps(s.as_ptr()) }
+    }
+    #[inline(always)]
+    fn store(self, v: __m256, s: &mut [f32]) {
+        let s = &mut s[..8];
+        // SAFETY: `s` holds 8 writable f32 (checked above); see the impl.
+        unsafe { _mm256_storeu_ps(s.as_mut_ptr(), v) }
+    }
+    #[inline(always)]
+    fn load_partial(self, s: &[f32], fill: f32) -> __m256 {
+        let mask = partial_mask(s.len());
+        // SAFETY: the mask enables exactly the first `s.len()` lanes, and a
+        // masked load touches no memory of the disabled lanes; see the impl.
+        unsafe {
+            let v = _mm256_maskload_ps(s.as_ptr(), mask);
+            _mm256_blendv_ps(_mm256_set1_ps(fill), v, _mm256_castsi256_ps(mask))
+        }
+    }
+    #[inline(always)]
+    fn store_partial(self, v: __m256, s: &mut [f32]) {
+        let mask = partial_mask(s.len());
+        // SAFETY: as in `load_partial`, only the first `s.len()` lanes are
+        // written; see the impl.
+        unsafe { _mm256_maskstore_ps(s.as_mut_ptr(), mask, v) }
+    }
+    #[inline(always)]
+    fn add(self, a: __m256, b: __m256) -> __m256 {
+        // SAFETY: see the impl.
+        unsafe { _mm256_add_ps(a, b) }
+    }
+    #[inline(always)]
+    fn sub(self, a: __m256, b: __m256) -> __m256 {
+        // SAFETY: see the impl.
+        unsafe { _mm256_sub_ps(a, b) }
+    }
+    #[inline(always)]
+    fn mul(self, a: __m256, b: __m256) -> __m256 {
+        // SAFETY: see the impl.
+        unsafe { _mm256_mul_ps(a, b) }
+    }
+    #[inline(always)]
+    fn mul_add(self, a: __m256, b: __m256, c: __m256) -> __m256 {
+        // SAFETY: see the impl.
+        unsafe { _mm256_fmadd_ps(a, b, c) }
+    }
+    #[inline(always)]
+    fn max(self, a: __m256, b: __m256) -> __m256 {
+        // SAFETY: see the impl.
+        unsafe { _mm256_max_ps(a, b) }
+    }
+    #[inline(always)]
+    fn reduce_max(self, v: __m256) -> f32 {
+        // SAFETY: see the impl.
+        unsafe {
+            let m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+            let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+            let m = _mm_max_ss(m, _mm_movehdup_ps(m));
+            _mm_cvtss_f32(m)
+        }
+    }
+    #[inline(always)]
+    fn reduce_sum_f64(self, v: __m256) -> f64 {
+        // Same order as the portable lanes: (a0+a4)+(a2+a6) + (a1+a5)+(a3+a7).
+        // SAFETY: see the impl.
+        unsafe {
+            let lo = _mm256_cvtps_pd(_mm256_castps256_ps128(v));
+            let hi = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
+            let s = _mm256_add_pd(lo, hi);
+            let s = _mm_add_pd(_mm256_castpd256_pd128(s), _mm256_extractf128_pd(s, 1));
+            _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)))
+        }
+    }
+    #[inline(always)]
+    fn shift_into_exponent(self, v: __m256) -> __m256 {
+        // SAFETY: see the impl.
+        unsafe { _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_castps_si256(v), 23)) }
+    }
+    #[inline(always)]
+    fn zero_where_below(self, x: __m256, limit: f32, v: __m256) -> __m256 {
+        // SAFETY: see the impl.
+        unsafe { _mm256_andnot_ps(_mm256_cmp_ps(x, _mm256_set1_ps(limit), _CMP_LT_OQ), v) }
+    }
+}

@@ -1,0 +1,89 @@
+//! Our polynomial `exp`, written once over [`Lanes`].
+//!
+//! `exp(x) = 2^n · e^t` with `n = round(x / ln 2)` and `t = x − n·ln 2`,
+//! `|t| ≤ ln 2 / 2`:
+//! - `n` is rounded by adding a magic bias `1.5·2^23 + 127`, which leaves
+//!   `n + 127` in the low mantissa bits, so one shift turns it into `2^n`.
+//! - `t` comes from a two-constant Cody–Waite reduction: `ln2_hi` has 8 zero
+//!   low bits, so `n·ln2_hi` is exact even without FMA.
+//! - `e^t ≈ 1 + t·p(t)` with a degree-5 `p` (so degree 6 in all), evaluated as
+//!   `2^n + (t·2^n)·p(t)` so that the leading 1 is added last.
+//! - Below `CUTOFF = ln(2^-126)` the result would be subnormal: it is
+//!   flushed to 0, which also covers −inf and the garbage a huge negative
+//!   `n` makes of the shifted bits. NaN stays NaN.
+//!
+//! Domain: `x ≤ 88.37` (so that `n ≤ 127`). The softmax kernels only ever
+//! pass `x − max ≤ 0`. Error: at most 2 ULP against the correctly rounded
+//! result over every f32 in `[CUTOFF, 0]` (exhaustive test `exp_exhaustive`).
+
+use crate::lanes::Lanes;
+
+const LOG2E: f32 = f32::from_bits(0x3fb8_aa3b); // 1.44269502
+const MAGIC_BIAS: f32 = f32::from_bits(0x4b40_007f); // 1.5·2^23 + 127
+const MINUS_LN2_HI: f32 = -f32::from_bits(0x3f31_7200); // 0.693145751953125
+const MINUS_LN2_LO: f32 = -f32::from_bits(0x35bf_be8e); // 1.42860677e-6
+// p(t) ≈ (e^t − 1)/t on [−ln2/2, ln2/2]: weighted minimax for the relative
+// error of 1 + t·p(t) (2^-28 with these f32 coefficients), fitted one
+// coefficient at a time, each refit after rounding the previous ones to f32.
+// Degree 5 cannot do better than about 1.2·2^-24, too close to the 2 ULP
+// budget once the evaluation's roundings are added.
+const C1: f32 = 1.0;
+const C2: f32 = f32::from_bits(0x3eff_ffff);
+const C3: f32 = f32::from_bits(0x3e2a_aa4f);
+const C4: f32 = f32::from_bits(0x3d2a_abd5);
+const C5: f32 = f32::from_bits(0x3c09_1956);
+const C6: f32 = f32::from_bits(0x3ab5_6741);
+
+/// The smallest x whose exp is a normal f32: `ln(2^-126) ≈ −87.3365`.
+pub const CUTOFF: f32 = f32::from_bits(0xc2ae_ac4f);
+
+/// `e^x` lane-wise; see the module docs for the domain and the error.
+#[inline(always)]
+pub(crate) fn exp<S: Lanes>(s: S, x: S::V) -> S::V {
+    let biased = s.mul_add(x, s.splat(LOG2E), s.splat(MAGIC_BIAS));
+    let scale = s.shift_into_exponent(biased);
+    let n = s.sub(biased, s.splat(MAGIC_BIAS));
+    let t = s.mul_add(n, s.splat(MINUS_LN2_HI), x);
+    let t = s.mul_add(n, s.splat(MINUS_LN2_LO), t);
+
+    let p = s.mul_add(s.splat(C6), t, s.splat(C5));
+    let p = s.mul_add(p, t, s.splat(C4));
+    let p = s.mul_add(p, t, s.splat(C3));
+    let p = s.mul_add(p, t, s.splat(C2));
+    let p = s.mul_add(p, t, s.splat(C1));
+
+    let t_scaled = s.mul(t, scale);
+    let e = s.mul_add(t_scaled, p, scale);
+    s.zero_where_below(x, CUTOFF, e)
+}
+
+/// Our lane `exp` over a slice on `backend`, for the exhaustive test and
+/// the fuzz targets. Not part of the stable API: inputs above 88.37 are
+/// outside its domain.
+#[doc(hidden)]
+pub fn exp_slice(
+    backend: crate::Backend,
+    input: &[f32],
+    output: &mut [f32],
+) -> Result<(), crate::Error> {
+    struct ExpJob<'a>(crate::kernels::Io<'a>);
+    impl crate::dispatch::Job for ExpJob<'_> {
+        type Output = ();
+        #[inline(always)]
+        fn run<S: Lanes>(mut self, s: S) {
+            self.0.map_store(s, |x| exp(s, x));
+        }
+    }
+    let backend = backend.check()?;
+    if input.len() != output.len() {
+        return Err(crate::Error::LengthMismatch {
+            input: input.len(),
+            output: output.len(),
+        });
+    }
+    crate::dispatch::run(
+        backend,
+        ExpJob(crate::kernels::Io::new(Some(input), output)),
+    );
+    Ok(())
+}

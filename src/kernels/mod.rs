@@ -1,0 +1,370 @@
+//! The softmax algorithms, each written once over [`Lanes`], and the two
+//! loops they are built from: a lane-wise max and a map-store-sum.
+//!
+//! Every row is cut at fixed offsets from its own start (never at address
+//! alignment), so a row's result does not depend on where it sits in memory,
+//! on in place versus out of place, or on how work is split across threads.
+
+pub(crate) mod blocked;
+pub(crate) mod online;
+pub(crate) mod three_pass;
+
+use core::ops::Range;
+
+use crate::lanes::Lanes;
+
+/// Vectors summed in f32 before the sum is carried on in f64. Each lane of
+/// the four accumulators adds 4 values, so the f32 part of the sum is off by
+/// at most about 5 units of 2^-24 (relative, all terms positive).
+pub(crate) const FOLD_VECTORS: usize = 16;
+
+/// Rows are reduced in parts of this many elements, merged in order. A long
+/// row split across threads uses the same parts, so it gets the same bits.
+pub(crate) const CHUNK: usize = 16384;
+
+/// Where a pass reads `x` and writes `y`.
+pub(crate) enum Io<'a> {
+    InPlace(&'a mut [f32]),
+    OutOfPlace {
+        input: &'a [f32],
+        output: &'a mut [f32],
+    },
+}
+
+impl<'a> Io<'a> {
+    /// Pairs `input` with `output`, which must have the same length.
+    pub(crate) fn new(input: Option<&'a [f32]>, output: &'a mut [f32]) -> Self {
+        match input {
+            None => Io::InPlace(output),
+            Some(input) => {
+                assert_eq!(input.len(), output.len());
+                Io::OutOfPlace { input, output }
+            }
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Io::InPlace(data) => data.len(),
+            Io::OutOfPlace { input, .. } => input.len(),
+        }
+    }
+
+    /// The values to read: the input, or the data itself when in place.
+    pub(crate) fn input(&self) -> &[f32] {
+        match self {
+            Io::InPlace(data) => data,
+            Io::OutOfPlace { input, .. } => input,
+        }
+    }
+
+    pub(crate) fn output(&mut self) -> &mut [f32] {
+        match self {
+            Io::InPlace(data) => data,
+            Io::OutOfPlace { output, .. } => output,
+        }
+    }
+
+    /// The same kind of access restricted to `range`.
+    pub(crate) fn slice(&mut self, range: Range<usize>) -> Io<'_> {
+        match self {
+            Io::InPlace(data) => Io::InPlace(&mut data[range]),
+            Io::OutOfPlace { input, output } => Io::OutOfPlace {
+                input: &input[range.clone()],
+                output: &mut output[range],
+            },
+        }
+    }
+
+    /// Writes `f(x)` for every vector `x` of the input and returns the f64
+    /// sum of what was written; lanes past the end read `fill`, and `f(fill)`
+    /// must be 0 for the sum to be right.
+    #[inline(always)]
+    pub(crate) fn map_store_sum<S: Lanes>(
+        &mut self,
+        s: S,
+        fill: f32,
+        f: impl Fn(S::V) -> S::V,
+    ) -> f64 {
+        match self {
+            Io::InPlace(data) => map_sum::<S, _, true, true>(s, &mut InPlace(data), fill, f),
+            Io::OutOfPlace { input, output } => {
+                let output = &mut output[..input.len()];
+                map_sum::<S, _, true, true>(s, &mut OutOfPlace(input, output), fill, f)
+            }
+        }
+    }
+
+    /// Writes `f(x)` for every vector `x` of the input.
+    #[inline(always)]
+    pub(crate) fn map_store<S: Lanes>(&mut self, s: S, f: impl Fn(S::V) -> S::V) {
+        match self {
+            Io::InPlace(data) => {
+                map_sum::<S, _, true, false>(s, &mut InPlace(data), 0.0, f);
+            }
+            Io::OutOfPlace { input, output } => {
+                let output = &mut output[..input.len()];
+                map_sum::<S, _, true, false>(s, &mut OutOfPlace(input, output), 0.0, f);
+            }
+        };
+    }
+}
+
+/// The f64 sum of `f(x)` over the vectors of `x` (nothing written); lanes
+/// past the end read `fill`, and `f(fill)` must be 0.
+#[inline(always)]
+pub(crate) fn map_sum_only<S: Lanes>(s: S, x: &[f32], fill: f32, f: impl Fn(S::V) -> S::V) -> f64 {
+    map_sum::<S, _, false, true>(s, &mut ReadOnly(x), fill, f)
+}
+
+/// Multiplies every value of `y` by `r`.
+#[inline(always)]
+pub(crate) fn scale<S: Lanes>(s: S, y: &mut [f32], r: f32) {
+    let r = s.splat(r);
+    Io::InPlace(y).map_store(s, |v| s.mul(v, r));
+}
+
+/// The largest value of `x` that is not NaN (−inf for an empty slice).
+/// NaN is found later, through the exponentials.
+#[inline(always)]
+pub(crate) fn max<S: Lanes>(s: S, x: &[f32]) -> f32 {
+    let l = S::LANES;
+    let lowest = s.splat(f32::NEG_INFINITY);
+    // `max(x, acc)` keeps `acc` when `x` is NaN on x86.
+    let (mut a0, mut a1, mut a2, mut a3) = (lowest, lowest, lowest, lowest);
+    let mut groups = x.chunks_exact(4 * l);
+    for g in &mut groups {
+        a0 = s.max(s.load(g), a0);
+        a1 = s.max(s.load(&g[l..]), a1);
+        a2 = s.max(s.load(&g[2 * l..]), a2);
+        a3 = s.max(s.load(&g[3 * l..]), a3);
+    }
+    let mut vectors = groups.remainder().chunks_exact(l);
+    for v in &mut vectors {
+        a0 = s.max(s.load(v), a0);
+    }
+    let rest = vectors.remainder();
+    if !rest.is_empty() {
+        a1 = s.max(s.load_partial(rest, f32::NEG_INFINITY), a1);
+    }
+    s.reduce_max(s.max(s.max(a0, a1), s.max(a2, a3)))
+}
+
+/// Vector access for [`map_sum`]: reads `x`, writes `y`.
+trait Stream {
+    fn len(&self) -> usize;
+    fn read<S: Lanes>(&self, s: S, i: usize) -> S::V;
+    /// Reads from `i` to the end (fewer than `LANES` values).
+    fn read_partial<S: Lanes>(&self, s: S, i: usize, fill: f32) -> S::V;
+    fn write<S: Lanes>(&mut self, s: S, i: usize, v: S::V);
+    fn write_partial<S: Lanes>(&mut self, s: S, i: usize, v: S::V);
+}
+
+struct ReadOnly<'a>(&'a [f32]);
+struct InPlace<'a>(&'a mut [f32]);
+struct OutOfPlace<'a>(&'a [f32], &'a mut [f32]);
+
+macro_rules! reads_from {
+    ($($field:tt)+) => {
+        #[inline(always)]
+        fn len(&self) -> usize {
+            self.$($field)+.len()
+        }
+        #[inline(always)]
+        fn read<S: Lanes>(&self, s: S, i: usize) -> S::V {
+            s.load(&self.$($field)+[i..])
+        }
+        #[inline(always)]
+        fn read_partial<S: Lanes>(&self, s: S, i: usize, fill: f32) -> S::V {
+            s.load_partial(&self.$($field)+[i..], fill)
+        }
+    };
+}
+
+impl Stream for ReadOnly<'_> {
+    reads_from!(0);
+    /// Nothing to write: [`map_sum`] never calls this when it does not store.
+    #[inline(always)]
+    fn write<S: Lanes>(&mut self, _s: S, _i: usize, _v: S::V) {}
+    #[inline(always)]
+    fn write_partial<S: Lanes>(&mut self, _s: S, _i: usize, _v: S::V) {}
+}
+
+impl Stream for InPlace<'_> {
+    reads_from!(0);
+    #[inline(always)]
+    fn write<S: Lanes>(&mut self, s: S, i: usize, v: S::V) {
+        s.store(v, &mut self.0[i..]);
+    }
+    #[inline(always)]
+    fn write_partial<S: Lanes>(&mut self, s: S, i: usize, v: S::V) {
+        s.store_partial(v, &mut self.0[i..]);
+    }
+}
+
+impl Stream for OutOfPlace<'_> {
+    reads_from!(0);
+    #[inline(always)]
+    fn write<S: Lanes>(&mut self, s: S, i: usize, v: S::V) {
+        s.store(v, &mut self.1[i..]);
+    }
+    #[inline(always)]
+    fn write_partial<S: Lanes>(&mut self, s: S, i: usize, v: S::V) {
+        s.store_partial(v, &mut self.1[i..]);
+    }
+}
+
+/// The one loop behind every elementwise pass: `y = f(x)` per vector,
+/// stored when `STORE`, summed when `SUM` (four f32 accumulators folded into
+/// f64 every [`FOLD_VECTORS`] vectors). The tail is whole vectors plus one
+/// partial vector, never a scalar loop.
+#[inline(always)]
+fn map_sum<S: Lanes, IO: Stream, const STORE: bool, const SUM: bool>(
+    s: S,
+    io: &mut IO,
+    fill: f32,
+    f: impl Fn(S::V) -> S::V,
+) -> f64 {
+    let l = S::LANES;
+    let n = io.len();
+    let zero = s.splat(0.0);
+    let step = |io: &mut IO, i: usize, acc: S::V| {
+        let y = f(io.read(s, i));
+        if STORE {
+            io.write(s, i, y);
+        }
+        if SUM { s.add(acc, y) } else { acc }
+    };
+    let fold = |a0, a1, a2, a3| {
+        if SUM {
+            s.reduce_sum_f64(s.add(s.add(a0, a1), s.add(a2, a3)))
+        } else {
+            0.0
+        }
+    };
+
+    let mut total = 0.0f64;
+    let mut i = 0;
+    while i + FOLD_VECTORS * l <= n {
+        let (mut a0, mut a1, mut a2, mut a3) = (zero, zero, zero, zero);
+        for _ in 0..FOLD_VECTORS / 4 {
+            a0 = step(io, i, a0);
+            a1 = step(io, i + l, a1);
+            a2 = step(io, i + 2 * l, a2);
+            a3 = step(io, i + 3 * l, a3);
+            i += 4 * l;
+        }
+        total += fold(a0, a1, a2, a3);
+    }
+
+    // Fewer than FOLD_VECTORS vectors left: round-robin over the same four
+    // accumulators, then one partial vector.
+    let mut acc = [zero; 4];
+    let mut k = 0;
+    while i + l <= n {
+        acc[k % 4] = step(io, i, acc[k % 4]);
+        i += l;
+        k += 1;
+    }
+    if i < n {
+        let y = f(io.read_partial(s, i, fill));
+        if STORE {
+            io.write_partial(s, i, y);
+        }
+        if SUM {
+            acc[k % 4] = s.add(acc[k % 4], y);
+        }
+    }
+    total + fold(acc[0], acc[1], acc[2], acc[3])
+}
+
+/// `(max, Σ exp(x − max))` of part of a row. The sum is relative to the
+/// part's own max, so parts merge with one exact-to-f64 rescale each.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Partial {
+    /// Largest value that is not NaN; −inf when there is none.
+    pub max: f32,
+    /// NaN when the part holds a NaN.
+    pub sum: f64,
+}
+
+impl Partial {
+    pub(crate) const EMPTY: Partial = Partial {
+        max: f32::NEG_INFINITY,
+        sum: 0.0,
+    };
+
+    /// The sum rescaled to a finite reference `m ≥ self.max`.
+    pub(crate) fn sum_at(self, m: f32) -> f64 {
+        // exp(−inf) = 0 keeps a part of only −inf at 0 (or NaN if it had NaN).
+        self.sum * (f64::from(self.max) - f64::from(m)).exp()
+    }
+
+    /// Both parts as one. Merging in a fixed order keeps results
+    /// independent of how a row was split across threads.
+    pub(crate) fn merge(self, other: Partial) -> Partial {
+        let max = if other.max > self.max {
+            other.max
+        } else {
+            self.max
+        };
+        if !max.is_finite() {
+            // Only the NaN flag matters: a row whose max is not finite is
+            // finished by `nonfinite_row`.
+            return Partial {
+                max,
+                sum: self.sum + other.sum,
+            };
+        }
+        Partial {
+            max,
+            sum: self.sum_at(max) + other.sum_at(max),
+        }
+    }
+}
+
+/// Rows whose max is ±inf (or that hold nothing but −inf and NaN):
+/// NaN anywhere makes the row NaN; otherwise the +inf entries share the
+/// mass equally and the rest get 0; a row of only −inf gets all zeros.
+/// Rare, so plain scalar code.
+pub(crate) fn nonfinite_row(io: Io<'_>) {
+    let x = io.input();
+    let has_nan = x.iter().any(|v| v.is_nan());
+    let infinities = x.iter().filter(|&&v| v == f32::INFINITY).count();
+    let share = if infinities == 0 {
+        0.0
+    } else {
+        1.0 / infinities as f32
+    };
+    let value = |v: f32| {
+        if has_nan {
+            f32::NAN
+        } else if v == f32::INFINITY {
+            share
+        } else {
+            0.0
+        }
+    };
+    match io {
+        Io::InPlace(data) => data.iter_mut().for_each(|v| *v = value(*v)),
+        Io::OutOfPlace { input, output } => {
+            output
+                .iter_mut()
+                .zip(input)
+                .for_each(|(y, &x)| *y = value(x));
+        }
+    }
+}
+
+/// Calls `f` with each row of `io` (whose length is a multiple of `row_len`).
+pub(crate) fn for_each_row(io: Io<'_>, row_len: usize, mut f: impl FnMut(Io<'_>)) {
+    match io {
+        Io::InPlace(data) => data
+            .chunks_exact_mut(row_len)
+            .for_each(|row| f(Io::InPlace(row))),
+        Io::OutOfPlace { input, output } => input
+            .chunks_exact(row_len)
+            .zip(output.chunks_exact_mut(row_len))
+            .for_each(|(input, output)| f(Io::OutOfPlace { input, output })),
+    }
+}

@@ -1,0 +1,43 @@
+//! Online softmax: one pass keeps a running max and a rescaled sum, a second
+//! pass writes `exp(x − max) / sum`. Two exps per element, but x is read
+//! twice and y written once: the least memory traffic, for rows that
+//! stream from DRAM.
+
+use super::{CHUNK, FOLD_VECTORS, Io, Partial, map_sum_only, max, nonfinite_row};
+use crate::exp::exp;
+use crate::lanes::Lanes;
+
+#[inline(always)]
+pub(crate) fn softmax<S: Lanes>(s: S, mut io: Io<'_>) {
+    let total = io
+        .input()
+        .chunks(CHUNK)
+        .fold(Partial::EMPTY, |acc, chunk| acc.merge(partial(s, chunk)));
+    if !total.max.is_finite() {
+        return nonfinite_row(io);
+    }
+    let m = s.splat(total.max);
+    let r = s.splat((1.0 / total.sum) as f32);
+    io.map_store(s, |x| s.mul(exp(s, s.sub(x, m)), r));
+}
+
+/// Max and sum of one chunk in one read. The max moves once per block of
+/// `FOLD_VECTORS` vectors (read twice from L1: max, then exp), and the sum
+/// is rescaled by an f64 exp only when it moves, so its error does not grow
+/// with the number of rescales.
+#[inline(always)]
+pub(crate) fn partial<S: Lanes>(s: S, x: &[f32]) -> Partial {
+    let mut m = f32::NEG_INFINITY;
+    let mut sum = 0.0f64;
+    for block in x.chunks(FOLD_VECTORS * S::LANES) {
+        let block_max = max(s, block);
+        if block_max > m {
+            sum *= (f64::from(m) - f64::from(block_max)).exp();
+            m = block_max;
+        }
+        // Until a value above −inf shows up, exp(x − 0) keeps −inf at 0 and NaN as NaN.
+        let reference = s.splat(if m == f32::NEG_INFINITY { 0.0 } else { m });
+        sum += map_sum_only(s, block, f32::NEG_INFINITY, |v| exp(s, s.sub(v, reference)));
+    }
+    Partial { max: m, sum }
+}

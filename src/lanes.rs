@@ -1,0 +1,202 @@
+//! The lane trait: the few vector operations the kernels are written in.
+//!
+//! A `Lanes` value is a zero-sized token. Holding one proves that the CPU
+//! can run its operations, which is what lets the AVX2 implementation
+//! (in `arch::avx2`) expose safe methods over `unsafe` intrinsics. The
+//! kernels are generic over `Lanes` and contain no `unsafe` at all.
+
+use wide::{f32x8, i32x8};
+
+/// Vector operations over `LANES` f32 values, plus the entry that compiles
+/// a kernel for this instruction set.
+pub(crate) trait Lanes: Copy + Send + Sync + 'static {
+    /// One register of `LANES` f32 values.
+    type V: Copy;
+    const LANES: usize;
+
+    /// Runs `f` inside a function compiled for this instruction set, so
+    /// that the `#[inline(always)]` kernel and lane methods in `f` inline
+    /// into code that may use the instructions.
+    fn vectorize<R>(self, f: impl FnOnce(Self) -> R) -> R;
+
+    fn splat(self, x: f32) -> Self::V;
+    /// The first `LANES` values of `s` (panics if `s` is shorter).
+    fn load(self, s: &[f32]) -> Self::V;
+    /// Writes the first `LANES` values of `s` (panics if `s` is shorter).
+    fn store(self, v: Self::V, s: &mut [f32]);
+    /// Loads `s` (shorter than `LANES`) and sets the remaining lanes to `fill`.
+    fn load_partial(self, s: &[f32], fill: f32) -> Self::V;
+    /// Writes the first `s.len()` lanes (`s` shorter than `LANES`).
+    fn store_partial(self, v: Self::V, s: &mut [f32]);
+
+    fn add(self, a: Self::V, b: Self::V) -> Self::V;
+    fn sub(self, a: Self::V, b: Self::V) -> Self::V;
+    fn mul(self, a: Self::V, b: Self::V) -> Self::V;
+    /// `a * b + c`, fused where the instruction set has FMA.
+    fn mul_add(self, a: Self::V, b: Self::V, c: Self::V) -> Self::V;
+    /// Lane-wise maximum. With a NaN operand either operand may come back:
+    /// the kernels find NaN through the exponentials, not through the max.
+    fn max(self, a: Self::V, b: Self::V) -> Self::V;
+    fn reduce_max(self, v: Self::V) -> f32;
+    /// Sum of the lanes in f64, in a fixed order.
+    fn reduce_sum_f64(self, v: Self::V) -> f64;
+
+    /// Reinterprets each lane's bits as an integer, shifts it left by 23 and
+    /// reinterprets the result as f32: turns `n + 127` held in the low
+    /// mantissa bits into the float `2^n`.
+    fn shift_into_exponent(self, v: Self::V) -> Self::V;
+    /// `v` where `x >= limit` or `x` is NaN, `0.0` where `x < limit`.
+    fn zero_where_below(self, x: Self::V, limit: f32, v: Self::V) -> Self::V;
+}
+
+/// One lane, plain f32 arithmetic: the reference point for the SIMD backends.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Scalar;
+
+impl Lanes for Scalar {
+    type V = f32;
+    const LANES: usize = 1;
+
+    #[inline(always)]
+    fn vectorize<R>(self, f: impl FnOnce(Self) -> R) -> R {
+        f(self)
+    }
+    #[inline(always)]
+    fn splat(self, x: f32) -> f32 {
+        x
+    }
+    #[inline(always)]
+    fn load(self, s: &[f32]) -> f32 {
+        s[0]
+    }
+    #[inline(always)]
+    fn store(self, v: f32, s: &mut [f32]) {
+        s[0] = v;
+    }
+    #[inline(always)]
+    fn load_partial(self, _s: &[f32], fill: f32) -> f32 {
+        // A partial vector of one lane is empty.
+        fill
+    }
+    #[inline(always)]
+    fn store_partial(self, _v: f32, _s: &mut [f32]) {}
+    #[inline(always)]
+    fn add(self, a: f32, b: f32) -> f32 {
+        a + b
+    }
+    #[inline(always)]
+    fn sub(self, a: f32, b: f32) -> f32 {
+        a - b
+    }
+    #[inline(always)]
+    fn mul(self, a: f32, b: f32) -> f32 {
+        a * b
+    }
+    #[inline(always)]
+    fn mul_add(self, a: f32, b: f32, c: f32) -> f32 {
+        // Not `f32::mul_add`: without FMA in the target that is a libm call.
+        a * b + c
+    }
+    #[inline(always)]
+    fn max(self, a: f32, b: f32) -> f32 {
+        if a > b { a } else { b }
+    }
+    #[inline(always)]
+    fn reduce_max(self, v: f32) -> f32 {
+        v
+    }
+    #[inline(always)]
+    fn reduce_sum_f64(self, v: f32) -> f64 {
+        f64::from(v)
+    }
+    #[inline(always)]
+    fn shift_into_exponent(self, v: f32) -> f32 {
+        f32::from_bits(v.to_bits() << 23)
+    }
+    #[inline(always)]
+    fn zero_where_below(self, x: f32, limit: f32, v: f32) -> f32 {
+        if x < limit { 0.0 } else { v }
+    }
+}
+
+/// Eight lanes through the `wide` crate: SSE2 pairs on a default x86_64
+/// build, NEON on aarch64, simd128 on wasm; whatever the build targets.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Portable;
+
+impl Lanes for Portable {
+    type V = f32x8;
+    const LANES: usize = 8;
+
+    #[inline(always)]
+    fn vectorize<R>(self, f: impl FnOnce(Self) -> R) -> R {
+        f(self)
+    }
+    #[inline(always)]
+    fn splat(self, x: f32) -> f32x8 {
+        f32x8::splat(x)
+    }
+    #[inline(always)]
+    fn load(self, s: &[f32]) -> f32x8 {
+        let a: [f32; 8] = s[..8].try_into().unwrap();
+        f32x8::new(a)
+    }
+    #[inline(always)]
+    fn store(self, v: f32x8, s: &mut [f32]) {
+        s[..8].copy_from_slice(v.as_array());
+    }
+    #[inline(always)]
+    fn load_partial(self, s: &[f32], fill: f32) -> f32x8 {
+        let mut a = [fill; 8];
+        a[..s.len()].copy_from_slice(s);
+        f32x8::new(a)
+    }
+    #[inline(always)]
+    fn store_partial(self, v: f32x8, s: &mut [f32]) {
+        let n = s.len();
+        s.copy_from_slice(&v.as_array()[..n]);
+    }
+    #[inline(always)]
+    fn add(self, a: f32x8, b: f32x8) -> f32x8 {
+        a + b
+    }
+    #[inline(always)]
+    fn sub(self, a: f32x8, b: f32x8) -> f32x8 {
+        a - b
+    }
+    #[inline(always)]
+    fn mul(self, a: f32x8, b: f32x8) -> f32x8 {
+        a * b
+    }
+    #[inline(always)]
+    fn mul_add(self, a: f32x8, b: f32x8, c: f32x8) -> f32x8 {
+        a.mul_add(b, c)
+    }
+    #[inline(always)]
+    fn max(self, a: f32x8, b: f32x8) -> f32x8 {
+        a.fast_max(b)
+    }
+    #[inline(always)]
+    fn reduce_max(self, v: f32x8) -> f32 {
+        let a = v.to_array();
+        let m = |x: f32, y: f32| if x > y { x } else { y };
+        m(
+            m(m(a[0], a[4]), m(a[2], a[6])),
+            m(m(a[1], a[5]), m(a[3], a[7])),
+        )
+    }
+    #[inline(always)]
+    fn reduce_sum_f64(self, v: f32x8) -> f64 {
+        let a = v.to_array().map(f64::from);
+        ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]))
+    }
+    #[inline(always)]
+    fn shift_into_exponent(self, v: f32x8) -> f32x8 {
+        let bits: i32x8 = wide::bytemuck::cast(v);
+        wide::bytemuck::cast(bits << 23u32)
+    }
+    #[inline(always)]
+    fn zero_where_below(self, x: f32x8, limit: f32, v: f32x8) -> f32x8 {
+        x.simd_lt(f32x8::splat(limit)).select(f32x8::ZERO, v)
+    }
+}

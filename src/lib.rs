@@ -1,0 +1,325 @@
+//! SIMD CPU softmax with a stated numerical contract.
+//!
+//! Row-wise softmax over f32 logits, in place or out of place, one row or a
+//! batch of rows, for vocabularies of 50k–256k entries and for short
+//! attention rows. Our own polynomial `exp`, three algorithms chosen by row
+//! length, AVX2+FMA detected at run time (a plain `cargo build --release`
+//! is fast), rows across the caller's rayon pool.
+//!
+//! ```
+//! let logits = [1.0f32, 2.0, 3.0, f32::NEG_INFINITY];
+//! let mut p = [0.0f32; 4];
+//! simd_softmax::softmax(&logits, &mut p)?;
+//! assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+//! assert_eq!(p[3], 0.0);
+//!
+//! // A batch of rows of 2, in place, in parallel on the current rayon pool.
+//! let mut rows = [0.0f32, 0.0, 5.0, 5.0];
+//! simd_softmax::softmax_rows_in_place(&mut rows, 2)?;
+//! assert_eq!(rows, [0.5; 4]);
+//! # Ok::<(), simd_softmax::Error>(())
+//! ```
+//!
+//! # Semantics
+//!
+//! | input row | output row | test |
+//! |---|---|---|
+//! | any NaN | every entry NaN | `tests/semantics.rs::nan_poisons_row` |
+//! | only −inf (fully masked) | all 0, not NaN | `all_neg_inf_is_zeros` |
+//! | +inf entries, no NaN | the +inf entries share the mass equally (1/k each), all others exactly 0 | `pos_inf_splits_mass` |
+//! | −inf entries among others | exactly 0 at each −inf | `neg_inf_entries_are_exact_zero` |
+//! | finite extremes (±3.4e38, huge and tiny mixed) | never NaN or inf | `finite_extremes_stay_finite` |
+//! | empty | `Ok`, nothing written | `empty_is_ok` |
+//! | all equal | 1/n each | `all_equal_is_uniform` |
+//!
+//! **Accuracy.** Against [`reference::softmax_f64`] on the same f32 inputs,
+//! every output of a row with largest value `max` satisfies
+//! `|p − p_ref| ≤ 2^-24·(16 + |x − max|)·p_ref + 2^-126`
+//! ([`reference::tolerance`]). The `|x − max|` term is the unavoidable
+//! rounding of `x − max` in f32; the 16 covers an `exp` within 2 ULP, the
+//! normalizing sum and the reciprocal; the 2^-126 lets outputs below the
+//! smallest normal f32 flush to 0. The sum is carried in f64 (f32 only
+//! within runs of 16 vectors), so the largest probabilities of a 256k row
+//! come out within about 1e-6 relative. Tested on every backend and
+//! algorithm: `tests/differential.rs`.
+//!
+//! **exp.** Within 2 ULP of the correctly rounded result for every f32 in
+//! `[−87.336, 0]`; below that (where e^x is not a normal f32) it gives 0.
+//! Tested exhaustively: `tests/exp_exhaustive.rs`.
+//!
+//! **Subnormals.** Inputs may be subnormal (they are ordinary values close
+//! to 0). Outputs below 2^-126 may come out as 0 or subnormal; the bound's
+//! 2^-126 term covers both.
+//!
+//! **Determinism.** For a given backend and algorithm, a row's result is
+//! bit-identical whatever the thread count, the batch size, the row's
+//! position in the batch, its address alignment, and in place or out of
+//! place (`tests/determinism.rs`). Different backends may differ within the
+//! bound.
+//!
+//! # Backends
+//!
+//! [`backend()`] reports the one in use: `avx2+fma` when the CPU has it,
+//! else `portable(...)` (the `wide` crate for the build's target), else
+//! `scalar`. The environment variable `SIMD_SOFTMAX_BACKEND=scalar|portable|avx2`
+//! forces one; naming one the CPU lacks is an error ([`Error::BackendUnavailable`]),
+//! never a silent fallback. [`Softmax::backend`] picks one per call.
+//!
+//! # Algorithms
+//!
+//! See [`Algorithm`]; [`Algorithm::Auto`] chooses by row length.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+
+mod arch;
+mod dispatch;
+mod error;
+#[doc(hidden)]
+pub mod exp;
+mod kernels;
+mod lanes;
+pub mod reference;
+mod rows;
+
+pub use dispatch::{BACKEND_ENV, Backend, backend, try_backend};
+pub use error::Error;
+
+use kernels::Io;
+
+/// How a row is computed. All give results within the same bound.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Algorithm {
+    /// Chosen by row length (see [`Algorithm::resolve_name`]).
+    #[default]
+    Auto,
+    /// Max; store `exp(x − max)` and sum; scale by `1/sum`. One exp per
+    /// element, three passes over the row.
+    ThreePass,
+    /// One pass keeps a running max and rescaled sum, a second writes
+    /// `exp(x − max)/sum`. Two exps per element, least memory traffic.
+    Online,
+    /// Online over L1-sized blocks, storing `exp(x − block max)`, then one
+    /// pass scales each block. One exp per element, x read once.
+    Blocked,
+}
+
+/// The algorithm a row actually runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kernel {
+    ThreePass,
+    Online,
+    Blocked,
+}
+
+impl Algorithm {
+    /// Every algorithm, `Auto` first.
+    pub const ALL: [Algorithm; 4] = [
+        Algorithm::Auto,
+        Algorithm::ThreePass,
+        Algorithm::Online,
+        Algorithm::Blocked,
+    ];
+
+    /// The short name used by the throughput tool: `auto`, `three-pass`,
+    /// `online`, `blocked`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::Auto => "auto",
+            Algorithm::ThreePass => "three-pass",
+            Algorithm::Online => "online",
+            Algorithm::Blocked => "blocked",
+        }
+    }
+
+    /// Parses a short name.
+    pub fn from_name(name: &str) -> Option<Algorithm> {
+        Algorithm::ALL.into_iter().find(|a| a.name() == name)
+    }
+
+    /// The name of the algorithm `Auto` runs for rows of `row_len`.
+    pub fn resolve_name(self, row_len: usize) -> &'static str {
+        match self.resolve(row_len) {
+            Kernel::ThreePass => Algorithm::ThreePass.name(),
+            Kernel::Online => Algorithm::Online.name(),
+            Kernel::Blocked => Algorithm::Blocked.name(),
+        }
+    }
+
+    pub(crate) fn resolve(self, row_len: usize) -> Kernel {
+        match self {
+            Algorithm::ThreePass => Kernel::ThreePass,
+            Algorithm::Online => Kernel::Online,
+            Algorithm::Blocked => Kernel::Blocked,
+            Algorithm::Auto => {
+                if row_len < AUTO_BLOCKED_FROM {
+                    Kernel::ThreePass
+                } else if row_len < AUTO_ONLINE_FROM {
+                    Kernel::Blocked
+                } else {
+                    Kernel::Online
+                }
+            }
+        }
+    }
+}
+
+/// `Auto` crossovers, measured with the throughput tool (see README).
+const AUTO_BLOCKED_FROM: usize = 4096;
+const AUTO_ONLINE_FROM: usize = 1 << 22;
+
+/// A configured softmax: which algorithm and backend to use.
+///
+/// ```
+/// use simd_softmax::{Algorithm, Backend, Softmax};
+/// let sm = Softmax::new().algorithm(Algorithm::Online).backend(Backend::Portable);
+/// let mut p = [0.0f32; 3];
+/// sm.run(&[1.0, 2.0, 3.0], &mut p)?;
+/// # Ok::<(), simd_softmax::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Softmax {
+    algorithm: Algorithm,
+    backend: Option<Backend>,
+}
+
+impl Softmax {
+    /// `Auto` algorithm on the active backend ([`backend()`]).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Use `algorithm` for every row.
+    pub fn algorithm(mut self, algorithm: Algorithm) -> Self {
+        self.algorithm = algorithm;
+        self
+    }
+
+    /// Use `backend` instead of the active one; a call fails with
+    /// [`Error::BackendUnavailable`] if the CPU lacks it.
+    pub fn backend(mut self, backend: Backend) -> Self {
+        self.backend = Some(backend);
+        self
+    }
+
+    fn resolved_backend(&self) -> Result<Backend, Error> {
+        match self.backend {
+            Some(b) => b.check(),
+            None => try_backend(),
+        }
+    }
+
+    /// Softmax of one row into `output` (same length).
+    pub fn run(&self, input: &[f32], output: &mut [f32]) -> Result<(), Error> {
+        check_lengths(input, output)?;
+        self.run_rows_io(Io::new(Some(input), output), input.len())
+    }
+
+    /// Softmax of one row, in place.
+    pub fn run_in_place(&self, data: &mut [f32]) -> Result<(), Error> {
+        let len = data.len();
+        self.run_rows_io(Io::new(None, data), len)
+    }
+
+    /// Softmax of each row of `row_len` values, rows in parallel on the
+    /// current rayon pool.
+    pub fn run_rows(&self, input: &[f32], output: &mut [f32], row_len: usize) -> Result<(), Error> {
+        check_lengths(input, output)?;
+        check_rows(input.len(), row_len)?;
+        self.run_rows_io(Io::new(Some(input), output), row_len)
+    }
+
+    /// Softmax of each row of `row_len` values, in place, rows in parallel.
+    pub fn run_rows_in_place(&self, data: &mut [f32], row_len: usize) -> Result<(), Error> {
+        check_rows(data.len(), row_len)?;
+        self.run_rows_io(Io::new(None, data), row_len)
+    }
+
+    fn run_rows_io(&self, io: Io<'_>, row_len: usize) -> Result<(), Error> {
+        let backend = self.resolved_backend()?;
+        if io.len() > 0 {
+            rows::softmax_rows(backend, self.algorithm, io, row_len);
+        }
+        Ok(())
+    }
+}
+
+fn check_lengths(input: &[f32], output: &[f32]) -> Result<(), Error> {
+    if input.len() == output.len() {
+        Ok(())
+    } else {
+        Err(Error::LengthMismatch {
+            input: input.len(),
+            output: output.len(),
+        })
+    }
+}
+
+fn check_rows(len: usize, row_len: usize) -> Result<(), Error> {
+    if row_len == 0 {
+        if len == 0 {
+            Ok(())
+        } else {
+            Err(Error::ZeroRowLength { len })
+        }
+    } else if len % row_len != 0 {
+        Err(Error::RaggedRows { len, row_len })
+    } else {
+        Ok(())
+    }
+}
+
+/// Softmax of one row: `output[i] = exp(input[i] − max) / Σ exp(input − max)`.
+///
+/// Errors if the lengths differ (nothing is written), or if
+/// `SIMD_SOFTMAX_BACKEND` forces a backend this CPU lacks.
+///
+/// ```
+/// let mut p = [0.0f32; 2];
+/// simd_softmax::softmax(&[0.0, 0.0], &mut p)?;
+/// assert_eq!(p, [0.5, 0.5]);
+/// assert!(simd_softmax::softmax(&[0.0; 3], &mut p).is_err());
+/// # Ok::<(), simd_softmax::Error>(())
+/// ```
+pub fn softmax(input: &[f32], output: &mut [f32]) -> Result<(), Error> {
+    Softmax::new().run(input, output)
+}
+
+/// Softmax of one row, in place.
+///
+/// # Panics
+/// Only if `SIMD_SOFTMAX_BACKEND` forces a backend this CPU lacks (the
+/// message names it); [`Softmax::run_in_place`] returns that as an error.
+///
+/// ```
+/// let mut x = [1.0f32, 1.0, f32::NEG_INFINITY, 1.0];
+/// simd_softmax::softmax_in_place(&mut x);
+/// assert_eq!(x[2], 0.0);
+/// ```
+pub fn softmax_in_place(data: &mut [f32]) {
+    if let Err(e) = Softmax::new().run_in_place(data) {
+        panic!("simd-softmax: {e}");
+    }
+}
+
+/// Softmax of each row of `row_len` values (`input.len()` a multiple of
+/// `row_len`), rows in parallel on the current rayon pool, so
+/// `pool.install(..)` controls the threads.
+///
+/// ```
+/// let logits = [0.0f32, 1.0, 2.0, 3.0, 4.0, 5.0];
+/// let mut p = [0.0f32; 6];
+/// simd_softmax::softmax_rows(&logits, &mut p, 3)?;
+/// assert_eq!(&p[..3], &p[3..]); // softmax is shift-invariant
+/// assert!(simd_softmax::softmax_rows(&logits, &mut p, 4).is_err());
+/// # Ok::<(), simd_softmax::Error>(())
+/// ```
+pub fn softmax_rows(input: &[f32], output: &mut [f32], row_len: usize) -> Result<(), Error> {
+    Softmax::new().run_rows(input, output, row_len)
+}
+
+/// Softmax of each row of `row_len` values, in place, rows in parallel.
+pub fn softmax_rows_in_place(data: &mut [f32], row_len: usize) -> Result<(), Error> {
+    Softmax::new().run_rows_in_place(data, row_len)
+}

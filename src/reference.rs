@@ -1,0 +1,58 @@
+//! The f64 oracle: the same semantics as the fast kernels, computed in f64
+//! from the same f32 inputs. Public so that users can differential-test
+//! their own code against it.
+
+/// Softmax in f64, rounded once to f32, with the crate's semantics (NaN
+/// row, all −inf row, +inf split; see the crate docs).
+///
+/// # Panics
+/// If `output.len() != input.len()`.
+pub fn softmax(input: &[f32], output: &mut [f32]) {
+    assert_eq!(
+        input.len(),
+        output.len(),
+        "reference::softmax: lengths differ"
+    );
+    for (y, p) in output.iter_mut().zip(softmax_f64(input)) {
+        *y = p as f32;
+    }
+}
+
+/// Softmax in f64, not rounded: the value the error bound is measured
+/// against.
+pub fn softmax_f64(input: &[f32]) -> Vec<f64> {
+    if input.iter().any(|v| v.is_nan()) {
+        return vec![f64::NAN; input.len()];
+    }
+    let max = input.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    if max == f32::INFINITY {
+        let k = input.iter().filter(|&&v| v == f32::INFINITY).count() as f64;
+        return input
+            .iter()
+            .map(|&v| if v == f32::INFINITY { 1.0 / k } else { 0.0 })
+            .collect();
+    }
+    if max == f32::NEG_INFINITY {
+        return vec![0.0; input.len()];
+    }
+    let max = f64::from(max);
+    let e: Vec<f64> = input.iter().map(|&v| (f64::from(v) - max).exp()).collect();
+    let sum: f64 = e.iter().sum();
+    e.into_iter().map(|v| v / sum).collect()
+}
+
+/// The accuracy contract for one output of a row with largest value `max`:
+/// `|p − p_ref| ≤ 2^-24·(16 + |x − max|)·p_ref + 2^-126`.
+///
+/// `|x − max|` is the unavoidable rounding of `x − max` in f32; the 16
+/// covers an exp within 2 ULP, the normalizing sum and the reciprocal; the
+/// 2^-126 lets results below the smallest normal f32 flush to 0.
+pub fn tolerance(x: f32, max: f32, p_ref: f64) -> f64 {
+    // An entry of −inf has p_ref = 0 (and must come out as exactly 0).
+    let spread = if x.is_finite() {
+        (f64::from(x) - f64::from(max)).abs()
+    } else {
+        0.0
+    };
+    (16.0 + spread) * p_ref * 2f64.powi(-24) + 2f64.powi(-126)
+}

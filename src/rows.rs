@@ -1,0 +1,75 @@
+//! Rows across the caller's rayon pool.
+
+use crate::dispatch::{self, Backend, Job};
+use crate::kernels::{Io, blocked, for_each_row, online, three_pass};
+use crate::lanes::Lanes;
+use crate::{Algorithm, Kernel};
+
+/// A task handles at least this many elements, so that 4096 rows of 1024
+/// become 256 tasks, not 4096, and a short batch stays on one thread.
+const MIN_TASK_ELEMENTS: usize = 16 * 1024;
+
+/// Softmax of every row of `io`, rows split across the current rayon pool.
+pub(crate) fn softmax_rows(backend: Backend, algorithm: Algorithm, io: Io<'_>, row_len: usize) {
+    let rows = io.len() / row_len;
+    let rows_per_task = (MIN_TASK_ELEMENTS / row_len).max(1);
+    if rows <= rows_per_task || rayon::current_num_threads() == 1 {
+        return dispatch::run(
+            backend,
+            RowsJob {
+                io,
+                row_len,
+                algorithm,
+            },
+        );
+    }
+    use rayon::prelude::*;
+    let task_len = rows_per_task * row_len;
+    match io {
+        Io::InPlace(data) => data.par_chunks_mut(task_len).for_each(|rows| {
+            dispatch::run(
+                backend,
+                RowsJob {
+                    io: Io::InPlace(rows),
+                    row_len,
+                    algorithm,
+                },
+            );
+        }),
+        Io::OutOfPlace { input, output } => input
+            .par_chunks(task_len)
+            .zip(output.par_chunks_mut(task_len))
+            .for_each(|(input, output)| {
+                let io = Io::OutOfPlace { input, output };
+                dispatch::run(
+                    backend,
+                    RowsJob {
+                        io,
+                        row_len,
+                        algorithm,
+                    },
+                );
+            }),
+    }
+}
+
+/// Rows one after another on this thread, all through one backend entry.
+struct RowsJob<'a> {
+    io: Io<'a>,
+    row_len: usize,
+    algorithm: Algorithm,
+}
+
+impl Job for RowsJob<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run<S: Lanes>(self, s: S) {
+        let kernel = self.algorithm.resolve(self.row_len);
+        for_each_row(self.io, self.row_len, |row| match kernel {
+            Kernel::ThreePass => three_pass::softmax(s, row),
+            Kernel::Online => online::softmax(s, row),
+            Kernel::Blocked => blocked::softmax(s, row),
+        });
+    }
+}

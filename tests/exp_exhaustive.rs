@@ -1,0 +1,122 @@
+//! Every f32 in [CUTOFF, 0] through our exp on every backend this CPU has,
+//! against f64 `exp`: at most 2 ULP. ~1.1e9 inputs; run in release mode
+//! (`cargo test --release --test exp_exhaustive -- --ignored`; CI does).
+
+use rayon::prelude::*;
+use simd_softmax::Backend;
+use simd_softmax::exp::{CUTOFF, exp_slice};
+
+/// Error of `got` in units in the last place of the f32 nearest `want`.
+fn ulp_error(got: f32, want: f64) -> f64 {
+    let exponent = ((want.to_bits() >> 52) & 0x7ff) as i32 - 1023;
+    (f64::from(got) - want).abs() / 2f64.powi(exponent.max(-126) - 23)
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Worst {
+    ulp: f64,
+    x: f32,
+}
+
+fn worst(a: Worst, b: Worst) -> Worst {
+    if b.ulp > a.ulp { b } else { a }
+}
+
+#[test]
+#[ignore = "exhaustive: ~1.1e9 inputs, run in release mode by CI"]
+fn exp_within_2_ulp_on_every_f32_from_cutoff_to_zero() {
+    let backends: Vec<Backend> = Backend::ALL
+        .into_iter()
+        .filter(|b| b.is_available())
+        .collect();
+    for b in Backend::ALL.iter().filter(|b| !b.is_available()) {
+        println!("SKIPPED backend {b}: not available on this CPU");
+    }
+    // -0.0 up to CUTOFF are the bit patterns 0x8000_0000..=CUTOFF.to_bits(); +0.0 too.
+    let first = 0x8000_0000u32;
+    let last = CUTOFF.to_bits();
+    const CHUNK: u32 = 1 << 16;
+    let chunks = (last - first) / CHUNK + 1;
+    let results: Vec<Worst> = (0..chunks)
+        .into_par_iter()
+        .map_init(
+            || {
+                (
+                    Vec::with_capacity(CHUNK as usize),
+                    vec![0.0f32; CHUNK as usize + 1],
+                )
+            },
+            |(x, y), c| {
+                let lo = first + c * CHUNK;
+                let hi = (lo + CHUNK - 1).min(last);
+                x.clear();
+                x.extend((lo..=hi).map(f32::from_bits));
+                if c == 0 {
+                    x.push(0.0);
+                }
+                let y = &mut y[..x.len()];
+                let want: Vec<f64> = x.iter().map(|&v| f64::from(v).exp()).collect();
+                let mut w = vec![Worst { ulp: 0.0, x: 0.0 }; backends.len()];
+                for (k, &b) in backends.iter().enumerate() {
+                    exp_slice(b, x, y).unwrap();
+                    for ((&xi, &yi), &wi) in x.iter().zip(y.iter()).zip(&want) {
+                        let e = ulp_error(yi, wi);
+                        if !(e <= w[k].ulp) {
+                            w[k] = Worst { ulp: e, x: xi };
+                        }
+                    }
+                }
+                w
+            },
+        )
+        .reduce(
+            || vec![Worst { ulp: 0.0, x: 0.0 }; backends.len()],
+            |a, b| a.into_iter().zip(b).map(|(a, b)| worst(a, b)).collect(),
+        )
+        .into_iter()
+        .collect();
+    for (b, w) in backends.iter().zip(&results) {
+        println!(
+            "exp on {b}: max error {:.3} ULP at x = {:e} ({:#010x})",
+            w.ulp,
+            w.x,
+            w.x.to_bits()
+        );
+    }
+    for (b, w) in backends.iter().zip(&results) {
+        assert!(
+            w.ulp <= 2.0,
+            "exp on {b}: {:.3} ULP at x = {:e}",
+            w.ulp,
+            w.x
+        );
+    }
+}
+
+#[test]
+fn exp_special_values() {
+    for b in Backend::ALL.into_iter().filter(|b| b.is_available()) {
+        let x = [
+            f32::NEG_INFINITY,
+            f32::NAN,
+            -0.0,
+            0.0,
+            -87.4,
+            -1e30,
+            f32::MIN,
+            CUTOFF,
+            -1e-45,
+        ];
+        let mut y = [1.0f32; 9];
+        exp_slice(b, &x, &mut y).unwrap();
+        assert_eq!(y[0], 0.0, "{b}: exp(-inf)");
+        assert!(y[1].is_nan(), "{b}: exp(NaN)");
+        assert_eq!(y[2], 1.0, "{b}: exp(-0)");
+        assert_eq!(y[3], 1.0, "{b}: exp(0)");
+        assert_eq!(y[4], 0.0, "{b}: below the cutoff flushes to 0");
+        assert_eq!(y[5], 0.0, "{b}: exp(-1e30)");
+        assert_eq!(y[6], 0.0, "{b}: exp(f32::MIN)");
+        assert!(y[7] >= f32::MIN_POSITIVE, "{b}: exp(CUTOFF) is normal");
+        assert_eq!(y[8], 1.0, "{b}: exp(-tiny)");
+    }
+}
