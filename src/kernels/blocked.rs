@@ -29,10 +29,18 @@ pub(crate) fn softmax<S: Lanes>(s: S, mut io: Io<'_>) {
     let mut m = f32::NEG_INFINITY;
     for (b, part) in parts.iter_mut().enumerate() {
         let start = b * BLOCK;
-        *part = exp_block(s, io.slice(start..n.min(start + BLOCK)));
-        m = if part.max > m { part.max } else { m };
+        let mut block = io.slice(start..n.min(start + BLOCK));
+        let block_max = max(s, block.input());
+        if block_max == f32::INFINITY {
+            // In place, the blocks before this one already hold exponentials:
+            // NaN where x was NaN, never +inf, so the rule still reads right.
+            return nonfinite_row(io);
+        }
+        *part = exp_block(s, block, block_max);
+        m = if block_max > m { block_max } else { m };
     }
-    if !m.is_finite() {
+    if m == f32::NEG_INFINITY {
+        // Every block stored exp(x − 0): 0 for −inf, NaN for NaN.
         return nonfinite_row(io);
     }
     let sum: f64 = parts.iter().map(|p| p.sum_at(m)).sum();
@@ -46,10 +54,9 @@ pub(crate) fn softmax<S: Lanes>(s: S, mut io: Io<'_>) {
     }
 }
 
-/// Stores `exp(x − block max)` and returns (block max, their sum).
+/// Stores `exp(x − m)` for the block's max `m` and returns (m, their sum).
 #[inline(always)]
-fn exp_block<S: Lanes>(s: S, mut io: Io<'_>) -> Partial {
-    let m = max(s, io.input());
+fn exp_block<S: Lanes>(s: S, mut io: Io<'_>, m: f32) -> Partial {
     // A block of only −inf and NaN: exp(x − 0) keeps −inf at 0 and NaN as NaN.
     let reference = s.splat(if m == f32::NEG_INFINITY { 0.0 } else { m });
     let sum = io.map_store_sum(s, f32::NEG_INFINITY, |x| exp(s, s.sub(x, reference)));

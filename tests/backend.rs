@@ -1,0 +1,108 @@
+//! The backend switch: the forced backend is really the one used, and a
+//! bad one is an error, never a silent fallback.
+
+use std::process::Command;
+
+use simd_softmax::{BACKEND_ENV, Backend, Error, Softmax, backend, try_backend};
+
+#[test]
+fn active_backend_is_the_forced_or_the_fastest() {
+    match std::env::var(BACKEND_ENV) {
+        Ok(name) => {
+            assert_eq!(
+                backend().name(),
+                name,
+                "{BACKEND_ENV}={name} was not the backend used"
+            );
+            println!("forced backend: {}", backend());
+        }
+        Err(_) => {
+            assert_eq!(backend(), Backend::detect());
+            #[cfg(target_arch = "x86_64")]
+            if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+                assert_eq!(
+                    backend(),
+                    Backend::Avx2Fma,
+                    "a default build must use AVX2 here"
+                );
+            }
+        }
+    }
+    assert!(Backend::Scalar.is_available() && Backend::Portable.is_available());
+}
+
+#[test]
+fn names_round_trip() {
+    for b in Backend::ALL {
+        assert_eq!(Backend::from_name(b.name()), Some(b));
+    }
+    assert_eq!(Backend::Avx2Fma.to_string(), "avx2+fma");
+    assert!(Backend::Portable.to_string().starts_with("portable("));
+    assert_eq!(Backend::Scalar.to_string(), "scalar");
+}
+
+#[test]
+fn unavailable_backend_is_an_error() {
+    for b in Backend::ALL.into_iter().filter(|b| !b.is_available()) {
+        let mut y = [0.0f32; 2];
+        let e = Softmax::new()
+            .backend(b)
+            .run(&[1.0, 2.0], &mut y)
+            .unwrap_err();
+        assert_eq!(e, Error::BackendUnavailable(b));
+        assert_eq!(y, [0.0; 2]);
+    }
+}
+
+/// Runs this test binary again with `SIMD_SOFTMAX_BACKEND=value`, on the
+/// ignored test `child_reports_bad_backend`.
+fn child(value: &str) -> std::process::Output {
+    Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--ignored",
+            "--exact",
+            "child_reports_bad_backend",
+            "--nocapture",
+        ])
+        .env(BACKEND_ENV, value)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn bad_backend_names_fail_clearly() {
+    let out = child("avx9000");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("1 passed"),
+        "the child test did not run: {stdout}"
+    );
+}
+
+#[test]
+#[ignore = "run by bad_backend_names_fail_clearly with SIMD_SOFTMAX_BACKEND set"]
+fn child_reports_bad_backend() {
+    let name = std::env::var(BACKEND_ENV).unwrap();
+    let e = try_backend().unwrap_err();
+    assert_eq!(e, Error::UnknownBackend(name.clone()));
+    assert!(
+        e.to_string().contains(&name) && e.to_string().contains("avx2"),
+        "{e}"
+    );
+    let mut y = [0.0f32; 2];
+    assert_eq!(simd_softmax::softmax(&[1.0, 2.0], &mut y), Err(e.clone()));
+    assert_eq!(y, [0.0; 2]);
+    let panic = std::panic::catch_unwind(|| simd_softmax::softmax_in_place(&mut [1.0, 2.0]));
+    assert!(panic.is_err(), "softmax_in_place must refuse a bad backend");
+    // An explicit backend does not depend on the variable.
+    Softmax::new()
+        .backend(Backend::Scalar)
+        .run(&[1.0, 2.0], &mut y)
+        .unwrap();
+    assert_eq!(y[0] + y[1], 1.0);
+}
