@@ -4,6 +4,7 @@ use core::fmt;
 use std::sync::OnceLock;
 
 use crate::Error;
+pub(crate) use crate::lanes::Job;
 use crate::lanes::{Lanes, Portable, Scalar};
 
 /// The instruction set the kernels run on.
@@ -120,22 +121,16 @@ pub fn backend() -> Backend {
     try_backend().unwrap_or_else(|e| panic!("simd-softmax: {e}"))
 }
 
-/// A kernel call, generic over the lanes, that [`run`] compiles per backend.
-pub(crate) trait Job {
-    type Output;
-    fn run<S: Lanes>(self, s: S) -> Self::Output;
-}
-
 /// Runs `job` on `backend`, which the caller has checked is available.
 #[inline]
 pub(crate) fn run<J: Job>(backend: Backend, job: J) -> J::Output {
     match backend {
-        Backend::Scalar => Scalar.vectorize(|s| job.run(s)),
-        Backend::Portable => Portable.vectorize(|s| job.run(s)),
+        Backend::Scalar => Scalar.vectorize(job),
+        Backend::Portable => Portable.vectorize(job),
         Backend::Avx2Fma => {
             #[cfg(target_arch = "x86_64")]
             if let Some(avx2) = crate::arch::avx2::Avx2Fma::detect() {
-                return avx2.vectorize(|s| job.run(s));
+                return avx2.vectorize(job);
             }
             unreachable!("the avx2 backend was checked before dispatch")
         }

@@ -66,12 +66,19 @@ pub fn exp_slice(
     input: &[f32],
     output: &mut [f32],
 ) -> Result<(), crate::Error> {
+    struct Exp;
+    impl<S: Lanes> crate::kernels::Map<S> for Exp {
+        #[inline(always)]
+        fn apply(&self, s: S, x: S::V) -> S::V {
+            exp(s, x)
+        }
+    }
     struct ExpJob<'a>(crate::kernels::Io<'a>);
     impl crate::dispatch::Job for ExpJob<'_> {
         type Output = ();
         #[inline(always)]
         fn run<S: Lanes>(mut self, s: S) {
-            self.0.map_store(s, |x| exp(s, x));
+            self.0.map_store(s, Exp);
         }
     }
     let backend = backend.check()?;

@@ -14,10 +14,10 @@ pub(crate) trait Lanes: Copy + Send + Sync + 'static {
     type V: Copy;
     const LANES: usize;
 
-    /// Runs `f` inside a function compiled for this instruction set, so
-    /// that the `#[inline(always)]` kernel and lane methods in `f` inline
-    /// into code that may use the instructions.
-    fn vectorize<R>(self, f: impl FnOnce(Self) -> R) -> R;
+    /// Runs `job` inside a function compiled for this instruction set, so
+    /// that the `#[inline(always)]` kernel and lane methods inline into code
+    /// that may use the instructions.
+    fn vectorize<J: Job>(self, job: J) -> J::Output;
 
     fn splat(self, x: f32) -> Self::V;
     /// The first `LANES` values of `s` (panics if `s` is shorter).
@@ -49,6 +49,14 @@ pub(crate) trait Lanes: Copy + Send + Sync + 'static {
     fn zero_where_below(self, x: Self::V, limit: f32, v: Self::V) -> Self::V;
 }
 
+/// A kernel call, generic over the lanes. Its `run` must be
+/// `#[inline(always)]`: [`Lanes::vectorize`] relies on that to compile the
+/// kernel for the instruction set (a closure would not be inlined there).
+pub(crate) trait Job {
+    type Output;
+    fn run<S: Lanes>(self, s: S) -> Self::Output;
+}
+
 /// One lane, plain f32 arithmetic: the reference point for the SIMD backends.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Scalar;
@@ -58,8 +66,8 @@ impl Lanes for Scalar {
     const LANES: usize = 1;
 
     #[inline(always)]
-    fn vectorize<R>(self, f: impl FnOnce(Self) -> R) -> R {
-        f(self)
+    fn vectorize<J: Job>(self, job: J) -> J::Output {
+        job.run(self)
     }
     #[inline(always)]
     fn splat(self, x: f32) -> f32 {
@@ -129,8 +137,8 @@ impl Lanes for Portable {
     const LANES: usize = 8;
 
     #[inline(always)]
-    fn vectorize<R>(self, f: impl FnOnce(Self) -> R) -> R {
-        f(self)
+    fn vectorize<J: Job>(self, job: J) -> J::Output {
+        job.run(self)
     }
     #[inline(always)]
     fn splat(self, x: f32) -> f32x8 {

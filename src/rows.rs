@@ -1,7 +1,7 @@
 //! Rows across the caller's rayon pool.
 
 use crate::dispatch::{self, Backend, Job};
-use crate::kernels::{Io, blocked, for_each_row, online, three_pass};
+use crate::kernels::{Io, blocked, online, three_pass};
 use crate::lanes::Lanes;
 use crate::{Algorithm, Kernel};
 
@@ -66,10 +66,30 @@ impl Job for RowsJob<'_> {
     #[inline(always)]
     fn run<S: Lanes>(self, s: S) {
         let kernel = self.algorithm.resolve(self.row_len);
-        for_each_row(self.io, self.row_len, |row| match kernel {
-            Kernel::ThreePass => three_pass::softmax(s, row),
-            Kernel::Online => online::softmax(s, row),
-            Kernel::Blocked => blocked::softmax(s, row),
-        });
+        // Loops, not a closure per row: see `kernels::Map`.
+        match self.io {
+            Io::InPlace(data) => {
+                for row in data.chunks_exact_mut(self.row_len) {
+                    softmax_row(s, kernel, Io::InPlace(row));
+                }
+            }
+            Io::OutOfPlace { input, output } => {
+                let rows = input
+                    .chunks_exact(self.row_len)
+                    .zip(output.chunks_exact_mut(self.row_len));
+                for (input, output) in rows {
+                    softmax_row(s, kernel, Io::OutOfPlace { input, output });
+                }
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn softmax_row<S: Lanes>(s: S, kernel: Kernel, row: Io<'_>) {
+    match kernel {
+        Kernel::ThreePass => three_pass::softmax(s, row),
+        Kernel::Online => online::softmax(s, row),
+        Kernel::Blocked => blocked::softmax(s, row),
     }
 }

@@ -2,7 +2,7 @@
 
 use core::arch::x86_64::*;
 
-use crate::lanes::Lanes;
+use crate::lanes::{Job, Lanes};
 
 /// Proof that the running CPU has AVX2 and FMA: only [`Avx2Fma::detect`]
 /// makes one.
@@ -40,13 +40,13 @@ impl Lanes for Avx2Fma {
     const LANES: usize = 8;
 
     #[inline(always)]
-    fn vectorize<R>(self, f: impl FnOnce(Self) -> R) -> R {
+    fn vectorize<J: Job>(self, job: J) -> J::Output {
         #[target_feature(enable = "avx2,fma")]
-        fn with_avx2<R>(s: Avx2Fma, f: impl FnOnce(Avx2Fma) -> R) -> R {
-            f(s)
+        fn with_avx2<J: Job>(s: Avx2Fma, job: J) -> J::Output {
+            job.run(s)
         }
         // SAFETY: the token proves the CPU has AVX2 and FMA.
-        unsafe { with_avx2(self, f) }
+        unsafe { with_avx2(self, job) }
     }
     #[inline(always)]
     fn splat(self, x: f32) -> __m256 {

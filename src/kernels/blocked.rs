@@ -3,8 +3,7 @@
 //! each block by `exp(block max − max) / sum`. x is read once from memory
 //! (twice from L1) and exp runs once per element.
 
-use super::{Io, Partial, max, nonfinite_row, scale};
-use crate::exp::exp;
+use super::{ExpMinus, Io, Partial, max, nonfinite_row, scale};
 use crate::lanes::Lanes;
 
 /// Elements per block: 8 KiB, well inside L1 next to the output block.
@@ -29,7 +28,7 @@ pub(crate) fn softmax<S: Lanes>(s: S, mut io: Io<'_>) {
     let mut m = f32::NEG_INFINITY;
     for (b, part) in parts.iter_mut().enumerate() {
         let start = b * BLOCK;
-        let mut block = io.slice(start..n.min(start + BLOCK));
+        let block = io.slice(start..n.min(start + BLOCK));
         let block_max = max(s, block.input());
         if block_max == f32::INFINITY {
             // In place, the blocks before this one already hold exponentials:
@@ -58,7 +57,7 @@ pub(crate) fn softmax<S: Lanes>(s: S, mut io: Io<'_>) {
 #[inline(always)]
 fn exp_block<S: Lanes>(s: S, mut io: Io<'_>, m: f32) -> Partial {
     // A block of only −inf and NaN: exp(x − 0) keeps −inf at 0 and NaN as NaN.
-    let reference = s.splat(if m == f32::NEG_INFINITY { 0.0 } else { m });
-    let sum = io.map_store_sum(s, f32::NEG_INFINITY, |x| exp(s, s.sub(x, reference)));
+    let reference = if m == f32::NEG_INFINITY { 0.0 } else { m };
+    let sum = io.map_store_sum(s, f32::NEG_INFINITY, ExpMinus(s.splat(reference)));
     Partial { max: m, sum }
 }

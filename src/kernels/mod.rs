@@ -11,6 +11,7 @@ pub(crate) mod three_pass;
 
 use core::ops::Range;
 
+use crate::exp::exp;
 use crate::lanes::Lanes;
 
 /// Vectors summed in f32 before the sum is carried on in f64. Each lane of
@@ -80,31 +81,26 @@ impl<'a> Io<'a> {
     /// sum of what was written; lanes past the end read `fill`, and `f(fill)`
     /// must be 0 for the sum to be right.
     #[inline(always)]
-    pub(crate) fn map_store_sum<S: Lanes>(
-        &mut self,
-        s: S,
-        fill: f32,
-        f: impl Fn(S::V) -> S::V,
-    ) -> f64 {
+    pub(crate) fn map_store_sum<S: Lanes>(&mut self, s: S, fill: f32, f: impl Map<S>) -> f64 {
         match self {
-            Io::InPlace(data) => map_sum::<S, _, true, true>(s, &mut InPlace(data), fill, f),
+            Io::InPlace(data) => map_sum::<S, _, _, true, true>(s, &mut InPlace(data), fill, f),
             Io::OutOfPlace { input, output } => {
                 let output = &mut output[..input.len()];
-                map_sum::<S, _, true, true>(s, &mut OutOfPlace(input, output), fill, f)
+                map_sum::<S, _, _, true, true>(s, &mut OutOfPlace(input, output), fill, f)
             }
         }
     }
 
     /// Writes `f(x)` for every vector `x` of the input.
     #[inline(always)]
-    pub(crate) fn map_store<S: Lanes>(&mut self, s: S, f: impl Fn(S::V) -> S::V) {
+    pub(crate) fn map_store<S: Lanes>(&mut self, s: S, f: impl Map<S>) {
         match self {
             Io::InPlace(data) => {
-                map_sum::<S, _, true, false>(s, &mut InPlace(data), 0.0, f);
+                map_sum::<S, _, _, true, false>(s, &mut InPlace(data), 0.0, f);
             }
             Io::OutOfPlace { input, output } => {
                 let output = &mut output[..input.len()];
-                map_sum::<S, _, true, false>(s, &mut OutOfPlace(input, output), 0.0, f);
+                map_sum::<S, _, _, true, false>(s, &mut OutOfPlace(input, output), 0.0, f);
             }
         };
     }
@@ -113,15 +109,14 @@ impl<'a> Io<'a> {
 /// The f64 sum of `f(x)` over the vectors of `x` (nothing written); lanes
 /// past the end read `fill`, and `f(fill)` must be 0.
 #[inline(always)]
-pub(crate) fn map_sum_only<S: Lanes>(s: S, x: &[f32], fill: f32, f: impl Fn(S::V) -> S::V) -> f64 {
-    map_sum::<S, _, false, true>(s, &mut ReadOnly(x), fill, f)
+pub(crate) fn map_sum_only<S: Lanes>(s: S, x: &[f32], fill: f32, f: impl Map<S>) -> f64 {
+    map_sum::<S, _, _, false, true>(s, &mut ReadOnly(x), fill, f)
 }
 
 /// Multiplies every value of `y` by `r`.
 #[inline(always)]
 pub(crate) fn scale<S: Lanes>(s: S, y: &mut [f32], r: f32) {
-    let r = s.splat(r);
-    Io::InPlace(y).map_store(s, |v| s.mul(v, r));
+    Io::InPlace(y).map_store(s, Times(s.splat(r)));
 }
 
 /// The largest value of `x` that is not NaN (−inf for an empty slice).
@@ -214,47 +209,85 @@ impl Stream for OutOfPlace<'_> {
     }
 }
 
+/// A function applied to each vector by [`map_sum`]. A trait rather than a
+/// closure: closures are not inlined into the `#[target_feature]` entry, and
+/// then the lane intrinsics they call are not either.
+pub(crate) trait Map<S: Lanes> {
+    fn apply(&self, s: S, x: S::V) -> S::V;
+}
+
+/// `exp(x − m)`.
+pub(crate) struct ExpMinus<S: Lanes>(pub S::V);
+/// `exp(x − m)·r`.
+pub(crate) struct ExpMinusTimes<S: Lanes>(pub S::V, pub S::V);
+/// `x·r`.
+pub(crate) struct Times<S: Lanes>(pub S::V);
+
+impl<S: Lanes> Map<S> for ExpMinus<S> {
+    #[inline(always)]
+    fn apply(&self, s: S, x: S::V) -> S::V {
+        exp(s, s.sub(x, self.0))
+    }
+}
+
+impl<S: Lanes> Map<S> for ExpMinusTimes<S> {
+    #[inline(always)]
+    fn apply(&self, s: S, x: S::V) -> S::V {
+        s.mul(exp(s, s.sub(x, self.0)), self.1)
+    }
+}
+
+impl<S: Lanes> Map<S> for Times<S> {
+    #[inline(always)]
+    fn apply(&self, s: S, x: S::V) -> S::V {
+        s.mul(x, self.0)
+    }
+}
+
+/// One vector of [`map_sum`]: `y = f(x)` at `i`, stored and/or added to `acc`.
+#[inline(always)]
+fn step<S: Lanes, IO: Stream, F: Map<S>, const STORE: bool, const SUM: bool>(
+    s: S,
+    io: &mut IO,
+    f: &F,
+    i: usize,
+    acc: S::V,
+) -> S::V {
+    let y = f.apply(s, io.read(s, i));
+    if STORE {
+        io.write(s, i, y);
+    }
+    if SUM { s.add(acc, y) } else { acc }
+}
+
 /// The one loop behind every elementwise pass: `y = f(x)` per vector,
 /// stored when `STORE`, summed when `SUM` (four f32 accumulators folded into
 /// f64 every [`FOLD_VECTORS`] vectors). The tail is whole vectors plus one
 /// partial vector, never a scalar loop.
 #[inline(always)]
-fn map_sum<S: Lanes, IO: Stream, const STORE: bool, const SUM: bool>(
+fn map_sum<S: Lanes, IO: Stream, F: Map<S>, const STORE: bool, const SUM: bool>(
     s: S,
     io: &mut IO,
     fill: f32,
-    f: impl Fn(S::V) -> S::V,
+    f: F,
 ) -> f64 {
     let l = S::LANES;
     let n = io.len();
     let zero = s.splat(0.0);
-    let step = |io: &mut IO, i: usize, acc: S::V| {
-        let y = f(io.read(s, i));
-        if STORE {
-            io.write(s, i, y);
-        }
-        if SUM { s.add(acc, y) } else { acc }
-    };
-    let fold = |a0, a1, a2, a3| {
-        if SUM {
-            s.reduce_sum_f64(s.add(s.add(a0, a1), s.add(a2, a3)))
-        } else {
-            0.0
-        }
-    };
-
     let mut total = 0.0f64;
     let mut i = 0;
     while i + FOLD_VECTORS * l <= n {
         let (mut a0, mut a1, mut a2, mut a3) = (zero, zero, zero, zero);
         for _ in 0..FOLD_VECTORS / 4 {
-            a0 = step(io, i, a0);
-            a1 = step(io, i + l, a1);
-            a2 = step(io, i + 2 * l, a2);
-            a3 = step(io, i + 3 * l, a3);
+            a0 = step::<S, IO, F, STORE, SUM>(s, io, &f, i, a0);
+            a1 = step::<S, IO, F, STORE, SUM>(s, io, &f, i + l, a1);
+            a2 = step::<S, IO, F, STORE, SUM>(s, io, &f, i + 2 * l, a2);
+            a3 = step::<S, IO, F, STORE, SUM>(s, io, &f, i + 3 * l, a3);
             i += 4 * l;
         }
-        total += fold(a0, a1, a2, a3);
+        if SUM {
+            total += s.reduce_sum_f64(s.add(s.add(a0, a1), s.add(a2, a3)));
+        }
     }
 
     // Fewer than FOLD_VECTORS vectors left: round-robin over the same four
@@ -262,12 +295,12 @@ fn map_sum<S: Lanes, IO: Stream, const STORE: bool, const SUM: bool>(
     let mut acc = [zero; 4];
     let mut k = 0;
     while i + l <= n {
-        acc[k % 4] = step(io, i, acc[k % 4]);
+        acc[k % 4] = step::<S, IO, F, STORE, SUM>(s, io, &f, i, acc[k % 4]);
         i += l;
         k += 1;
     }
     if i < n {
-        let y = f(io.read_partial(s, i, fill));
+        let y = f.apply(s, io.read_partial(s, i, fill));
         if STORE {
             io.write_partial(s, i, y);
         }
@@ -275,7 +308,10 @@ fn map_sum<S: Lanes, IO: Stream, const STORE: bool, const SUM: bool>(
             acc[k % 4] = s.add(acc[k % 4], y);
         }
     }
-    total + fold(acc[0], acc[1], acc[2], acc[3])
+    if SUM {
+        total += s.reduce_sum_f64(s.add(s.add(acc[0], acc[1]), s.add(acc[2], acc[3])));
+    }
+    total
 }
 
 /// `(max, Σ exp(x − max))` of part of a row. The sum is relative to the
@@ -353,18 +389,5 @@ pub(crate) fn nonfinite_row(io: Io<'_>) {
                 .zip(input)
                 .for_each(|(y, &x)| *y = value(x));
         }
-    }
-}
-
-/// Calls `f` with each row of `io` (whose length is a multiple of `row_len`).
-pub(crate) fn for_each_row(io: Io<'_>, row_len: usize, mut f: impl FnMut(Io<'_>)) {
-    match io {
-        Io::InPlace(data) => data
-            .chunks_exact_mut(row_len)
-            .for_each(|row| f(Io::InPlace(row))),
-        Io::OutOfPlace { input, output } => input
-            .chunks_exact(row_len)
-            .zip(output.chunks_exact_mut(row_len))
-            .for_each(|(input, output)| f(Io::OutOfPlace { input, output })),
     }
 }

@@ -3,22 +3,22 @@
 //! twice and y written once: the least memory traffic, for rows that
 //! stream from DRAM.
 
-use super::{CHUNK, FOLD_VECTORS, Io, Partial, map_sum_only, max, nonfinite_row};
-use crate::exp::exp;
+use super::{
+    CHUNK, ExpMinus, ExpMinusTimes, FOLD_VECTORS, Io, Partial, map_sum_only, max, nonfinite_row,
+};
 use crate::lanes::Lanes;
 
 #[inline(always)]
 pub(crate) fn softmax<S: Lanes>(s: S, mut io: Io<'_>) {
-    let total = io
-        .input()
-        .chunks(CHUNK)
-        .fold(Partial::EMPTY, |acc, chunk| acc.merge(partial(s, chunk)));
+    let mut total = Partial::EMPTY;
+    for chunk in io.input().chunks(CHUNK) {
+        total = total.merge(partial(s, chunk));
+    }
     if !total.max.is_finite() {
         return nonfinite_row(io);
     }
-    let m = s.splat(total.max);
-    let r = s.splat((1.0 / total.sum) as f32);
-    io.map_store(s, |x| s.mul(exp(s, s.sub(x, m)), r));
+    let r = (1.0 / total.sum) as f32;
+    io.map_store(s, ExpMinusTimes(s.splat(total.max), s.splat(r)));
 }
 
 /// Max and sum of one chunk in one read. The max moves once per block of
@@ -36,8 +36,8 @@ pub(crate) fn partial<S: Lanes>(s: S, x: &[f32]) -> Partial {
             m = block_max;
         }
         // Until a value above −inf shows up, exp(x − 0) keeps −inf at 0 and NaN as NaN.
-        let reference = s.splat(if m == f32::NEG_INFINITY { 0.0 } else { m });
-        sum += map_sum_only(s, block, f32::NEG_INFINITY, |v| exp(s, s.sub(v, reference)));
+        let reference = if m == f32::NEG_INFINITY { 0.0 } else { m };
+        sum += map_sum_only(s, block, f32::NEG_INFINITY, ExpMinus(s.splat(reference)));
     }
     Partial { max: m, sum }
 }

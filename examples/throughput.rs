@@ -1,0 +1,203 @@
+//! The throughput tool: softmax over LLM-vocabulary shapes, median of
+//! repeated timings, as a table or as JSON lines.
+//!
+//! ```text
+//! cargo run --release --example throughput
+//! cargo run --release --example throughput -- --shapes 1x128256,64x1024 --threads 1,2 \
+//!     --algorithms auto,three-pass,online,blocked --backend avx2 --json
+//! ```
+
+use std::time::{Duration, Instant};
+
+use simd_softmax::{Algorithm, Backend, Softmax};
+
+const DEFAULT_SHAPES: &str = "1x50257,1x128256,1x256000,64x50257,32x128256,16x256000,4096x1024";
+
+struct Args {
+    op: String,
+    shapes: Vec<(usize, usize)>,
+    threads: Vec<usize>,
+    algorithms: Vec<Algorithm>,
+    backend: Backend,
+    json: bool,
+}
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: throughput [--op softmax] [--shapes RxC,...] [--threads T,...]\n\
+         \x20                 [--algorithms auto,three-pass,online,blocked] [--backend avx2|portable|scalar] [--json]\n\
+         defaults: --shapes {DEFAULT_SHAPES} --threads 1,<all cores> --algorithms auto"
+    );
+    std::process::exit(2)
+}
+
+fn parse_list<T>(s: &str, what: &str, f: impl Fn(&str) -> Option<T>) -> Vec<T> {
+    s.split(',')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            f(p.trim()).unwrap_or_else(|| {
+                eprintln!("bad {what}: {p:?}");
+                usage()
+            })
+        })
+        .collect()
+}
+
+fn parse_args() -> Args {
+    let all_cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut args = Args {
+        op: "softmax".into(),
+        shapes: Vec::new(),
+        threads: if all_cores > 1 {
+            vec![1, all_cores]
+        } else {
+            vec![1]
+        },
+        algorithms: vec![Algorithm::Auto],
+        backend: simd_softmax::try_backend().unwrap_or_else(|e| {
+            eprintln!("{e}");
+            std::process::exit(2)
+        }),
+        json: false,
+    };
+    let mut shapes = DEFAULT_SHAPES.to_string();
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().unwrap_or_else(|| usage());
+        match flag.as_str() {
+            "--op" => args.op = value(),
+            "--shapes" => shapes = value(),
+            "--threads" => args.threads = parse_list(&value(), "thread count", |t| t.parse().ok()),
+            "--algorithms" => {
+                args.algorithms = parse_list(&value(), "algorithm", Algorithm::from_name)
+            }
+            "--backend" => {
+                let name = value();
+                args.backend = Backend::from_name(&name).unwrap_or_else(|| {
+                    eprintln!("bad backend {name:?}");
+                    usage()
+                });
+            }
+            "--json" => args.json = true,
+            "-h" | "--help" => usage(),
+            _ => {
+                eprintln!("unknown flag {flag:?}");
+                usage()
+            }
+        }
+    }
+    args.shapes = parse_list(&shapes, "shape", |s| {
+        let (r, c) = s
+            .to_lowercase()
+            .split_once('x')
+            .map(|(r, c)| (r.to_string(), c.to_string()))?;
+        Some((r.parse().ok()?, c.parse().ok()?))
+    });
+    if args.op != "softmax" {
+        eprintln!("unknown op {:?} (this build has: softmax)", args.op);
+        usage()
+    }
+    if !args.backend.is_available() {
+        eprintln!("backend {} is not available on this CPU", args.backend);
+        std::process::exit(2)
+    }
+    args
+}
+
+/// Normal logits, σ = 3, from a fixed seed (xorshift + Box–Muller).
+fn logits(n: usize) -> Vec<f32> {
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut uniform = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        ((state >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    };
+    (0..n)
+        .map(|_| {
+            let (u, v) = (uniform(), uniform());
+            ((-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos() * 3.0) as f32
+        })
+        .collect()
+}
+
+/// Median seconds per call: warm up, pick a repeat count that makes each
+/// sample about 3 ms, take 21 samples.
+fn median_seconds(mut f: impl FnMut()) -> f64 {
+    let start = Instant::now();
+    let mut calls = 0u32;
+    while calls < 3 || start.elapsed() < Duration::from_millis(50) {
+        f();
+        calls += 1;
+    }
+    let per_call = start.elapsed().as_secs_f64() / f64::from(calls);
+    let repeat = ((0.003 / per_call) as u32).max(1);
+    let mut samples: Vec<f64> = (0..21)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..repeat {
+                f();
+            }
+            t.elapsed().as_secs_f64() / f64::from(repeat)
+        })
+        .collect();
+    samples.sort_by(f64::total_cmp);
+    samples[samples.len() / 2]
+}
+
+fn main() {
+    let args = parse_args();
+    if !args.json {
+        println!(
+            "{:<12} {:<16} {:<18} {:>7} {:>12} {:>9} {:>8}",
+            "shape", "backend", "algorithm", "threads", "median µs", "Gelem/s", "GB/s"
+        );
+    }
+    for &(rows, cols) in &args.shapes {
+        let x = logits(rows * cols);
+        let mut y = vec![0.0f32; rows * cols];
+        for &threads in &args.threads {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            for &algorithm in &args.algorithms {
+                let sm = Softmax::new().backend(args.backend).algorithm(algorithm);
+                eprint!(
+                    "\r{rows}x{cols} {} {threads} thread(s)...   ",
+                    algorithm.name()
+                );
+                let seconds =
+                    pool.install(|| median_seconds(|| sm.run_rows(&x, &mut y, cols).unwrap()));
+                eprint!("\r{:60}\r", "");
+                let elems = (rows * cols) as f64;
+                let (us, gelem) = (seconds * 1e6, elems / seconds / 1e9);
+                let name = match algorithm {
+                    Algorithm::Auto => format!("auto({})", algorithm.resolve_name(cols)),
+                    a => a.name().to_string(),
+                };
+                if args.json {
+                    println!(
+                        "{{\"op\":\"{}\",\"rows\":{rows},\"cols\":{cols},\"threads\":{threads},\"backend\":\"{}\",\"algorithm\":\"{}\",\"resolved\":\"{}\",\"median_us\":{us:.3},\"gelem_s\":{gelem:.4},\"gb_s\":{:.3}}}",
+                        args.op,
+                        args.backend,
+                        algorithm.name(),
+                        algorithm.resolve_name(cols),
+                        gelem * 8.0
+                    );
+                } else {
+                    println!(
+                        "{:<12} {:<16} {:<18} {:>7} {:>12.1} {:>9.3} {:>8.2}",
+                        format!("{rows}x{cols}"),
+                        args.backend.to_string(),
+                        name,
+                        threads,
+                        us,
+                        gelem,
+                        gelem * 8.0
+                    );
+                }
+            }
+        }
+    }
+}
