@@ -149,8 +149,16 @@ fn main() {
     let args = parse_args();
     if !args.json {
         println!(
-            "{:<12} {:<16} {:<18} {:>7} {:>12} {:>9} {:>8}",
-            "shape", "backend", "algorithm", "threads", "median µs", "Gelem/s", "GB/s"
+            "{:<12} {:<16} {:<18} {:>7} {:>12} {:>9} {:>8} {:>7} {:>7}",
+            "shape",
+            "backend",
+            "algorithm",
+            "threads",
+            "median µs",
+            "Gelem/s",
+            "GB/s",
+            "%copy",
+            "%exp"
         );
     }
     for &(rows, cols) in &args.shapes {
@@ -161,6 +169,27 @@ fn main() {
                 .num_threads(threads)
                 .build()
                 .unwrap();
+            // The two limits, on the same bytes and threads: a plain copy x -> y
+            // (memory), and our exp x -> y on the same backend (memory + compute).
+            let task = (rows * cols).div_ceil(threads).max(1);
+            let copy_s = pool.install(|| {
+                median_seconds(|| {
+                    use rayon::prelude::*;
+                    y.par_chunks_mut(task)
+                        .zip(x.par_chunks(task))
+                        .for_each(|(y, x)| y.copy_from_slice(x));
+                })
+            });
+            let exp_s = pool.install(|| {
+                median_seconds(|| {
+                    use rayon::prelude::*;
+                    y.par_chunks_mut(task)
+                        .zip(x.par_chunks(task))
+                        .for_each(|(y, x)| {
+                            simd_softmax::exp::exp_slice(args.backend, x, y).unwrap()
+                        });
+                })
+            });
             for &algorithm in &args.algorithms {
                 let sm = Softmax::new().backend(args.backend).algorithm(algorithm);
                 eprint!(
@@ -178,23 +207,27 @@ fn main() {
                 };
                 if args.json {
                     println!(
-                        "{{\"op\":\"{}\",\"rows\":{rows},\"cols\":{cols},\"threads\":{threads},\"backend\":\"{}\",\"algorithm\":\"{}\",\"resolved\":\"{}\",\"median_us\":{us:.3},\"gelem_s\":{gelem:.4},\"gb_s\":{:.3}}}",
+                        "{{\"op\":\"{}\",\"rows\":{rows},\"cols\":{cols},\"threads\":{threads},\"backend\":\"{}\",\"algorithm\":\"{}\",\"resolved\":\"{}\",\"median_us\":{us:.3},\"gelem_s\":{gelem:.4},\"gb_s\":{:.3},\"copy_us\":{:.3},\"exp_us\":{:.3}}}",
                         args.op,
                         args.backend,
                         algorithm.name(),
                         algorithm.resolve_name(cols),
-                        gelem * 8.0
+                        gelem * 8.0,
+                        copy_s * 1e6,
+                        exp_s * 1e6
                     );
                 } else {
                     println!(
-                        "{:<12} {:<16} {:<18} {:>7} {:>12.1} {:>9.3} {:>8.2}",
+                        "{:<12} {:<16} {:<18} {:>7} {:>12.1} {:>9.3} {:>8.2} {:>6.0}% {:>6.0}%",
                         format!("{rows}x{cols}"),
                         args.backend.to_string(),
                         name,
                         threads,
                         us,
                         gelem,
-                        gelem * 8.0
+                        gelem * 8.0,
+                        100.0 * copy_s / seconds,
+                        100.0 * exp_s / seconds
                     );
                 }
             }

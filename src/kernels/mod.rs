@@ -147,6 +147,13 @@ pub(crate) fn max<S: Lanes>(s: S, x: &[f32]) -> f32 {
 
 /// Vector access for [`map_sum`]: reads `x`, writes `y`.
 trait Stream {
+    /// The same access over `start..start + len`. With a constant `len`
+    /// the compiler sees every vector of a block in bounds, so the block
+    /// loop has no bounds checks.
+    type Block<'b>: Stream
+    where
+        Self: 'b;
+    fn block(&mut self, start: usize, len: usize) -> Self::Block<'_>;
     fn len(&self) -> usize;
     fn read<S: Lanes>(&self, s: S, i: usize) -> S::V;
     /// Reads from `i` to the end (fewer than `LANES` values).
@@ -177,6 +184,14 @@ macro_rules! reads_from {
 }
 
 impl Stream for ReadOnly<'_> {
+    type Block<'b>
+        = ReadOnly<'b>
+    where
+        Self: 'b;
+    #[inline(always)]
+    fn block(&mut self, start: usize, len: usize) -> ReadOnly<'_> {
+        ReadOnly(&self.0[start..start + len])
+    }
     reads_from!(0);
     /// Nothing to write: [`map_sum`] never calls this when it does not store.
     #[inline(always)]
@@ -186,6 +201,14 @@ impl Stream for ReadOnly<'_> {
 }
 
 impl Stream for InPlace<'_> {
+    type Block<'b>
+        = InPlace<'b>
+    where
+        Self: 'b;
+    #[inline(always)]
+    fn block(&mut self, start: usize, len: usize) -> InPlace<'_> {
+        InPlace(&mut self.0[start..start + len])
+    }
     reads_from!(0);
     #[inline(always)]
     fn write<S: Lanes>(&mut self, s: S, i: usize, v: S::V) {
@@ -198,6 +221,14 @@ impl Stream for InPlace<'_> {
 }
 
 impl Stream for OutOfPlace<'_> {
+    type Block<'b>
+        = OutOfPlace<'b>
+    where
+        Self: 'b;
+    #[inline(always)]
+    fn block(&mut self, start: usize, len: usize) -> OutOfPlace<'_> {
+        OutOfPlace(&self.0[start..start + len], &mut self.1[start..start + len])
+    }
     reads_from!(0);
     #[inline(always)]
     fn write<S: Lanes>(&mut self, s: S, i: usize, v: S::V) {
@@ -277,14 +308,15 @@ fn map_sum<S: Lanes, IO: Stream, F: Map<S>, const STORE: bool, const SUM: bool>(
     let mut total = 0.0f64;
     let mut i = 0;
     while i + FOLD_VECTORS * l <= n {
+        let mut block = io.block(i, FOLD_VECTORS * l);
         let (mut a0, mut a1, mut a2, mut a3) = (zero, zero, zero, zero);
-        for _ in 0..FOLD_VECTORS / 4 {
-            a0 = step::<S, IO, F, STORE, SUM>(s, io, &f, i, a0);
-            a1 = step::<S, IO, F, STORE, SUM>(s, io, &f, i + l, a1);
-            a2 = step::<S, IO, F, STORE, SUM>(s, io, &f, i + 2 * l, a2);
-            a3 = step::<S, IO, F, STORE, SUM>(s, io, &f, i + 3 * l, a3);
-            i += 4 * l;
+        for g in (0..FOLD_VECTORS).step_by(4) {
+            a0 = step::<S, _, F, STORE, SUM>(s, &mut block, &f, g * l, a0);
+            a1 = step::<S, _, F, STORE, SUM>(s, &mut block, &f, (g + 1) * l, a1);
+            a2 = step::<S, _, F, STORE, SUM>(s, &mut block, &f, (g + 2) * l, a2);
+            a3 = step::<S, _, F, STORE, SUM>(s, &mut block, &f, (g + 3) * l, a3);
         }
+        i += FOLD_VECTORS * l;
         if SUM {
             total += s.reduce_sum_f64(s.add(s.add(a0, a1), s.add(a2, a3)));
         }
