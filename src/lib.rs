@@ -82,6 +82,11 @@ mod lanes;
 pub mod reference;
 mod rows;
 
+/// The README's example runs as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 pub use dispatch::{BACKEND_ENV, Backend, backend, try_backend};
 pub use error::Error;
 
