@@ -96,7 +96,7 @@ use kernels::Io;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Algorithm {
-    /// Chosen by row length: `ThreePass` below 2^21 elements, `Blocked`
+    /// Chosen by row length: `ThreePass` below 2048 elements, `Blocked`
     /// from there on (measured crossovers; see [`Algorithm::resolve_name`]).
     #[default]
     Auto,
@@ -169,13 +169,15 @@ impl Algorithm {
     }
 }
 
-/// `Auto` runs `ThreePass` below this row length and `Blocked` from it on.
-/// Measured with the throughput tool at 1 thread (AVX2, Zen 4): the two are
-/// within noise up to 1Mi elements (three-pass 2–5% ahead while the row
-/// fits in L2/L3), and blocked leads from 2Mi (row of 8 MB) on, by 3–8%, as
-/// it reads x once. `Online` (two exps per element) ran at 1.3 Gelem/s on
-/// every length and was never the fastest, so `Auto` does not pick it.
-const AUTO_BLOCKED_FROM: usize = 1 << 21;
+/// `Auto` runs `ThreePass` on rows shorter than one block and `Blocked`
+/// from there on. Measured with the throughput tool (AVX2, Zen 4, 1 and 2
+/// threads): on rows of 128–512 three-pass leads by 3–7%; from 2048 on the
+/// two are within noise on a single cached row (1×50257, 1×256000), and
+/// blocked leads by 7–15% on batches whose rows come from L3 or DRAM
+/// (64×50257, 32×128256, 16×256000), as it reads x once. `Online` (two
+/// exps per element) ran at 1.3 Gelem/s on every length and was never the
+/// fastest at 1 thread, so `Auto` does not pick it.
+const AUTO_BLOCKED_FROM: usize = kernels::blocked::BLOCK;
 
 /// A configured softmax: which algorithm and backend to use.
 ///

@@ -7,7 +7,7 @@ mod common;
 use common::{check_row, configs, normal_row, rng};
 use simd_softmax::{Error, Softmax};
 
-const LENGTHS: [usize; 10] = [1, 2, 7, 8, 9, 33, 300, 2049, 5000, 40000];
+const LENGTHS: [usize; 11] = [1, 2, 7, 8, 9, 33, 300, 2049, 5000, 40000, 70000];
 
 /// Positions to plant a value: first, last, middle and the start of the tail.
 fn positions(n: usize) -> Vec<usize> {

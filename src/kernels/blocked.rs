@@ -3,6 +3,7 @@
 //! each block by `exp(block max − max) / sum`. x is read once from memory
 //! (twice from L1) and exp runs once per element.
 
+use super::exec::{ChunkJob, Exec};
 use super::{ExpMinus, Io, Partial, max, nonfinite_row, scale};
 use crate::lanes::Lanes;
 
@@ -15,9 +16,8 @@ pub(crate) const BLOCK: usize = 2048;
 const STACK_BLOCKS: usize = 16;
 
 #[inline(always)]
-pub(crate) fn softmax<S: Lanes>(s: S, mut io: Io<'_>) {
-    let n = io.len();
-    let blocks = n.div_ceil(BLOCK);
+pub(crate) fn softmax(exec: &impl Exec, mut io: Io<'_>) {
+    let blocks = io.len().div_ceil(BLOCK);
     let mut stack = [Partial::EMPTY; STACK_BLOCKS];
     let mut heap = Vec::new();
     let parts: &mut [Partial] = if blocks <= STACK_BLOCKS {
@@ -27,39 +27,72 @@ pub(crate) fn softmax<S: Lanes>(s: S, mut io: Io<'_>) {
         &mut heap
     };
 
-    let mut m = f32::NEG_INFINITY;
-    for (b, part) in parts.iter_mut().enumerate() {
-        let start = b * BLOCK;
-        let block = io.slice(start..n.min(start + BLOCK));
-        let block_max = max(s, block.input());
-        if block_max == f32::INFINITY {
-            // In place, the blocks before this one already hold exponentials:
-            // NaN where x was NaN, never +inf, so the rule still reads right.
-            return nonfinite_row(io);
-        }
-        *part = exp_block(s, block, block_max);
-        m = if block_max > m { block_max } else { m };
-    }
-    if m == f32::NEG_INFINITY {
-        // Every block stored exp(x − 0): 0 for −inf, NaN for NaN.
+    let (m, _) = exec.fold(
+        &mut io,
+        BLOCK,
+        &ExpBlock,
+        (f32::NEG_INFINITY, 0),
+        |(m, b), part| {
+            parts[b] = part;
+            (if part.max > m { part.max } else { m }, b + 1)
+        },
+    );
+    if !m.is_finite() {
+        // Blocks already hold exp(x − block max) (in place): NaN where x was
+        // NaN and never +inf, so the rule still reads them right.
         return nonfinite_row(io);
     }
     let sum: f64 = parts.iter().map(|p| p.sum_at(m)).sum();
-    let inv = 1.0 / sum;
-    let output = io.output();
-    for (b, part) in parts.iter().enumerate() {
-        let start = b * BLOCK;
-        // exp(−inf) = 0 for a block of only −inf; NaN in `inv` reaches every block.
-        let factor = (f64::from(part.max) - f64::from(m)).exp() * inv;
-        scale(s, &mut output[start..n.min(start + BLOCK)], factor as f32);
+    exec.fold(
+        &mut io,
+        BLOCK,
+        &ScaleBlocks {
+            parts,
+            m,
+            inv: 1.0 / sum,
+        },
+        (),
+        |(), ()| (),
+    );
+}
+
+/// Stores `exp(x − m)` for the block's max `m` and returns (m, their sum);
+/// a block whose max is +inf is left alone (the row goes to `nonfinite_row`).
+struct ExpBlock;
+/// Scales block `b` by `exp(max_b − m)·inv`.
+struct ScaleBlocks<'a> {
+    parts: &'a [Partial],
+    m: f32,
+    inv: f64,
+}
+
+impl ChunkJob for ExpBlock {
+    type Out = Partial;
+    #[inline(always)]
+    fn run<S: Lanes>(&self, s: S, _: usize, mut block: Io<'_>) -> Partial {
+        let m = max(s, block.input());
+        if m == f32::INFINITY {
+            return Partial { max: m, sum: 0.0 };
+        }
+        // A block of only −inf and NaN: exp(x − 0) keeps −inf at 0 and NaN as NaN.
+        let reference = if m == f32::NEG_INFINITY { 0.0 } else { m };
+        let sum = block.map_store_sum(s, f32::NEG_INFINITY, ExpMinus(s.splat(reference)));
+        Partial { max: m, sum }
     }
 }
 
-/// Stores `exp(x − m)` for the block's max `m` and returns (m, their sum).
-#[inline(always)]
-fn exp_block<S: Lanes>(s: S, mut io: Io<'_>, m: f32) -> Partial {
-    // A block of only −inf and NaN: exp(x − 0) keeps −inf at 0 and NaN as NaN.
-    let reference = if m == f32::NEG_INFINITY { 0.0 } else { m };
-    let sum = io.map_store_sum(s, f32::NEG_INFINITY, ExpMinus(s.splat(reference)));
-    Partial { max: m, sum }
+impl ChunkJob for ScaleBlocks<'_> {
+    type Out = ();
+    #[inline(always)]
+    fn run<S: Lanes>(&self, s: S, b: usize, mut block: Io<'_>) {
+        // exp(−inf) = 0 for a block of only −inf; NaN in `inv` reaches every
+        // block. The block holding the max skips the libm call (short rows).
+        let shift = f64::from(self.parts[b].max) - f64::from(self.m);
+        let factor = if shift == 0.0 {
+            self.inv
+        } else {
+            shift.exp() * self.inv
+        };
+        scale(s, block.output(), factor as f32);
+    }
 }

@@ -6,6 +6,7 @@
 //! on in place versus out of place, or on how work is split across threads.
 
 pub(crate) mod blocked;
+pub(crate) mod exec;
 pub(crate) mod online;
 pub(crate) mod three_pass;
 
@@ -365,7 +366,12 @@ impl Partial {
     /// The sum rescaled to a finite reference `m ≥ self.max`.
     pub(crate) fn sum_at(self, m: f32) -> f64 {
         // exp(−inf) = 0 keeps a part of only −inf at 0 (or NaN if it had NaN).
-        self.sum * (f64::from(self.max) - f64::from(m)).exp()
+        let shift = f64::from(self.max) - f64::from(m);
+        if shift == 0.0 {
+            self.sum
+        } else {
+            self.sum * shift.exp()
+        }
     }
 
     /// Both parts as one. Merging in a fixed order keeps results

@@ -1,21 +1,47 @@
 //! Max; store `e = exp(x − max)` and sum it; scale by `1/sum`.
 //! One exp per element; reads x twice and the stored exponentials once.
 
+use super::exec::{ChunkJob, Exec};
 use super::{CHUNK, ExpMinus, Io, max, nonfinite_row, scale};
 use crate::lanes::Lanes;
 
 #[inline(always)]
-pub(crate) fn softmax<S: Lanes>(s: S, mut io: Io<'_>) {
-    let n = io.len();
-    let m = max(s, io.input());
+pub(crate) fn softmax(exec: &impl Exec, mut io: Io<'_>) {
+    let m = exec.fold(&mut io, CHUNK, &Max, f32::NEG_INFINITY, |a, b| {
+        if b > a { b } else { a }
+    });
     if !m.is_finite() {
         return nonfinite_row(io);
     }
-    // Summed per CHUNK, then in chunk order: the same bits as a split row.
-    let mut sum = 0.0;
-    for start in (0..n).step_by(CHUNK) {
-        let mut chunk = io.slice(start..n.min(start + CHUNK));
-        sum += chunk.map_store_sum(s, f32::NEG_INFINITY, ExpMinus(s.splat(m)));
+    let sum = exec.fold(&mut io, CHUNK, &ExpStoreSum(m), 0.0, |a, b| a + b);
+    let r = (1.0 / sum) as f32;
+    exec.fold(&mut io, CHUNK, &Scale(r), (), |(), ()| ());
+}
+
+struct Max;
+struct ExpStoreSum(f32);
+struct Scale(f32);
+
+impl ChunkJob for Max {
+    type Out = f32;
+    #[inline(always)]
+    fn run<S: Lanes>(&self, s: S, _: usize, chunk: Io<'_>) -> f32 {
+        max(s, chunk.input())
     }
-    scale(s, io.output(), (1.0 / sum) as f32);
+}
+
+impl ChunkJob for ExpStoreSum {
+    type Out = f64;
+    #[inline(always)]
+    fn run<S: Lanes>(&self, s: S, _: usize, mut chunk: Io<'_>) -> f64 {
+        chunk.map_store_sum(s, f32::NEG_INFINITY, ExpMinus(s.splat(self.0)))
+    }
+}
+
+impl ChunkJob for Scale {
+    type Out = ();
+    #[inline(always)]
+    fn run<S: Lanes>(&self, s: S, _: usize, mut chunk: Io<'_>) {
+        scale(s, chunk.output(), self.0);
+    }
 }

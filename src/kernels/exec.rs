@@ -1,0 +1,99 @@
+//! How an algorithm walks the chunks of a row: in order on this thread, or
+//! across the rayon pool. Either way the per-chunk results are combined in
+//! chunk order, so a split row gets the same bits as a whole one.
+
+use rayon::prelude::*;
+
+use super::Io;
+use crate::dispatch::{self, Backend, Job};
+use crate::lanes::Lanes;
+
+/// Work on one chunk of a row (`index` counts chunks from the row start).
+pub(crate) trait ChunkJob: Sync {
+    type Out: Send;
+    fn run<S: Lanes>(&self, s: S, index: usize, chunk: Io<'_>) -> Self::Out;
+}
+
+pub(crate) trait Exec {
+    /// Runs `job` on each `chunk_len` piece of `io` (the last may be
+    /// shorter) and folds the results with `f` in chunk order.
+    fn fold<J: ChunkJob, A>(
+        &self,
+        io: &mut Io<'_>,
+        chunk_len: usize,
+        job: &J,
+        init: A,
+        f: impl FnMut(A, J::Out) -> A,
+    ) -> A;
+}
+
+/// Chunks in order on this thread, inside the caller's vectorized code.
+pub(crate) struct Sequential<S>(pub S);
+
+impl<S: Lanes> Exec for Sequential<S> {
+    #[inline(always)]
+    fn fold<J: ChunkJob, A>(
+        &self,
+        io: &mut Io<'_>,
+        chunk_len: usize,
+        job: &J,
+        init: A,
+        mut f: impl FnMut(A, J::Out) -> A,
+    ) -> A {
+        let n = io.len();
+        let mut acc = init;
+        let (mut start, mut index) = (0, 0);
+        while start < n {
+            let end = n.min(start + chunk_len);
+            acc = f(acc, job.run(self.0, index, io.slice(start..end)));
+            start = end;
+            index += 1;
+        }
+        acc
+    }
+}
+
+/// Chunks across the current rayon pool, each through `backend`'s entry.
+pub(crate) struct Parallel(pub Backend);
+
+impl Exec for Parallel {
+    fn fold<J: ChunkJob, A>(
+        &self,
+        io: &mut Io<'_>,
+        chunk_len: usize,
+        job: &J,
+        init: A,
+        f: impl FnMut(A, J::Out) -> A,
+    ) -> A {
+        let backend = self.0;
+        let run = |index, chunk| dispatch::run(backend, OneChunk { job, index, chunk });
+        let outs: Vec<J::Out> = match io {
+            Io::InPlace(data) => data
+                .par_chunks_mut(chunk_len)
+                .enumerate()
+                .map(|(index, c)| run(index, Io::InPlace(c)))
+                .collect(),
+            Io::OutOfPlace { input, output } => input
+                .par_chunks(chunk_len)
+                .zip(output.par_chunks_mut(chunk_len))
+                .enumerate()
+                .map(|(index, (input, output))| run(index, Io::OutOfPlace { input, output }))
+                .collect(),
+        };
+        outs.into_iter().fold(init, f)
+    }
+}
+
+struct OneChunk<'a, J> {
+    job: &'a J,
+    index: usize,
+    chunk: Io<'a>,
+}
+
+impl<J: ChunkJob> Job for OneChunk<'_, J> {
+    type Output = J::Out;
+    #[inline(always)]
+    fn run<S: Lanes>(self, s: S) -> J::Out {
+        self.job.run(s, self.index, self.chunk)
+    }
+}
