@@ -208,3 +208,65 @@ impl Lanes for Portable {
         x.simd_lt(f32x8::splat(limit)).select(f32x8::ZERO, v)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn to_vec<S: Lanes>(s: S, v: S::V) -> Vec<f32> {
+        let mut out = vec![0.0; S::LANES];
+        s.store(v, &mut out);
+        out
+    }
+
+    /// Every lane operation against plain f32 on each backend.
+    fn check<S: Lanes>(s: S) {
+        let l = S::LANES;
+        let data: Vec<f32> = (0..l).map(|i| i as f32 * 1.5 - 3.0).collect();
+        let v = s.load(&data);
+        assert_eq!(to_vec(s, v), data);
+        for n in 0..l {
+            let w = s.load_partial(&data[..n], -7.0);
+            let mut want = data[..n].to_vec();
+            want.resize(l, -7.0);
+            assert_eq!(to_vec(s, w), want, "load_partial({n})");
+            let mut out = vec![9.0f32; n + 4];
+            s.store_partial(v, &mut out[..n]);
+            assert_eq!(&out[..n], &data[..n], "store_partial({n})");
+            assert!(
+                out[n..].iter().all(|&x| x == 9.0),
+                "store_partial({n}) wrote past the end"
+            );
+        }
+        let max = data.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        assert_eq!(s.reduce_max(v), max);
+        let sum: f64 = data.iter().map(|&x| f64::from(x)).sum();
+        assert_eq!(s.reduce_sum_f64(v), sum);
+        assert_eq!(
+            to_vec(s, s.mul_add(v, s.splat(2.0), s.splat(1.0))),
+            data.iter().map(|x| x * 2.0 + 1.0).collect::<Vec<_>>()
+        );
+        // n + 127 in the low bits becomes 2^n.
+        let biased = s.splat(f32::from_bits(0x4b40_007f + 3));
+        assert_eq!(to_vec(s, s.shift_into_exponent(biased)), vec![8.0; l]);
+        let z = s.zero_where_below(v, 0.0, s.splat(5.0));
+        let want: Vec<f32> = data
+            .iter()
+            .map(|&x| if x < 0.0 { 0.0 } else { 5.0 })
+            .collect();
+        assert_eq!(to_vec(s, z), want);
+        let nan = s.zero_where_below(s.splat(f32::NAN), 0.0, s.splat(5.0));
+        assert_eq!(to_vec(s, nan), vec![5.0; l], "NaN is not below the limit");
+    }
+
+    #[test]
+    fn lanes_match_plain_f32() {
+        check(Scalar);
+        check(Portable);
+        #[cfg(target_arch = "x86_64")]
+        match crate::arch::avx2::Avx2Fma::detect() {
+            Some(avx2) => check(avx2),
+            None => eprintln!("SKIPPED avx2 lanes: not available on this CPU"),
+        }
+    }
+}
