@@ -9,6 +9,7 @@
 
 use std::time::{Duration, Instant};
 
+use simd_softmax::exp::exp_slice;
 use simd_softmax::{Algorithm, Backend, Softmax};
 
 const DEFAULT_SHAPES: &str = "1x50257,1x128256,1x256000,64x50257,32x128256,16x256000,4096x1024";
@@ -20,6 +21,8 @@ struct Args {
     algorithms: Vec<Algorithm>,
     backend: Backend,
     json: bool,
+    /// Measure the copy and exp limits (off: `--no-limits`, for profiling).
+    limits: bool,
 }
 
 fn usage() -> ! {
@@ -59,6 +62,7 @@ fn parse_args() -> Args {
             std::process::exit(2)
         }),
         json: false,
+        limits: true,
     };
     let mut shapes = DEFAULT_SHAPES.to_string();
     let mut it = std::env::args().skip(1);
@@ -79,6 +83,7 @@ fn parse_args() -> Args {
                 });
             }
             "--json" => args.json = true,
+            "--no-limits" => args.limits = false,
             "-h" | "--help" => usage(),
             _ => {
                 eprintln!("unknown flag {flag:?}");
@@ -172,24 +177,24 @@ fn main() {
             // The two limits, on the same bytes and threads: a plain copy x -> y
             // (memory), and our exp x -> y on the same backend (memory + compute).
             let task = (rows * cols).div_ceil(threads).max(1);
-            let copy_s = pool.install(|| {
-                median_seconds(|| {
-                    use rayon::prelude::*;
-                    y.par_chunks_mut(task)
-                        .zip(x.par_chunks(task))
-                        .for_each(|(y, x)| y.copy_from_slice(x));
-                })
-            });
-            let exp_s = pool.install(|| {
-                median_seconds(|| {
-                    use rayon::prelude::*;
-                    y.par_chunks_mut(task)
-                        .zip(x.par_chunks(task))
-                        .for_each(|(y, x)| {
-                            simd_softmax::exp::exp_slice(args.backend, x, y).unwrap()
-                        });
-                })
-            });
+            let (copy_s, exp_s) = if args.limits {
+                use rayon::prelude::*;
+                let copy = pool.install(|| {
+                    median_seconds(|| {
+                        let pairs = y.par_chunks_mut(task).zip(x.par_chunks(task));
+                        pairs.for_each(|(y, x)| y.copy_from_slice(x));
+                    })
+                });
+                let exp = pool.install(|| {
+                    median_seconds(|| {
+                        let pairs = y.par_chunks_mut(task).zip(x.par_chunks(task));
+                        pairs.for_each(|(y, x)| exp_slice(args.backend, x, y).unwrap());
+                    })
+                });
+                (copy, exp)
+            } else {
+                (f64::NAN, f64::NAN)
+            };
             for &algorithm in &args.algorithms {
                 let sm = Softmax::new().backend(args.backend).algorithm(algorithm);
                 eprint!(

@@ -3,9 +3,7 @@
 //! twice and y written once: the least memory traffic.
 
 use super::exec::{ChunkJob, Exec};
-use super::{
-    CHUNK, ExpMinus, ExpMinusTimes, FOLD_VECTORS, Io, Partial, map_sum_only, max, nonfinite_row,
-};
+use super::{CHUNK, ExpMinus, ExpMinusTimes, Io, Partial, map_sum_only, max, nonfinite_row};
 use crate::lanes::Lanes;
 
 #[inline(always)]
@@ -18,8 +16,11 @@ pub(crate) fn softmax(exec: &impl Exec, mut io: Io<'_>) {
     exec.fold(&mut io, CHUNK, &ExpScale(total.max, r), (), |(), ()| ());
 }
 
+/// Vectors per step of the running max (see `MaxSum`).
+const RESCALE_VECTORS: usize = 16;
+
 /// Max and sum of one chunk in one read. The max moves once per block of
-/// `FOLD_VECTORS` vectors (read twice from L1: max, then exp), and the sum
+/// `RESCALE_VECTORS` vectors (read twice from L1: max, then exp), and the sum
 /// is rescaled by an f64 exp only when it moves, so its error does not grow
 /// with the number of rescales.
 struct MaxSum;
@@ -32,7 +33,7 @@ impl ChunkJob for MaxSum {
     fn run<S: Lanes>(&self, s: S, _: usize, chunk: Io<'_>) -> Partial {
         let mut m = f32::NEG_INFINITY;
         let mut sum = 0.0f64;
-        for block in chunk.input().chunks(FOLD_VECTORS * S::LANES) {
+        for block in chunk.input().chunks(RESCALE_VECTORS * S::LANES) {
             let block_max = max(s, block);
             if block_max > m {
                 sum *= (f64::from(m) - f64::from(block_max)).exp();
