@@ -123,3 +123,21 @@ fn batches_of_rows() {
         }
     }
 }
+
+/// The probabilities of a row sum to 1 within the bound's budget: n
+/// outputs each off by at most ~16 units of 2^-24 relative, plus the f32
+/// rounding of the sum itself.
+#[test]
+fn probabilities_sum_to_one() {
+    use approx::assert_relative_eq;
+    let mut r = rng(5);
+    for sm in configs() {
+        for n in [1usize, 7, 100, 2048, 50257, 262144] {
+            let x = normal_row(&mut r, n, 5.0);
+            let mut y = vec![0.0f32; n];
+            sm.run(&x, &mut y).unwrap();
+            let sum: f64 = y.iter().map(|&p| f64::from(p)).sum();
+            assert_relative_eq!(sum, 1.0, max_relative = 17.0 * 2f64.powi(-24));
+        }
+    }
+}
