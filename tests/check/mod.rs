@@ -1,0 +1,544 @@
+//! The fuzz targets' bodies, in one place: the cases (`Arbitrary`, with a
+//! `Debug` that prints a ready-to-paste reproducer) and the checks against
+//! the f64 reference under the documented contract. Compiled into the fuzz
+//! crate (`fuzz/fuzz_targets/*.rs`) and into the stable tests
+//! (`tests/fuzz_cases.rs`), which replay `fuzz/regressions/` and drive
+//! thousands of `rand`-generated cases.
+#![allow(dead_code)]
+
+use std::fmt;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use arbitrary::Arbitrary;
+use simd_softmax::exp::{CUTOFF, DOMAIN_MAX, exp_slice};
+use simd_softmax::{Algorithm, BACKEND_ENV, Backend, Error, Softmax, reference};
+
+/// Longest row a case expands to: long enough for blocks, chunks and the
+/// split across threads (65536), short enough to fuzz fast.
+pub const MAX_LEN: usize = 1 << 17;
+
+/// The backends to check: the one `SIMD_SOFTMAX_BACKEND` forces (CI runs
+/// the tests once per backend), else every backend this CPU has.
+pub fn backends() -> Vec<Backend> {
+    if let Ok(name) = std::env::var(BACKEND_ENV) {
+        let b = Backend::from_name(&name).unwrap_or_else(|| panic!("{BACKEND_ENV}={name}?"));
+        assert!(
+            b.is_available(),
+            "{BACKEND_ENV}={name} but this CPU lacks it"
+        );
+        return vec![b];
+    }
+    Backend::ALL
+        .into_iter()
+        .filter(|b| b.is_available())
+        .collect()
+}
+
+// ------------------------------------------------------------ values
+
+/// Values where softmax and exp change behaviour.
+pub const SPECIALS: [f32; 24] = [
+    f32::NAN,
+    f32::INFINITY,
+    f32::NEG_INFINITY,
+    f32::MAX,
+    f32::MIN,
+    f32::MIN_POSITIVE,
+    -f32::MIN_POSITIVE,
+    f32::from_bits(1),           // smallest subnormal
+    f32::from_bits(0x007f_ffff), // largest subnormal
+    f32::from_bits(0x8000_0001),
+    0.0,
+    -0.0,
+    1.0,
+    -1.0,
+    CUTOFF,
+    -87.33654,
+    -87.3366,
+    -87.0,
+    -88.0,
+    -103.97,
+    87.3,
+    88.0,
+    DOMAIN_MAX,
+    1e30,
+];
+
+/// One logit.
+#[derive(Arbitrary, Clone, Copy, PartialEq)]
+pub enum Scalar {
+    /// Any f32 at all.
+    Bits(u32),
+    /// A moderate logit in [−128, 128) in steps of 1/256.
+    Logit(i16),
+    /// One of [`SPECIALS`].
+    Special(u8),
+    /// `m · 2^e` with e in [−64, 63]: huge spreads and tiny values.
+    Scaled(i8, i8),
+}
+
+impl Scalar {
+    pub fn value(self) -> f32 {
+        match self {
+            Scalar::Bits(b) => f32::from_bits(b),
+            Scalar::Logit(v) => f32::from(v) / 256.0,
+            Scalar::Special(i) => SPECIALS[usize::from(i) % SPECIALS.len()],
+            Scalar::Scaled(m, e) => f32::from(m) * 2f32.powi(i32::from(e) / 2),
+        }
+    }
+}
+
+/// One value, or a run of equal values. Long runs (up to [`MAX_LEN`],
+/// past blocks, chunks and the split across threads) are their own variant
+/// so that most cases stay short and fast.
+#[derive(Arbitrary, Clone, Copy, PartialEq)]
+pub enum Item {
+    One(Scalar),
+    Run { count: u8, of: Scalar },
+    LongRun { kibi: u8, of: Scalar },
+}
+
+/// Expands items into a row of at most [`MAX_LEN`] values.
+pub fn expand(items: &[Item]) -> Vec<f32> {
+    let mut x = Vec::new();
+    for item in items {
+        let (count, v) = match *item {
+            Item::One(s) => (1, s.value()),
+            Item::Run { count, of } => (usize::from(count), of.value()),
+            Item::LongRun { kibi, of } => (usize::from(kibi) * 1024, of.value()),
+        };
+        let count = count.min(MAX_LEN - x.len());
+        x.extend(std::iter::repeat_n(v, count));
+    }
+    x
+}
+
+/// Writes `x` as Rust source: runs of equal values as `(bits, count)`.
+fn write_runs(f: &mut fmt::Formatter<'_>, x: &[f32]) -> fmt::Result {
+    write!(f, "&check::from_runs(&[")?;
+    let mut i = 0;
+    while i < x.len() {
+        let bits = x[i].to_bits();
+        let n = x[i..].iter().take_while(|v| v.to_bits() == bits).count();
+        write!(f, "({bits:#010x}, {n}), ")?;
+        i += n;
+    }
+    write!(f, "])")
+}
+
+/// The inverse of the reproducers' `(bits, count)` runs.
+pub fn from_runs(runs: &[(u32, usize)]) -> Vec<f32> {
+    runs.iter()
+        .flat_map(|&(b, n)| std::iter::repeat_n(f32::from_bits(b), n))
+        .collect()
+}
+
+// ------------------------------------------------------------ softmax_diff
+
+/// How a case cuts its values into rows.
+#[derive(Arbitrary, Clone, Copy, PartialEq, Debug)]
+pub enum RowLen {
+    /// One row of everything.
+    Whole,
+    /// The k-th divisor of the length (cyclically): a valid batch.
+    Divisor(u8),
+    /// Any row length, usually not a divisor: then every call must be `Err`.
+    Any(u16),
+}
+
+impl RowLen {
+    pub fn resolve(self, n: usize) -> usize {
+        match self {
+            RowLen::Whole => n,
+            RowLen::Any(v) => usize::from(v),
+            RowLen::Divisor(k) => {
+                let divisors: Vec<usize> = (1..=n).filter(|d| n % d == 0).collect();
+                if divisors.is_empty() {
+                    0
+                } else {
+                    divisors[usize::from(k) % divisors.len()]
+                }
+            }
+        }
+    }
+}
+
+/// A batch of rows for `softmax_diff`.
+#[derive(Arbitrary, Clone, PartialEq)]
+pub struct SoftmaxCase {
+    pub row_len: RowLen,
+    /// Start offset of input and output within their buffers (alignment).
+    pub offset: u8,
+    pub items: Vec<Item>,
+}
+
+impl fmt::Debug for SoftmaxCase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let x = expand(&self.items);
+        writeln!(
+            f,
+            "SoftmaxCase reproducer (paste into a test that has `mod check;`):"
+        )?;
+        write!(f, "check::check_softmax(")?;
+        write_runs(f, &x)?;
+        write!(f, ", {}, {});", self.row_len.resolve(x.len()), self.offset)
+    }
+}
+
+impl SoftmaxCase {
+    pub fn check(&self) -> Errors {
+        let x = expand(&self.items);
+        check_softmax(&x, self.row_len.resolve(x.len()), usize::from(self.offset))
+    }
+}
+
+/// The worst errors a check saw: the share of the bound used (≤ 1 passes)
+/// and the relative error of outputs with p_ref > 2^-100.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Errors {
+    pub bound_ratio: f64,
+    pub relative: f64,
+}
+
+impl Errors {
+    pub fn merge(self, o: Errors) -> Errors {
+        Errors {
+            bound_ratio: self.bound_ratio.max(o.bound_ratio),
+            relative: self.relative.max(o.relative),
+        }
+    }
+}
+
+/// Reports a new worst error on stderr (for the fuzz logs).
+fn record_worst(e: Errors, what: &str) {
+    static WORST_RATIO: AtomicU64 = AtomicU64::new(0);
+    static WORST_RELATIVE: AtomicU64 = AtomicU64::new(0);
+    let ratio = WORST_RATIO.fetch_max(e.bound_ratio.to_bits(), Ordering::Relaxed);
+    let relative = WORST_RELATIVE.fetch_max(e.relative.to_bits(), Ordering::Relaxed);
+    if e.bound_ratio.to_bits() > ratio || e.relative.to_bits() > relative {
+        eprintln!(
+            "new worst {what}: bound ratio {:.4}, relative {:.3e}",
+            e.bound_ratio, e.relative
+        );
+    }
+}
+
+/// The f64 reference for one input row, and the contract check against it.
+pub struct Reference<'a> {
+    input: &'a [f32],
+    want: Vec<f64>,
+    has_nan: bool,
+    max: f32,
+}
+
+impl<'a> Reference<'a> {
+    pub fn new(input: &'a [f32]) -> Self {
+        Reference {
+            input,
+            want: reference::softmax_f64(input),
+            has_nan: input.iter().any(|v| v.is_nan()),
+            max: input.iter().copied().fold(f32::NEG_INFINITY, f32::max),
+        }
+    }
+
+    /// Checks `output` under the contract: NaN anywhere → all NaN; +inf
+    /// split and −inf entries exact; otherwise `|p − p_ref| ≤
+    /// reference::tolerance`. Panics with `context` on a violation.
+    pub fn check(&self, output: &[f32], context: &dyn Fn() -> String) -> Errors {
+        let mut e = Errors::default();
+        for (i, ((&x, &p), &r)) in self.input.iter().zip(output).zip(&self.want).enumerate() {
+            if self.has_nan {
+                assert!(p.is_nan(), "{}: NaN row but output[{i}] = {p}", context());
+                continue;
+            }
+            assert!(
+                !p.is_nan(),
+                "{}: output[{i}] is NaN (x = {x}, want {r})",
+                context()
+            );
+            if !self.max.is_finite() || x == f32::NEG_INFINITY {
+                // +inf split (1/k rounded once to f32), all −inf rows and −inf
+                // entries are exact.
+                let exact = (r as f32).to_bits();
+                assert_eq!(
+                    p.to_bits(),
+                    exact,
+                    "{}: output[{i}] (x = {x}) must be exactly {r}",
+                    context()
+                );
+                continue;
+            }
+            let err = (f64::from(p) - r).abs();
+            let tol = reference::tolerance(x, self.max, r);
+            assert!(
+                err <= tol,
+                "{}: output[{i}] = {p:e}, want {r:e} (x = {x}, max = {}): error {err:e} > bound {tol:e}",
+                context(),
+                self.max
+            );
+            e.bound_ratio = e.bound_ratio.max(err / tol);
+            if r > 2f64.powi(-100) {
+                e.relative = e.relative.max(err / r);
+            }
+        }
+        e
+    }
+}
+
+/// [`Reference::check`] for one row.
+pub fn check_row(input: &[f32], output: &[f32], context: &dyn Fn() -> String) -> Errors {
+    Reference::new(input).check(output, context)
+}
+
+fn pool(threads: usize) -> &'static rayon::ThreadPool {
+    static POOLS: OnceLock<[rayon::ThreadPool; 2]> = OnceLock::new();
+    let pools = POOLS.get_or_init(|| {
+        [1, 2].map(|t| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(t)
+                .build()
+                .unwrap()
+        })
+    });
+    &pools[threads - 1]
+}
+
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+/// What a call with these sizes must return.
+fn expected(len: usize, row_len: usize) -> Result<(), Error> {
+    if row_len == 0 && len > 0 {
+        Err(Error::ZeroRowLength { len })
+    } else if row_len > 0 && len % row_len != 0 {
+        Err(Error::RaggedRows { len, row_len })
+    } else {
+        Ok(())
+    }
+}
+
+/// The `softmax_diff` body: every backend and algorithm, in place and out of
+/// place, on 1 and 2 threads, rows and single rows, against the reference;
+/// bad shapes must be `Err` and write nothing.
+pub fn check_softmax(x: &[f32], row_len: usize, offset: usize) -> Errors {
+    let n = x.len();
+    let offset = offset % 16;
+    let mut buffer = vec![0.0f32; n + 16];
+    buffer[offset..offset + n].copy_from_slice(x);
+    let input = &buffer[offset..offset + n];
+    let want = expected(n, row_len);
+    const SENTINEL: f32 = 12345.0;
+    let configs: Vec<(Backend, Algorithm)> = backends()
+        .into_iter()
+        .flat_map(|b| Algorithm::ALL.map(|a| (b, a)))
+        .collect();
+    let softmax = |&(b, a): &(Backend, Algorithm)| Softmax::new().backend(b).algorithm(a);
+    let ctx = |&(b, a): &(Backend, Algorithm), what: &str| {
+        format!("{b} {a:?} {what} n={n} row_len={row_len}")
+    };
+
+    // Out of place on 1 thread (at the case's alignment): the results to check.
+    let outputs: Vec<Vec<f32>> = pool(1).install(|| {
+        configs
+            .iter()
+            .map(|c| {
+                let mut out = vec![SENTINEL; n + 16];
+                let got = softmax(c).run_rows(input, &mut out[offset..offset + n], row_len);
+                assert_eq!(got, want, "{}", ctx(c, "run_rows"));
+                if want.is_err() {
+                    assert!(
+                        out.iter().all(|&v| v == SENTINEL),
+                        "{}: wrote on error",
+                        ctx(c, "run_rows")
+                    );
+                }
+                out[offset..offset + n].to_vec()
+            })
+            .collect()
+    });
+    // The same on 2 threads, in place, one row alone, and a length mismatch.
+    pool(2).install(|| {
+        for (c, y) in configs.iter().zip(&outputs) {
+            let sm = softmax(c);
+            let mut data = input.to_vec();
+            assert_eq!(
+                sm.run_rows_in_place(&mut data, row_len),
+                want,
+                "{}",
+                ctx(c, "in place")
+            );
+            if want.is_err() {
+                assert_eq!(
+                    bits(&data),
+                    bits(input),
+                    "{}: wrote on error",
+                    ctx(c, "in place")
+                );
+                continue;
+            }
+            assert_eq!(
+                bits(&data),
+                bits(y),
+                "{}: differs from 1 thread out of place",
+                ctx(c, "2 threads in place")
+            );
+            let mut two = vec![0.0f32; n];
+            sm.run_rows(input, &mut two, row_len).unwrap();
+            assert_eq!(
+                bits(&two),
+                bits(y),
+                "{}: differs from 1 thread",
+                ctx(c, "2 threads")
+            );
+            if let Some(first) = input.get(..row_len) {
+                let mut single = vec![0.0f32; row_len];
+                sm.run(first, &mut single).unwrap();
+                assert_eq!(
+                    bits(&single),
+                    bits(&y[..row_len]),
+                    "{}: differs from the batch",
+                    ctx(c, "run")
+                );
+            }
+            let mut long = vec![SENTINEL; n + 1];
+            let e = sm.run_rows(input, &mut long, row_len.max(1));
+            assert_eq!(
+                e,
+                Err(Error::LengthMismatch {
+                    input: n,
+                    output: n + 1
+                }),
+                "{}",
+                ctx(c, "length")
+            );
+            assert!(
+                long.iter().all(|&v| v == SENTINEL),
+                "{}: wrote on error",
+                ctx(c, "length")
+            );
+        }
+    });
+    if want.is_err() || n == 0 {
+        return Errors::default();
+    }
+    // Against the reference, computed once per row.
+    let mut worst = Errors::default();
+    for (r, xr) in input.chunks(row_len).enumerate() {
+        let reference = Reference::new(xr);
+        for (c, y) in configs.iter().zip(&outputs) {
+            let yr = &y[r * row_len..(r + 1) * row_len];
+            worst = worst.merge(reference.check(yr, &|| ctx(c, &format!("row {r}"))));
+        }
+    }
+    record_worst(worst, "softmax");
+    worst
+}
+
+// ------------------------------------------------------------ exp_diff
+
+/// One input for `exp_diff`.
+#[derive(Arbitrary, Clone, Copy, PartialEq)]
+pub enum ExpInput {
+    /// Any f32.
+    Bits(u32),
+    /// Spread over the bit patterns of [CUTOFF, DOMAIN_MAX].
+    InDomain(u32),
+    /// Within ±32767 ULP of CUTOFF, of 0, or of DOMAIN_MAX.
+    NearCutoff(i16),
+    NearZero(i16),
+    NearTop(i16),
+}
+
+impl ExpInput {
+    pub fn value(self) -> f32 {
+        let near = |x: f32, d: i16| f32::from_bits(x.to_bits().wrapping_add_signed(i32::from(d)));
+        match self {
+            ExpInput::Bits(b) => f32::from_bits(b),
+            ExpInput::InDomain(u) => {
+                let negatives = CUTOFF.to_bits() - 0x8000_0000 + 1;
+                let total = u64::from(negatives) + u64::from(DOMAIN_MAX.to_bits()) + 1;
+                let k = ((u64::from(u) * total) >> 32) as u32;
+                if k < negatives {
+                    f32::from_bits(0x8000_0000 + k)
+                } else {
+                    f32::from_bits(k - negatives)
+                }
+            }
+            ExpInput::NearCutoff(d) => near(CUTOFF, d),
+            ExpInput::NearZero(d) => {
+                f32::from_bits(i32::from(d).unsigned_abs() | if d < 0 { 0x8000_0000 } else { 0 })
+            }
+            ExpInput::NearTop(d) => near(DOMAIN_MAX, d.min(0)),
+        }
+    }
+}
+
+#[derive(Arbitrary, Clone, PartialEq)]
+pub struct ExpCase {
+    pub inputs: Vec<ExpInput>,
+}
+
+impl fmt::Debug for ExpCase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let x: Vec<String> = self
+            .inputs
+            .iter()
+            .map(|v| format!("{:#010x}", v.value().to_bits()))
+            .collect();
+        writeln!(
+            f,
+            "ExpCase reproducer (paste into a test that has `mod check;`):"
+        )?;
+        write!(
+            f,
+            "check::check_exp(&[{}].map(f32::from_bits));",
+            x.join(", ")
+        )
+    }
+}
+
+impl ExpCase {
+    pub fn check(&self) -> f64 {
+        let x: Vec<f32> = self.inputs.iter().map(|v| v.value()).collect();
+        check_exp(&x)
+    }
+}
+
+/// Error of `got` in units in the last place of the f32 nearest `want`.
+pub fn ulp_error(got: f32, want: f64) -> f64 {
+    let exponent = ((want.to_bits() >> 52) & 0x7ff) as i32 - 1023;
+    (f64::from(got) - want).abs() / 2f64.powi(exponent.max(-126) - 23)
+}
+
+/// The `exp_diff` body: on every backend, NaN → NaN, below CUTOFF → exactly
+/// 0, [CUTOFF, DOMAIN_MAX] → within 2 ULP of f64 exp (above DOMAIN_MAX the
+/// result is unspecified). Returns the worst ULP error.
+pub fn check_exp(x: &[f32]) -> f64 {
+    let mut worst = 0.0f64;
+    let mut y = vec![0.0f32; x.len()];
+    for backend in backends() {
+        exp_slice(backend, x, &mut y).unwrap();
+        for (&xi, &yi) in x.iter().zip(&y) {
+            if xi.is_nan() {
+                assert!(yi.is_nan(), "{backend}: exp(NaN) = {yi}");
+            } else if xi < CUTOFF {
+                assert_eq!(yi.to_bits(), 0, "{backend}: exp({xi:e}) = {yi:e}, want +0");
+            } else if xi <= DOMAIN_MAX {
+                let e = ulp_error(yi, f64::from(xi).exp());
+                assert!(
+                    e <= 2.0,
+                    "{backend}: exp({xi:e} = {:#010x}) = {yi:e}: {e:.3} ULP",
+                    xi.to_bits()
+                );
+                worst = worst.max(e);
+            }
+        }
+    }
+    static WORST: AtomicU64 = AtomicU64::new(0);
+    if worst.to_bits() > WORST.fetch_max(worst.to_bits(), Ordering::Relaxed) {
+        eprintln!("new worst exp error: {worst:.4} ULP");
+    }
+    worst
+}
