@@ -1,4 +1,4 @@
-//! Our polynomial `exp`, written once over [`Lanes`].
+//! Our polynomial `exp`, written once over the lane trait (`lanes::Lanes`).
 //!
 //! `exp(x) = 2^n · e^t` with `n = round(x / ln 2)` and `t = x − n·ln 2`,
 //! `|t| ≤ ln 2 / 2`:
