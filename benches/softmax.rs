@@ -1,6 +1,9 @@
 //! Criterion benches: softmax per algorithm on the throughput tool's shapes.
 //! `cargo bench --bench softmax`; HTML reports land in target/criterion.
 
+#[path = "common/logits.rs"]
+mod logits;
+
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use simd_softmax::{Algorithm, Softmax};
 
@@ -26,20 +29,11 @@ impl Aligned {
     }
 }
 
-/// Normal logits, σ = 3 (xorshift + Box–Muller, fixed seed).
+/// Normal logits (σ = 3, fixed seed) at a 64-byte boundary.
 fn logits(n: usize) -> Aligned {
     let mut a = Aligned::new(n);
-    let mut state = 0x2545_F491_4F6C_DD1Du64;
-    let mut uniform = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        ((state >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    };
-    for v in a.get_mut() {
-        let (u, w) = (uniform(), uniform());
-        *v = ((-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * w).cos() * 3.0) as f32;
-    }
+    a.get_mut()
+        .copy_from_slice(&logits::normal_logits(n, 0x2545_F491_4F6C_DD1D));
     a
 }
 

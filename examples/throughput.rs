@@ -9,6 +9,9 @@
 
 use std::time::{Duration, Instant};
 
+#[path = "../benches/common/logits.rs"]
+mod logits;
+
 use simd_softmax::exp::exp_slice;
 use simd_softmax::{Algorithm, Backend, Softmax};
 
@@ -109,23 +112,6 @@ fn parse_args() -> Args {
     args
 }
 
-/// Normal logits, σ = 3, from a fixed seed (xorshift + Box–Muller).
-fn logits(n: usize) -> Vec<f32> {
-    let mut state = 0x9E37_79B9_7F4A_7C15u64;
-    let mut uniform = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        ((state >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    };
-    (0..n)
-        .map(|_| {
-            let (u, v) = (uniform(), uniform());
-            ((-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos() * 3.0) as f32
-        })
-        .collect()
-}
-
 /// Median seconds per call: warm up, pick a repeat count that makes each
 /// sample about 3 ms, take 21 samples.
 fn median_seconds(mut f: impl FnMut()) -> f64 {
@@ -167,7 +153,7 @@ fn main() {
         );
     }
     for &(rows, cols) in &args.shapes {
-        let x = logits(rows * cols);
+        let x = logits::normal_logits(rows * cols, 0x9E37_79B9_7F4A_7C15);
         let mut y = vec![0.0f32; rows * cols];
         for &threads in &args.threads {
             let pool = rayon::ThreadPoolBuilder::new()
