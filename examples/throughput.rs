@@ -31,7 +31,7 @@ struct Args {
 fn usage() -> ! {
     eprintln!(
         "usage: throughput [--op softmax] [--shapes RxC,...] [--threads T,...]\n\
-         \x20                 [--algorithms auto,three-pass,online,blocked] [--backend avx2|portable|scalar] [--json]\n\
+         \x20                 [--algorithms auto,three-pass,online,blocked] [--backend avx512|avx2|portable|scalar] [--json]\n\
          defaults: --shapes {DEFAULT_SHAPES} --threads 1,<all cores> --algorithms auto"
     );
     std::process::exit(2)

@@ -18,15 +18,22 @@ pub enum Backend {
     Portable,
     /// AVX2 + FMA on x86_64, chosen at run time.
     Avx2Fma,
+    /// AVX-512F on x86_64, chosen at run time.
+    Avx512,
 }
 
-/// The environment variable that forces a backend: `scalar`, `portable`
-/// or `avx2`.
+/// The environment variable that forces a backend: `scalar`, `portable`,
+/// `avx2` or `avx512`.
 pub const BACKEND_ENV: &str = "SIMD_SOFTMAX_BACKEND";
 
 impl Backend {
     /// Every backend, fastest first.
-    pub const ALL: [Backend; 3] = [Backend::Avx2Fma, Backend::Portable, Backend::Scalar];
+    pub const ALL: [Backend; 4] = [
+        Backend::Avx512,
+        Backend::Avx2Fma,
+        Backend::Portable,
+        Backend::Scalar,
+    ];
 
     /// The short name used by [`BACKEND_ENV`] and the throughput tool.
     pub fn name(self) -> &'static str {
@@ -34,6 +41,7 @@ impl Backend {
             Backend::Scalar => "scalar",
             Backend::Portable => "portable",
             Backend::Avx2Fma => "avx2",
+            Backend::Avx512 => "avx512",
         }
     }
 
@@ -49,6 +57,12 @@ impl Backend {
             Backend::Avx2Fma => {
                 #[cfg(target_arch = "x86_64")]
                 return crate::arch::avx2::Avx2Fma::detect().is_some();
+                #[cfg(not(target_arch = "x86_64"))]
+                return false;
+            }
+            Backend::Avx512 => {
+                #[cfg(target_arch = "x86_64")]
+                return crate::arch::avx512::Avx512::detect().is_some();
                 #[cfg(not(target_arch = "x86_64"))]
                 return false;
             }
@@ -77,6 +91,7 @@ impl fmt::Display for Backend {
         match self {
             Backend::Scalar => f.write_str("scalar"),
             Backend::Avx2Fma => f.write_str("avx2+fma"),
+            Backend::Avx512 => f.write_str("avx512f"),
             Backend::Portable => write!(f, "portable({})", portable_isa()),
         }
     }
@@ -133,6 +148,13 @@ pub(crate) fn run<J: Job>(backend: Backend, job: J) -> J::Output {
                 return avx2.vectorize(job);
             }
             unreachable!("the avx2 backend was checked before dispatch")
+        }
+        Backend::Avx512 => {
+            #[cfg(target_arch = "x86_64")]
+            if let Some(avx512) = crate::arch::avx512::Avx512::detect() {
+                return avx512.vectorize(job);
+            }
+            unreachable!("the avx512 backend was checked before dispatch")
         }
     }
 }

@@ -268,5 +268,10 @@ mod tests {
             Some(avx2) => check(avx2),
             None => eprintln!("SKIPPED avx2 lanes: not available on this CPU"),
         }
+        #[cfg(target_arch = "x86_64")]
+        match crate::arch::avx512::Avx512::detect() {
+            Some(avx512) => check(avx512),
+            None => eprintln!("SKIPPED avx512 lanes: not available on this CPU"),
+        }
     }
 }

@@ -76,9 +76,10 @@
 //!
 //! # Backends
 //!
-//! [`backend()`] reports the one in use: `avx2+fma` when the CPU has it,
-//! else `portable(...)` (the `wide` crate for the build's target), else
-//! `scalar`. The environment variable `SIMD_SOFTMAX_BACKEND=scalar|portable|avx2`
+//! [`backend()`] reports the one in use, the fastest the CPU has: `avx512f`,
+//! else `avx2+fma`, else `portable(...)` (the `wide` crate for the build's
+//! target), else `scalar`. The environment variable
+//! `SIMD_SOFTMAX_BACKEND=scalar|portable|avx2|avx512`
 //! forces one; naming one the CPU lacks is an error ([`Error::BackendUnavailable`]),
 //! never a silent fallback. [`Softmax::backend`] picks one per call.
 //!

@@ -37,6 +37,7 @@ fn names_round_trip() {
         assert_eq!(Backend::from_name(b.name()), Some(b));
     }
     assert_eq!(Backend::Avx2Fma.to_string(), "avx2+fma");
+    assert_eq!(Backend::Avx512.to_string(), "avx512f");
     assert!(Backend::Portable.to_string().starts_with("portable("));
     assert_eq!(Backend::Scalar.to_string(), "scalar");
 }

@@ -210,16 +210,19 @@ impl Errors {
     }
 }
 
-/// Reports a new worst error on stderr (for the fuzz logs).
+/// Reports a new worst error on stderr (for the fuzz logs): the running
+/// worst of each figure.
 fn record_worst(e: Errors, what: &str) {
     static WORST_RATIO: AtomicU64 = AtomicU64::new(0);
     static WORST_RELATIVE: AtomicU64 = AtomicU64::new(0);
-    let ratio = WORST_RATIO.fetch_max(e.bound_ratio.to_bits(), Ordering::Relaxed);
-    let relative = WORST_RELATIVE.fetch_max(e.relative.to_bits(), Ordering::Relaxed);
-    if e.bound_ratio.to_bits() > ratio || e.relative.to_bits() > relative {
+    let ratio = f64::from_bits(WORST_RATIO.fetch_max(e.bound_ratio.to_bits(), Ordering::Relaxed));
+    let relative =
+        f64::from_bits(WORST_RELATIVE.fetch_max(e.relative.to_bits(), Ordering::Relaxed));
+    if e.bound_ratio > ratio || e.relative > relative {
         eprintln!(
             "new worst {what}: bound ratio {:.4}, relative {:.3e}",
-            e.bound_ratio, e.relative
+            e.bound_ratio.max(ratio),
+            e.relative.max(relative)
         );
     }
 }

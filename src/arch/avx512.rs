@@ -1,0 +1,129 @@
+//! AVX-512F lanes over `__m512`: sixteen lanes, 32 registers, mask
+//! registers for the partial vectors.
+
+use core::arch::x86_64::*;
+
+use crate::lanes::{Job, Lanes};
+
+/// Proof that the running CPU has AVX-512F: only [`Avx512::detect`] makes one.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Avx512(());
+
+impl Avx512 {
+    pub(crate) fn detect() -> Option<Self> {
+        if is_x86_feature_detected!("avx512f") {
+            Some(Avx512(()))
+        } else {
+            None
+        }
+    }
+}
+
+/// The first `n` lanes.
+#[inline(always)]
+fn first(n: usize) -> __mmask16 {
+    assert!(n < 16);
+    (1u16 << n) - 1
+}
+
+// SAFETY (for every `unsafe` block in this impl unless it says more): the
+// intrinsics need AVX-512F, and `self` is an `Avx512`, which exists only
+// when `detect` found it on this CPU.
+impl Lanes for Avx512 {
+    type V = __m512;
+    const LANES: usize = 16;
+
+    #[inline(always)]
+    fn vectorize<J: Job>(self, job: J) -> J::Output {
+        #[target_feature(enable = "avx512f,avx2,fma")]
+        fn with_avx512<J: Job>(s: Avx512, job: J) -> J::Output {
+            job.run(s)
+        }
+        // SAFETY: the token proves the CPU has AVX-512F (which has AVX2 and FMA).
+        unsafe { with_avx512(self, job) }
+    }
+    #[inline(always)]
+    fn splat(self, x: f32) -> __m512 {
+        // SAFETY: see the impl.
+        unsafe { _mm512_set1_ps(x) }
+    }
+    #[inline(always)]
+    fn load(self, s: &[f32]) -> __m512 {
+        let s = &s[..16];
+        // SAFETY: `s` holds 16 readable f32 (checked above); see the impl.
+        unsafe { _mm512_loadu_ps(s.as_ptr()) }
+    }
+    #[inline(always)]
+    fn store(self, v: __m512, s: &mut [f32]) {
+        let s = &mut s[..16];
+        // SAFETY: `s` holds 16 writable f32 (checked above); see the impl.
+        unsafe { _mm512_storeu_ps(s.as_mut_ptr(), v) }
+    }
+    #[inline(always)]
+    fn load_partial(self, s: &[f32], fill: f32) -> __m512 {
+        let mask = first(s.len());
+        // SAFETY: the mask enables exactly the first `s.len()` lanes, and a
+        // masked load touches no memory of the disabled lanes; see the impl.
+        unsafe { _mm512_mask_loadu_ps(_mm512_set1_ps(fill), mask, s.as_ptr()) }
+    }
+    #[inline(always)]
+    fn store_partial(self, v: __m512, s: &mut [f32]) {
+        let mask = first(s.len());
+        // SAFETY: as in `load_partial`, only the first `s.len()` lanes are
+        // written; see the impl.
+        unsafe { _mm512_mask_storeu_ps(s.as_mut_ptr(), mask, v) }
+    }
+    #[inline(always)]
+    fn add(self, a: __m512, b: __m512) -> __m512 {
+        // SAFETY: see the impl.
+        unsafe { _mm512_add_ps(a, b) }
+    }
+    #[inline(always)]
+    fn sub(self, a: __m512, b: __m512) -> __m512 {
+        // SAFETY: see the impl.
+        unsafe { _mm512_sub_ps(a, b) }
+    }
+    #[inline(always)]
+    fn mul(self, a: __m512, b: __m512) -> __m512 {
+        // SAFETY: see the impl.
+        unsafe { _mm512_mul_ps(a, b) }
+    }
+    #[inline(always)]
+    fn mul_add(self, a: __m512, b: __m512, c: __m512) -> __m512 {
+        // SAFETY: see the impl.
+        unsafe { _mm512_fmadd_ps(a, b, c) }
+    }
+    #[inline(always)]
+    fn max(self, a: __m512, b: __m512) -> __m512 {
+        // SAFETY: see the impl.
+        unsafe { _mm512_max_ps(a, b) }
+    }
+    #[inline(always)]
+    fn reduce_max(self, v: __m512) -> f32 {
+        // SAFETY: see the impl.
+        unsafe { _mm512_reduce_max_ps(v) }
+    }
+    #[inline(always)]
+    fn reduce_sum_f64(self, v: __m512) -> f64 {
+        // SAFETY: see the impl.
+        unsafe {
+            let lo = _mm512_cvtps_pd(_mm512_castps512_ps256(v));
+            let hi = _mm512_extractf64x4_pd::<1>(_mm512_castps_pd(v));
+            let hi = _mm512_cvtps_pd(_mm256_castpd_ps(hi));
+            _mm512_reduce_add_pd(_mm512_add_pd(lo, hi))
+        }
+    }
+    #[inline(always)]
+    fn shift_into_exponent(self, v: __m512) -> __m512 {
+        // SAFETY: see the impl.
+        unsafe { _mm512_castsi512_ps(_mm512_slli_epi32::<23>(_mm512_castps_si512(v))) }
+    }
+    #[inline(always)]
+    fn zero_where_below(self, x: __m512, limit: f32, v: __m512) -> __m512 {
+        // SAFETY: see the impl.
+        unsafe {
+            let below = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(x, _mm512_set1_ps(limit));
+            _mm512_maskz_mov_ps(!below, v)
+        }
+    }
+}
