@@ -293,7 +293,7 @@ fn check_rows(len: usize, row_len: usize) -> Result<(), Error> {
         } else {
             Err(Error::ZeroRowLength { len })
         }
-    } else if len % row_len != 0 {
+    } else if !len.is_multiple_of(row_len) {
         Err(Error::RaggedRows { len, row_len })
     } else {
         Ok(())

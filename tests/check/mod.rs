@@ -153,7 +153,7 @@ impl RowLen {
             RowLen::Whole => n,
             RowLen::Any(v) => usize::from(v),
             RowLen::Divisor(k) => {
-                let divisors: Vec<usize> = (1..=n).filter(|d| n % d == 0).collect();
+                let divisors: Vec<usize> = (1..=n).filter(|&d| n.is_multiple_of(d)).collect();
                 if divisors.is_empty() {
                     0
                 } else {
@@ -315,7 +315,7 @@ fn bits(v: &[f32]) -> Vec<u32> {
 fn expected(len: usize, row_len: usize) -> Result<(), Error> {
     if row_len == 0 && len > 0 {
         Err(Error::ZeroRowLength { len })
-    } else if row_len > 0 && len % row_len != 0 {
+    } else if row_len > 0 && !len.is_multiple_of(row_len) {
         Err(Error::RaggedRows { len, row_len })
     } else {
         Ok(())
