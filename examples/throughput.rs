@@ -193,7 +193,9 @@ fn main() {
                 let elems = (rows * cols) as f64;
                 let (us, gelem) = (seconds * 1e6, elems / seconds / 1e9);
                 let name = match algorithm {
-                    Algorithm::Auto => format!("auto({})", algorithm.resolve_name(cols)),
+                    Algorithm::Auto => {
+                        format!("auto({})", algorithm.resolve_name(rows * cols, cols))
+                    }
                     a => a.name().to_string(),
                 };
                 if args.json {
@@ -202,7 +204,7 @@ fn main() {
                         args.op,
                         args.backend,
                         algorithm.name(),
-                        algorithm.resolve_name(cols),
+                        algorithm.resolve_name(rows * cols, cols),
                         gelem * 8.0,
                         copy_s * 1e6,
                         exp_s * 1e6

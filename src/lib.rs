@@ -116,8 +116,9 @@ use kernels::Io;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Algorithm {
-    /// Chosen by row length: `ThreePass` below 2048 elements, `Blocked`
-    /// from there on (measured crossovers; see [`Algorithm::resolve_name`]).
+    /// Chosen by size: `Blocked` when input and output together reach
+    /// 24 MiB (data that streams from DRAM), else `ThreePass` (measured
+    /// crossovers; see [`Algorithm::resolve_name`]).
     #[default]
     Auto,
     /// Max; store `exp(x − max)` and sum; scale by `1/sum`. One exp per
@@ -164,40 +165,43 @@ impl Algorithm {
         Algorithm::ALL.into_iter().find(|a| a.name() == name)
     }
 
-    /// The name of the algorithm `Auto` runs for rows of `row_len`.
-    pub fn resolve_name(self, row_len: usize) -> &'static str {
-        match self.resolve(row_len) {
+    /// The name of the algorithm a call over `len` values in rows of
+    /// `row_len` runs (for `Auto`, the one it picks).
+    pub fn resolve_name(self, len: usize, row_len: usize) -> &'static str {
+        match self.resolve(len, row_len) {
             Kernel::ThreePass => Algorithm::ThreePass.name(),
             Kernel::Online => Algorithm::Online.name(),
             Kernel::Blocked => Algorithm::Blocked.name(),
         }
     }
 
-    pub(crate) fn resolve(self, row_len: usize) -> Kernel {
+    pub(crate) fn resolve(self, len: usize, row_len: usize) -> Kernel {
         match self {
             Algorithm::ThreePass => Kernel::ThreePass,
             Algorithm::Online => Kernel::Online,
             Algorithm::Blocked => Kernel::Blocked,
             Algorithm::Auto => {
-                if row_len < AUTO_BLOCKED_FROM {
-                    Kernel::ThreePass
-                } else {
+                let bytes = len.saturating_mul(2 * size_of::<f32>());
+                if row_len >= kernels::blocked::BLOCK && bytes >= AUTO_BLOCKED_FROM_BYTES {
                     Kernel::Blocked
+                } else {
+                    Kernel::ThreePass
                 }
             }
         }
     }
 }
 
-/// `Auto` runs `ThreePass` on rows shorter than one block and `Blocked`
-/// from there on. Measured with the throughput tool (AVX2, Zen 4, 1 and 2
-/// threads): on rows of 128–512 three-pass leads by 3–7%; from 2048 on the
-/// two are within noise on a single cached row (1×50257, 1×256000), and
-/// blocked leads by 7–15% on batches whose rows come from L3 or DRAM
-/// (64×50257, 32×128256, 16×256000), as it reads x once. `Online` (two
-/// exps per element) ran at 1.3 Gelem/s on every length and was never the
-/// fastest at 1 thread, so `Auto` does not pick it.
-const AUTO_BLOCKED_FROM: usize = kernels::blocked::BLOCK;
+/// `Auto` runs `Blocked` when the call's input and output together reach
+/// this many bytes (and rows are at least one block long), else `ThreePass`.
+/// Three-pass reads x twice, which is free while the data stays in cache;
+/// blocked reads it once but pays a little per block. Measured with the
+/// throughput tool (AVX-512 and AVX2, Zen 4 with a 32 MiB L3, 1 and 2
+/// threads): three-pass wins up to 16.8 MB (1x2097152, 8x262144, 32x50257:
+/// 3–8%), the two tie around 25 MB (64x50257), and blocked wins from 32 MB
+/// on (16x256000 by 10–15%, 1x4194304 by 18%). Online (two exps per
+/// element) was never the fastest, so `Auto` does not pick it.
+const AUTO_BLOCKED_FROM_BYTES: usize = 24 << 20;
 
 /// A configured softmax: which algorithm and backend to use.
 ///

@@ -19,8 +19,9 @@ const SPLIT_ROW_FROM: usize = 64 * 1024;
 /// Softmax of every row of `io`, rows split across the current rayon pool.
 pub(crate) fn softmax_rows(backend: Backend, algorithm: Algorithm, io: Io<'_>, row_len: usize) {
     let rows = io.len() / row_len;
+    let kernel = algorithm.resolve(io.len(), row_len);
     if rows == 1 && row_len >= SPLIT_ROW_FROM && rayon::current_num_threads() > 1 {
-        return softmax_row(&Parallel(backend), algorithm.resolve(row_len), io);
+        return softmax_row(&Parallel(backend), kernel, io);
     }
     let rows_per_task = (MIN_TASK_ELEMENTS / row_len).max(1);
     if rows <= rows_per_task || rayon::current_num_threads() == 1 {
@@ -29,7 +30,7 @@ pub(crate) fn softmax_rows(backend: Backend, algorithm: Algorithm, io: Io<'_>, r
             RowsJob {
                 io,
                 row_len,
-                algorithm,
+                kernel,
             },
         );
     }
@@ -42,7 +43,7 @@ pub(crate) fn softmax_rows(backend: Backend, algorithm: Algorithm, io: Io<'_>, r
                 RowsJob {
                     io: Io::InPlace(rows),
                     row_len,
-                    algorithm,
+                    kernel,
                 },
             );
         }),
@@ -56,7 +57,7 @@ pub(crate) fn softmax_rows(backend: Backend, algorithm: Algorithm, io: Io<'_>, r
                     RowsJob {
                         io,
                         row_len,
-                        algorithm,
+                        kernel,
                     },
                 );
             }),
@@ -67,7 +68,7 @@ pub(crate) fn softmax_rows(backend: Backend, algorithm: Algorithm, io: Io<'_>, r
 struct RowsJob<'a> {
     io: Io<'a>,
     row_len: usize,
-    algorithm: Algorithm,
+    kernel: Kernel,
 }
 
 impl Job for RowsJob<'_> {
@@ -75,7 +76,7 @@ impl Job for RowsJob<'_> {
 
     #[inline(always)]
     fn run<S: Lanes>(self, s: S) {
-        let kernel = self.algorithm.resolve(self.row_len);
+        let kernel = self.kernel;
         // Loops, not a closure per row: see `kernels::Map`.
         match self.io {
             Io::InPlace(data) => {

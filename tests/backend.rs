@@ -18,8 +18,16 @@ fn active_backend_is_the_forced_or_the_fastest() {
         }
         Err(_) => {
             assert_eq!(backend(), Backend::detect());
+            // A default build must pick the runtime-detected SIMD backend.
             #[cfg(target_arch = "x86_64")]
-            if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            if std::is_x86_feature_detected!("avx512f") {
+                assert_eq!(
+                    backend(),
+                    Backend::Avx512,
+                    "a default build must use AVX-512 here"
+                );
+            } else if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+            {
                 assert_eq!(
                     backend(),
                     Backend::Avx2Fma,
