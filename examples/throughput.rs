@@ -15,6 +15,9 @@ mod logits;
 use simd_softmax::exp::exp_slice;
 use simd_softmax::{Algorithm, Backend, Softmax};
 
+/// The operations `--op` takes. Only softmax has algorithms to choose.
+const OPS: [&str; 3] = ["softmax", "log_softmax", "logsumexp"];
+
 const DEFAULT_SHAPES: &str = "1x50257,1x128256,1x256000,64x50257,32x128256,16x256000,4096x1024";
 
 struct Args {
@@ -30,7 +33,7 @@ struct Args {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: throughput [--op softmax] [--shapes RxC,...] [--threads T,...]\n\
+        "usage: throughput [--op softmax|log_softmax|logsumexp] [--shapes RxC,...] [--threads T,...]\n\
          \x20                 [--algorithms auto,three-pass,online,blocked] [--backend avx512|avx2|portable|scalar] [--json]\n\
          defaults: --shapes {DEFAULT_SHAPES} --threads 1,<all cores> --algorithms auto"
     );
@@ -101,8 +104,12 @@ fn parse_args() -> Args {
             .map(|(r, c)| (r.to_string(), c.to_string()))?;
         Some((r.parse().ok()?, c.parse().ok()?))
     });
-    if args.op != "softmax" {
-        eprintln!("unknown op {:?} (this build has: softmax)", args.op);
+    if !OPS.contains(&args.op.as_str()) {
+        eprintln!(
+            "unknown op {:?} (this build has: {})",
+            args.op,
+            OPS.join(", ")
+        );
         usage()
     }
     if !args.backend.is_available() {
@@ -181,21 +188,34 @@ fn main() {
             } else {
                 (f64::NAN, f64::NAN)
             };
-            for &algorithm in &args.algorithms {
+            let algorithms = if args.op == "softmax" {
+                &args.algorithms[..]
+            } else {
+                &[Algorithm::Auto]
+            };
+            let mut per_row = vec![0.0f32; rows];
+            for &algorithm in algorithms {
                 let sm = Softmax::new().backend(args.backend).algorithm(algorithm);
                 eprint!(
                     "\r{rows}x{cols} {} {threads} thread(s)...   ",
                     algorithm.name()
                 );
-                let seconds =
-                    pool.install(|| median_seconds(|| sm.run_rows(&x, &mut y, cols).unwrap()));
+                let seconds = pool.install(|| {
+                    median_seconds(|| match args.op.as_str() {
+                        "log_softmax" => sm.run_log_rows(&x, &mut y, cols).unwrap(),
+                        "logsumexp" => sm.run_logsumexp_rows(&x, cols, &mut per_row).unwrap(),
+                        _ => sm.run_rows(&x, &mut y, cols).unwrap(),
+                    })
+                });
                 eprint!("\r{:60}\r", "");
                 let elems = (rows * cols) as f64;
                 let (us, gelem) = (seconds * 1e6, elems / seconds / 1e9);
+                let resolved = match args.op.as_str() {
+                    "softmax" => algorithm.resolve_name(rows * cols, cols),
+                    _ => "online",
+                };
                 let name = match algorithm {
-                    Algorithm::Auto => {
-                        format!("auto({})", algorithm.resolve_name(rows * cols, cols))
-                    }
+                    Algorithm::Auto => format!("auto({resolved})"),
                     a => a.name().to_string(),
                 };
                 if args.json {
@@ -204,7 +224,7 @@ fn main() {
                         args.op,
                         args.backend,
                         algorithm.name(),
-                        algorithm.resolve_name(rows * cols, cols),
+                        resolved,
                         gelem * 8.0,
                         copy_s * 1e6,
                         exp_s * 1e6

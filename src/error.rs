@@ -26,6 +26,13 @@ pub enum Error {
         /// The requested row length.
         row_len: usize,
     },
+    /// A per-row output (e.g. `logsumexp_rows`) does not hold one value per row.
+    RowOutputs {
+        /// Number of rows in the input.
+        rows: usize,
+        /// Length of the output.
+        output: usize,
+    },
     /// The requested backend needs instructions this CPU lacks.
     BackendUnavailable(Backend),
     /// `SIMD_SOFTMAX_BACKEND` holds a name that is no backend.
@@ -51,6 +58,12 @@ impl fmt::Display for Error {
                 len / row_len,
                 len % row_len
             ),
+            Error::RowOutputs { rows, output } => {
+                write!(
+                    f,
+                    "output holds {output} values for {rows} rows (one per row)"
+                )
+            }
             Error::BackendUnavailable(b) => write!(
                 f,
                 "backend {} ({b}) is not available on this CPU; available: {}",

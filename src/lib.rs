@@ -111,6 +111,7 @@ pub use dispatch::{BACKEND_ENV, Backend, backend, try_backend};
 pub use error::Error;
 
 use kernels::Io;
+use rows::RowOp;
 
 /// How a row is computed. All give results within the same bound.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -273,7 +274,75 @@ impl Softmax {
     fn run_rows_io(&self, io: Io<'_>, row_len: usize) -> Result<(), Error> {
         let backend = self.resolved_backend()?;
         if io.len() > 0 {
-            rows::softmax_rows(backend, self.algorithm, io, row_len);
+            let kernel = self.algorithm.resolve(io.len(), row_len);
+            rows::run_rows(backend, RowOp::Softmax(kernel), io, row_len);
+        }
+        Ok(())
+    }
+
+    /// Log-softmax of one row into `output` (same length):
+    /// `(x − max) − ln Σ exp(x − max)`. The algorithm setting does not
+    /// apply: one online pass finds max and sum, one pass writes.
+    pub fn run_log(&self, input: &[f32], output: &mut [f32]) -> Result<(), Error> {
+        check_lengths(input, output)?;
+        self.run_log_io(Io::new(Some(input), output), input.len())
+    }
+
+    /// Log-softmax of one row, in place.
+    pub fn run_log_in_place(&self, data: &mut [f32]) -> Result<(), Error> {
+        let len = data.len();
+        self.run_log_io(Io::new(None, data), len)
+    }
+
+    /// Log-softmax of each row of `row_len` values, rows in parallel.
+    pub fn run_log_rows(
+        &self,
+        input: &[f32],
+        output: &mut [f32],
+        row_len: usize,
+    ) -> Result<(), Error> {
+        check_lengths(input, output)?;
+        check_rows(input.len(), row_len)?;
+        self.run_log_io(Io::new(Some(input), output), row_len)
+    }
+
+    /// Log-softmax of each row of `row_len` values, in place, rows in parallel.
+    pub fn run_log_rows_in_place(&self, data: &mut [f32], row_len: usize) -> Result<(), Error> {
+        check_rows(data.len(), row_len)?;
+        self.run_log_io(Io::new(None, data), row_len)
+    }
+
+    fn run_log_io(&self, io: Io<'_>, row_len: usize) -> Result<(), Error> {
+        let backend = self.resolved_backend()?;
+        if io.len() > 0 {
+            rows::run_rows(backend, RowOp::LogSoftmax, io, row_len);
+        }
+        Ok(())
+    }
+
+    /// `ln Σ exp(x)` of each row of `row_len` values into `output` (one
+    /// value per row), rows in parallel.
+    pub fn run_logsumexp_rows(
+        &self,
+        input: &[f32],
+        row_len: usize,
+        output: &mut [f32],
+    ) -> Result<(), Error> {
+        check_rows(input.len(), row_len)?;
+        let rows = if row_len == 0 {
+            0
+        } else {
+            input.len() / row_len
+        };
+        if output.len() != rows {
+            return Err(Error::RowOutputs {
+                rows,
+                output: output.len(),
+            });
+        }
+        let backend = self.resolved_backend()?;
+        if rows > 0 {
+            rows::logsumexp_rows(backend, input, row_len, output);
         }
         Ok(())
     }
@@ -356,4 +425,68 @@ pub fn softmax_rows(input: &[f32], output: &mut [f32], row_len: usize) -> Result
 /// Softmax of each row of `row_len` values, in place, rows in parallel.
 pub fn softmax_rows_in_place(data: &mut [f32], row_len: usize) -> Result<(), Error> {
     Softmax::new().run_rows_in_place(data, row_len)
+}
+
+/// Log-softmax of one row: `output[i] = (x_i − max) − ln Σ exp(x − max)`,
+/// never `ln(softmax)`. Errors if the lengths differ (nothing written).
+///
+/// ```
+/// let mut y = [0.0f32; 2];
+/// simd_softmax::log_softmax(&[0.0, 0.0], &mut y)?;
+/// assert_eq!(y, [-std::f32::consts::LN_2; 2]);
+/// # Ok::<(), simd_softmax::Error>(())
+/// ```
+pub fn log_softmax(input: &[f32], output: &mut [f32]) -> Result<(), Error> {
+    Softmax::new().run_log(input, output)
+}
+
+/// Log-softmax of one row, in place.
+///
+/// # Panics
+/// Only if `SIMD_SOFTMAX_BACKEND` forces a backend this CPU lacks;
+/// [`Softmax::run_log_in_place`] returns that as an error.
+pub fn log_softmax_in_place(data: &mut [f32]) {
+    if let Err(e) = Softmax::new().run_log_in_place(data) {
+        panic!("simd-softmax: {e}");
+    }
+}
+
+/// Log-softmax of each row of `row_len` values, rows in parallel on the
+/// current rayon pool.
+pub fn log_softmax_rows(input: &[f32], output: &mut [f32], row_len: usize) -> Result<(), Error> {
+    Softmax::new().run_log_rows(input, output, row_len)
+}
+
+/// Log-softmax of each row of `row_len` values, in place, rows in parallel.
+pub fn log_softmax_rows_in_place(data: &mut [f32], row_len: usize) -> Result<(), Error> {
+    Softmax::new().run_log_rows_in_place(data, row_len)
+}
+
+/// `ln Σ exp(x)` of a row in one read (online max and rescaled sum):
+/// NaN if any entry is NaN, +inf if any is +inf, −inf if all are −inf or
+/// the row is empty.
+///
+/// ```
+/// let lse = simd_softmax::logsumexp(&[0.0, 0.0]);
+/// assert_eq!(lse, std::f32::consts::LN_2);
+/// assert_eq!(simd_softmax::logsumexp(&[]), f32::NEG_INFINITY);
+/// ```
+///
+/// # Panics
+/// Only if `SIMD_SOFTMAX_BACKEND` forces a backend this CPU lacks.
+pub fn logsumexp(input: &[f32]) -> f32 {
+    if input.is_empty() {
+        return f32::NEG_INFINITY;
+    }
+    let mut out = [0.0f32];
+    if let Err(e) = Softmax::new().run_logsumexp_rows(input, input.len(), &mut out) {
+        panic!("simd-softmax: {e}");
+    }
+    out[0]
+}
+
+/// `ln Σ exp(x)` of each row of `row_len` values into `output`, which must
+/// hold one value per row; rows in parallel.
+pub fn logsumexp_rows(input: &[f32], row_len: usize, output: &mut [f32]) -> Result<(), Error> {
+    Softmax::new().run_logsumexp_rows(input, row_len, output)
 }

@@ -56,3 +56,79 @@ pub fn tolerance(x: f32, max: f32, p_ref: f64) -> f64 {
     };
     (16.0 + spread) * p_ref * 2f64.powi(-24) + 2f64.powi(-126)
 }
+
+/// Log-softmax in f64, not rounded, with the crate's semantics: NaN row →
+/// NaN; k entries of +inf → −ln k there and −inf elsewhere; all −inf → −inf.
+pub fn log_softmax_f64(input: &[f32]) -> Vec<f64> {
+    if input.iter().any(|v| v.is_nan()) {
+        return vec![f64::NAN; input.len()];
+    }
+    let max = input.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    if max == f32::INFINITY {
+        let k = input.iter().filter(|&&v| v == f32::INFINITY).count() as f64;
+        return input
+            .iter()
+            .map(|&v| {
+                if v == f32::INFINITY {
+                    -k.ln()
+                } else {
+                    f64::NEG_INFINITY
+                }
+            })
+            .collect();
+    }
+    if max == f32::NEG_INFINITY {
+        return vec![f64::NEG_INFINITY; input.len()];
+    }
+    // (x − max) − ln S, not x − (max + ln S): the latter absorbs ln S into
+    // a huge max.
+    let max = f64::from(max);
+    let log_sum = input
+        .iter()
+        .map(|&v| (f64::from(v) - max).exp())
+        .sum::<f64>()
+        .ln();
+    input
+        .iter()
+        .map(|&v| (f64::from(v) - max) - log_sum)
+        .collect()
+}
+
+/// Log-softmax in f64, rounded once to f32.
+///
+/// # Panics
+/// If `output.len() != input.len()`.
+pub fn log_softmax(input: &[f32], output: &mut [f32]) {
+    assert_eq!(
+        input.len(),
+        output.len(),
+        "reference::log_softmax: lengths differ"
+    );
+    for (y, v) in output.iter_mut().zip(log_softmax_f64(input)) {
+        *y = v as f32;
+    }
+}
+
+/// `ln Σ exp(x)` in f64: NaN if any NaN, +inf if any +inf, −inf if all
+/// −inf or empty.
+pub fn logsumexp_f64(input: &[f32]) -> f64 {
+    if input.iter().any(|v| v.is_nan()) {
+        return f64::NAN;
+    }
+    let max = input.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    if !max.is_finite() {
+        return f64::from(max);
+    }
+    let max = f64::from(max);
+    max + input
+        .iter()
+        .map(|&v| (f64::from(v) - max).exp())
+        .sum::<f64>()
+        .ln()
+}
+
+/// The accuracy contract for log-softmax and logsumexp outputs:
+/// `|y − y_ref| ≤ 2^-22·|y_ref| + 2^-21`.
+pub fn log_tolerance(y_ref: f64) -> f64 {
+    y_ref.abs() * 2f64.powi(-22) + 2f64.powi(-21)
+}

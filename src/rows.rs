@@ -1,10 +1,14 @@
 //! Rows across the caller's rayon pool.
 
+use rayon::prelude::*;
+
+use crate::Kernel;
 use crate::dispatch::{self, Backend, Job};
 use crate::kernels::exec::{Exec, Parallel, Sequential};
-use crate::kernels::{Io, blocked, online, three_pass};
+use crate::kernels::log_softmax::{log_softmax, logsumexp_of};
+use crate::kernels::online::max_sum;
+use crate::kernels::{CHUNK, Io, Partial, blocked, online, three_pass};
 use crate::lanes::Lanes;
-use crate::{Algorithm, Kernel};
 
 /// A task handles at least this many elements, so that 4096 rows of 1024
 /// become 256 tasks, not 4096, and a short batch stays on one thread.
@@ -16,25 +20,23 @@ const MIN_TASK_ELEMENTS: usize = 16 * 1024;
 /// 32768 and 50257 were no faster or slower: the pool's wake-up costs more.
 const SPLIT_ROW_FROM: usize = 64 * 1024;
 
-/// Softmax of every row of `io`, rows split across the current rayon pool.
-pub(crate) fn softmax_rows(backend: Backend, algorithm: Algorithm, io: Io<'_>, row_len: usize) {
+/// What to compute for each row.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum RowOp {
+    Softmax(Kernel),
+    LogSoftmax,
+}
+
+/// `op` on every row of `io`, rows split across the current rayon pool.
+pub(crate) fn run_rows(backend: Backend, op: RowOp, io: Io<'_>, row_len: usize) {
     let rows = io.len() / row_len;
-    let kernel = algorithm.resolve(io.len(), row_len);
     if rows == 1 && row_len >= SPLIT_ROW_FROM && rayon::current_num_threads() > 1 {
-        return softmax_row(&Parallel(backend), kernel, io);
+        return run_row(&Parallel(backend), op, io);
     }
     let rows_per_task = (MIN_TASK_ELEMENTS / row_len).max(1);
     if rows <= rows_per_task || rayon::current_num_threads() == 1 {
-        return dispatch::run(
-            backend,
-            RowsJob {
-                io,
-                row_len,
-                kernel,
-            },
-        );
+        return dispatch::run(backend, RowsJob { io, row_len, op });
     }
-    use rayon::prelude::*;
     let task_len = rows_per_task * row_len;
     match io {
         Io::InPlace(data) => data.par_chunks_mut(task_len).for_each(|rows| {
@@ -43,7 +45,7 @@ pub(crate) fn softmax_rows(backend: Backend, algorithm: Algorithm, io: Io<'_>, r
                 RowsJob {
                     io: Io::InPlace(rows),
                     row_len,
-                    kernel,
+                    op,
                 },
             );
         }),
@@ -52,14 +54,7 @@ pub(crate) fn softmax_rows(backend: Backend, algorithm: Algorithm, io: Io<'_>, r
             .zip(output.par_chunks_mut(task_len))
             .for_each(|(input, output)| {
                 let io = Io::OutOfPlace { input, output };
-                dispatch::run(
-                    backend,
-                    RowsJob {
-                        io,
-                        row_len,
-                        kernel,
-                    },
-                );
+                dispatch::run(backend, RowsJob { io, row_len, op });
             }),
     }
 }
@@ -68,7 +63,7 @@ pub(crate) fn softmax_rows(backend: Backend, algorithm: Algorithm, io: Io<'_>, r
 struct RowsJob<'a> {
     io: Io<'a>,
     row_len: usize,
-    kernel: Kernel,
+    op: RowOp,
 }
 
 impl Job for RowsJob<'_> {
@@ -76,12 +71,11 @@ impl Job for RowsJob<'_> {
 
     #[inline(always)]
     fn run<S: Lanes>(self, s: S) {
-        let kernel = self.kernel;
         // Loops, not a closure per row: see `kernels::Map`.
         match self.io {
             Io::InPlace(data) => {
                 for row in data.chunks_exact_mut(self.row_len) {
-                    softmax_row(&Sequential(s), kernel, Io::InPlace(row));
+                    run_row(&Sequential(s), self.op, Io::InPlace(row));
                 }
             }
             Io::OutOfPlace { input, output } => {
@@ -89,7 +83,7 @@ impl Job for RowsJob<'_> {
                     .chunks_exact(self.row_len)
                     .zip(output.chunks_exact_mut(self.row_len));
                 for (input, output) in rows {
-                    softmax_row(&Sequential(s), kernel, Io::OutOfPlace { input, output });
+                    run_row(&Sequential(s), self.op, Io::OutOfPlace { input, output });
                 }
             }
         }
@@ -97,10 +91,66 @@ impl Job for RowsJob<'_> {
 }
 
 #[inline(always)]
-fn softmax_row(exec: &impl Exec, kernel: Kernel, row: Io<'_>) {
-    match kernel {
-        Kernel::ThreePass => three_pass::softmax(exec, row),
-        Kernel::Online => online::softmax(exec, row),
-        Kernel::Blocked => blocked::softmax(exec, row),
+fn run_row(exec: &impl Exec, op: RowOp, row: Io<'_>) {
+    match op {
+        RowOp::Softmax(Kernel::ThreePass) => three_pass::softmax(exec, row),
+        RowOp::Softmax(Kernel::Online) => online::softmax(exec, row),
+        RowOp::Softmax(Kernel::Blocked) => blocked::softmax(exec, row),
+        RowOp::LogSoftmax => log_softmax(exec, row),
+    }
+}
+
+/// `logsumexp` of every row of `input` into `output` (one value per row),
+/// rows split across the current rayon pool.
+pub(crate) fn logsumexp_rows(backend: Backend, input: &[f32], row_len: usize, output: &mut [f32]) {
+    let rows_per_task = (MIN_TASK_ELEMENTS / row_len).max(1);
+    if output.len() <= rows_per_task || rayon::current_num_threads() == 1 {
+        return dispatch::run(
+            backend,
+            LogSumExpJob {
+                input,
+                row_len,
+                output,
+            },
+        );
+    }
+    input
+        .par_chunks(rows_per_task * row_len)
+        .zip(output.par_chunks_mut(rows_per_task))
+        .for_each(|(input, output)| {
+            dispatch::run(
+                backend,
+                LogSumExpJob {
+                    input,
+                    row_len,
+                    output,
+                },
+            )
+        });
+}
+
+struct LogSumExpJob<'a> {
+    input: &'a [f32],
+    row_len: usize,
+    output: &'a mut [f32],
+}
+
+impl Job for LogSumExpJob<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run<S: Lanes>(self, s: S) {
+        for (row, out) in self
+            .input
+            .chunks_exact(self.row_len)
+            .zip(self.output.iter_mut())
+        {
+            // The same chunks and merge order as the softmax kernels.
+            let mut total = Partial::EMPTY;
+            for chunk in row.chunks(CHUNK) {
+                total = total.merge(max_sum(s, chunk));
+            }
+            *out = logsumexp_of(total, row);
+        }
     }
 }

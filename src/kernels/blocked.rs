@@ -40,7 +40,7 @@ pub(crate) fn softmax(exec: &impl Exec, mut io: Io<'_>) {
     if !m.is_finite() {
         // Blocks already hold exp(x − block max) (in place): NaN where x was
         // NaN and never +inf, so the rule still reads them right.
-        return nonfinite_row(io);
+        return nonfinite_row(io, false);
     }
     let sum: f64 = parts.iter().map(|p| p.sum_at(m)).sum();
     exec.fold(

@@ -7,6 +7,7 @@
 
 pub(crate) mod blocked;
 pub(crate) mod exec;
+pub(crate) mod log_softmax;
 pub(crate) mod online;
 pub(crate) mod three_pass;
 
@@ -399,17 +400,19 @@ impl Partial {
 }
 
 /// Rows whose max is ±inf (or that hold nothing but −inf and NaN):
-/// NaN anywhere makes the row NaN; otherwise the +inf entries share the
-/// mass equally and the rest get 0; a row of only −inf gets all zeros.
-/// Rare, so plain scalar code.
-pub(crate) fn nonfinite_row(io: Io<'_>) {
+/// NaN anywhere makes the row NaN; otherwise the k entries of +inf share
+/// the mass equally (1/k, rounded once) and the rest get 0; a row of only
+/// −inf gets all zeros. With `log`, the logarithms of those: −ln k and
+/// −inf. Rare, so plain scalar code.
+pub(crate) fn nonfinite_row(io: Io<'_>, log: bool) {
     let x = io.input();
     let has_nan = x.iter().any(|v| v.is_nan());
-    let infinities = x.iter().filter(|&&v| v == f32::INFINITY).count();
-    let share = if infinities == 0 {
-        0.0
+    let k = x.iter().filter(|&&v| v == f32::INFINITY).count() as f64;
+    // 1/k rounded once: `k as f32` would round k itself beyond 2^24.
+    let (share, rest) = if log {
+        ((-k.ln()) as f32, f32::NEG_INFINITY)
     } else {
-        1.0 / infinities as f32
+        ((1.0 / k) as f32, 0.0)
     };
     let value = |v: f32| {
         if has_nan {
@@ -417,7 +420,7 @@ pub(crate) fn nonfinite_row(io: Io<'_>) {
         } else if v == f32::INFINITY {
             share
         } else {
-            0.0
+            rest
         }
     };
     match io {

@@ -11,7 +11,7 @@ pub(crate) fn softmax(exec: &impl Exec, mut io: Io<'_>) {
         if b > a { b } else { a }
     });
     if !m.is_finite() {
-        return nonfinite_row(io);
+        return nonfinite_row(io, false);
     }
     let sum = exec.fold(&mut io, CHUNK, &ExpStoreSum(m), 0.0, |a, b| a + b);
     let r = (1.0 / sum) as f32;

@@ -545,3 +545,33 @@ pub fn check_exp(x: &[f32]) -> f64 {
     }
     worst
 }
+
+// ------------------------------------------------------------ log-softmax
+
+/// Checks a log-softmax output row (or one logsumexp value) against the
+/// f64 reference: NaN ↔ NaN, infinities exact, otherwise
+/// `|y − y_ref| ≤ 2^-22·|y_ref| + 2^-21`. Returns the worst share of the
+/// bound used.
+pub fn check_log_values(got: &[f32], want: &[f64], context: &dyn Fn() -> String) -> f64 {
+    let mut worst = 0.0f64;
+    for (i, (&y, &r)) in got.iter().zip(want).enumerate() {
+        if r.is_nan() {
+            assert!(y.is_nan(), "{}: [{i}] = {y}, want NaN", context());
+        } else if (r as f32).is_infinite() {
+            // Infinite, or beyond the f32 range (x − max of ±3.4e38 extremes):
+            // the f32 result is that infinity.
+            assert_eq!(y, r as f32, "{}: [{i}] must be {r}", context());
+        } else {
+            assert!(y.is_finite(), "{}: [{i}] = {y}, want {r}", context());
+            let err = (f64::from(y) - r).abs();
+            let tol = reference::log_tolerance(r);
+            assert!(
+                err <= tol,
+                "{}: [{i}] = {y:e}, want {r:e}: error {err:e} > bound {tol:e}",
+                context()
+            );
+            worst = worst.max(err / tol);
+        }
+    }
+    worst
+}

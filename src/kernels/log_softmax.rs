@@ -1,0 +1,54 @@
+//! Log-softmax as `(x − max) − ln(sum)`, never `ln(softmax)`: the online
+//! pass finds (max, sum) in one read with one exp per element, and the
+//! second pass is two subtractions. Computing `x − max` first keeps the
+//! error relative to |y|: |x − max| ≤ |y|, and ln(sum) ≤ |y| too.
+
+use super::exec::{ChunkJob, Exec};
+use super::online::MaxSum;
+use super::{CHUNK, Io, Map, Partial, nonfinite_row};
+use crate::lanes::Lanes;
+
+#[inline(always)]
+pub(crate) fn log_softmax(exec: &impl Exec, mut io: Io<'_>) {
+    let total = exec.fold(&mut io, CHUNK, &MaxSum, Partial::EMPTY, Partial::merge);
+    if !total.max.is_finite() {
+        return nonfinite_row(io, true);
+    }
+    // NaN anywhere made the sum NaN, and NaN reaches every output.
+    let log_sum = total.sum.ln() as f32;
+    exec.fold(&mut io, CHUNK, &Shift(total.max, log_sum), (), |(), ()| ());
+}
+
+/// Writes `(x − max) − log_sum`.
+struct Shift(f32, f32);
+
+struct MinusMinus<S: Lanes>(S::V, S::V);
+
+impl<S: Lanes> Map<S> for MinusMinus<S> {
+    #[inline(always)]
+    fn apply(&self, s: S, x: S::V) -> S::V {
+        s.sub(s.sub(x, self.0), self.1)
+    }
+}
+
+impl ChunkJob for Shift {
+    type Out = ();
+    #[inline(always)]
+    fn run<S: Lanes>(&self, s: S, _: usize, mut chunk: Io<'_>) {
+        chunk.map_store(s, MinusMinus(s.splat(self.0), s.splat(self.1)));
+    }
+}
+
+/// `max + ln(sum)` of a row (the log of its softmax denominator), with
+/// NaN → NaN, any +inf → +inf, nothing above −inf (or empty) → −inf.
+pub(crate) fn logsumexp_of(total: Partial, x: &[f32]) -> f32 {
+    if total.max.is_finite() {
+        // NaN anywhere made the sum NaN.
+        return (f64::from(total.max) + total.sum.ln()) as f32;
+    }
+    if x.iter().any(|v| v.is_nan()) {
+        f32::NAN
+    } else {
+        total.max
+    }
+}
