@@ -329,11 +329,8 @@ impl Softmax {
         output: &mut [f32],
     ) -> Result<(), Error> {
         check_rows(input.len(), row_len)?;
-        let rows = if row_len == 0 {
-            0
-        } else {
-            input.len() / row_len
-        };
+        // row_len == 0 passed `check_rows` only with no input: no rows.
+        let rows = input.len().checked_div(row_len).unwrap_or(0);
         if output.len() != rows {
             return Err(Error::RowOutputs {
                 rows,
