@@ -54,6 +54,14 @@
 //! `|x − max|` is small), and a row's probabilities sum to 1 within
 //! 17·2^-24 (`probabilities_sum_to_one`).
 //!
+//! **Log-softmax and logsumexp** ([`log_softmax`], [`logsumexp`];
+//! `tests/log_softmax.rs`): `|y − y_ref| ≤ 2^-22·|y_ref| + 2^-21`
+//! ([`reference::log_tolerance`]) against [`reference::log_softmax_f64`] and
+//! [`reference::logsumexp_f64`]; NaN anywhere → NaN; all −inf → −inf (and
+//! logsumexp of an empty row is −inf); k entries of +inf → −ln k there and
+//! −inf elsewhere (logsumexp: +inf); values beyond −f32::MAX (from ±3.4e38
+//! extremes) are −inf, their correctly rounded f32.
+//!
 //! **exp** (`exp::exp_slice`, the polynomial all kernels use): within 2 ULP
 //! of the correctly rounded result for every f32 in
 //! `[exp::CUTOFF, exp::DOMAIN_MAX] ≈ [−87.3365, 88.3762]` (checked
