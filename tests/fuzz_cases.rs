@@ -62,6 +62,12 @@ fn softmax_diff_regressions() {
 }
 
 #[test]
+fn log_softmax_diff_regressions() {
+    let n = replay::<SoftmaxCase, _>("log_softmax_diff", SoftmaxCase::check_log);
+    println!("log_softmax_diff: replayed {n} regression inputs");
+}
+
+#[test]
 fn exp_diff_regressions() {
     let n = replay::<ExpCase, _>("exp_diff", ExpCase::check);
     println!("exp_diff: replayed {n} regression inputs");
@@ -104,6 +110,27 @@ fn softmax_diff_random_cases() {
 }
 
 #[test]
+fn log_softmax_diff_random_cases() {
+    let mut rng = StdRng::seed_from_u64(33);
+    let (mut worst, mut checked) = (0.0f64, 0);
+    for i in 0..3000 {
+        let bytes = random_bytes(&mut rng, 300);
+        if let Ok(case) = SoftmaxCase::arbitrary_take_rest(Unstructured::new(&bytes))
+            && check::expand(&case.items).len() > 16384
+            && i % 50 != 0
+        {
+            continue;
+        }
+        if let Some(e) = run::<SoftmaxCase, _>(&bytes, SoftmaxCase::check_log) {
+            worst = worst.max(e);
+            checked += 1;
+        }
+    }
+    println!("log_softmax_diff: {checked} random cases, worst {worst:.3} of the bound");
+    assert!(checked > 1000, "only {checked} inputs checked");
+}
+
+#[test]
 fn exp_diff_random_cases() {
     let mut rng = StdRng::seed_from_u64(31);
     let mut worst = 0.0f64;
@@ -124,7 +151,11 @@ fn exp_diff_random_cases() {
 #[ignore = "writes fuzz/corpus; run by .ci/run before fuzzing"]
 fn write_seed_corpus() {
     let mut rng = StdRng::seed_from_u64(32);
-    for (target, max_len) in [("softmax_diff", 600), ("exp_diff", 400)] {
+    for (target, max_len) in [
+        ("softmax_diff", 600),
+        ("log_softmax_diff", 600),
+        ("exp_diff", 400),
+    ] {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("fuzz/corpus")
             .join(target);

@@ -575,3 +575,93 @@ pub fn check_log_values(got: &[f32], want: &[f64], context: &dyn Fn() -> String)
     }
     worst
 }
+
+/// The `log_softmax_diff` body: log-softmax and logsumexp of every row on
+/// every backend, 1 and 2 threads, in place and out of place (same bits),
+/// against the f64 references; bad shapes must be `Err` and write nothing.
+/// Returns the worst share of the bound used.
+pub fn check_log_softmax(x: &[f32], row_len: usize, offset: usize) -> f64 {
+    let n = x.len();
+    let offset = offset % 16;
+    let mut buffer = vec![0.0f32; n + 16];
+    buffer[offset..offset + n].copy_from_slice(x);
+    let input = &buffer[offset..offset + n];
+    let want = expected(n, row_len);
+    const SENTINEL: f32 = 12345.0;
+    let rows = if want.is_ok() {
+        n.checked_div(row_len).unwrap_or(0)
+    } else {
+        0
+    };
+    let mut worst = 0.0f64;
+    for backend in backends() {
+        let sm = Softmax::new().backend(backend);
+        let ctx = |what: &str| format!("{backend} log-softmax {what} n={n} row_len={row_len}");
+        let mut out = vec![SENTINEL; n + 16];
+        let got = pool(1).install(|| sm.run_log_rows(input, &mut out[offset..offset + n], row_len));
+        assert_eq!(got, want, "{}", ctx("run_log_rows"));
+        let mut lse = vec![SENTINEL; rows];
+        let lse_got = pool(1).install(|| sm.run_logsumexp_rows(input, row_len, &mut lse));
+        assert_eq!(lse_got, want, "{}", ctx("logsumexp_rows"));
+        if want.is_err() {
+            assert!(
+                out.iter().all(|&v| v == SENTINEL),
+                "{}: wrote on error",
+                ctx("run_log_rows")
+            );
+            continue;
+        }
+        let y = &out[offset..offset + n];
+        pool(2).install(|| {
+            let mut two = vec![0.0f32; n];
+            sm.run_log_rows(input, &mut two, row_len).unwrap();
+            assert_eq!(
+                bits(&two),
+                bits(y),
+                "{}: 2 threads differ",
+                ctx("run_log_rows")
+            );
+            let mut data = input.to_vec();
+            sm.run_log_rows_in_place(&mut data, row_len).unwrap();
+            assert_eq!(
+                bits(&data),
+                bits(y),
+                "{}: in place differs",
+                ctx("run_log_rows_in_place")
+            );
+            let mut lse2 = vec![0.0f32; rows];
+            sm.run_logsumexp_rows(input, row_len, &mut lse2).unwrap();
+            assert_eq!(
+                bits(&lse2),
+                bits(&lse),
+                "{}: 2 threads differ",
+                ctx("logsumexp_rows")
+            );
+        });
+        if n == 0 {
+            continue;
+        }
+        for (r, (xr, yr)) in input.chunks(row_len).zip(y.chunks(row_len)).enumerate() {
+            let w = check_log_values(yr, &reference::log_softmax_f64(xr), &|| {
+                ctx(&format!("row {r}"))
+            });
+            let l = check_log_values(&lse[r..r + 1], &[reference::logsumexp_f64(xr)], &|| {
+                ctx(&format!("logsumexp row {r}"))
+            });
+            worst = worst.max(w).max(l);
+        }
+    }
+    static WORST: AtomicU64 = AtomicU64::new(0);
+    if worst.to_bits() > WORST.fetch_max(worst.to_bits(), Ordering::Relaxed) {
+        eprintln!("new worst log-softmax: {worst:.4} of the bound");
+    }
+    worst
+}
+
+impl SoftmaxCase {
+    /// The case through [`check_log_softmax`].
+    pub fn check_log(&self) -> f64 {
+        let x = expand(&self.items);
+        check_log_softmax(&x, self.row_len.resolve(x.len()), usize::from(self.offset))
+    }
+}
