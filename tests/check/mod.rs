@@ -311,6 +311,14 @@ fn bits(v: &[f32]) -> Vec<u32> {
     v.iter().map(|x| x.to_bits()).collect()
 }
 
+/// `x` copied into a buffer at `offset % 16`, so that alignment varies.
+fn at_offset(x: &[f32], offset: usize) -> (Vec<f32>, usize) {
+    let offset = offset % 16;
+    let mut buffer = vec![0.0f32; x.len() + 16];
+    buffer[offset..offset + x.len()].copy_from_slice(x);
+    (buffer, offset)
+}
+
 /// What a call with these sizes must return.
 fn expected(len: usize, row_len: usize) -> Result<(), Error> {
     if row_len == 0 && len > 0 {
@@ -327,9 +335,7 @@ fn expected(len: usize, row_len: usize) -> Result<(), Error> {
 /// bad shapes must be `Err` and write nothing.
 pub fn check_softmax(x: &[f32], row_len: usize, offset: usize) -> Errors {
     let n = x.len();
-    let offset = offset % 16;
-    let mut buffer = vec![0.0f32; n + 16];
-    buffer[offset..offset + n].copy_from_slice(x);
+    let (buffer, offset) = at_offset(x, offset);
     let input = &buffer[offset..offset + n];
     let want = expected(n, row_len);
     const SENTINEL: f32 = 12345.0;
@@ -582,9 +588,7 @@ pub fn check_log_values(got: &[f32], want: &[f64], context: &dyn Fn() -> String)
 /// Returns the worst share of the bound used.
 pub fn check_log_softmax(x: &[f32], row_len: usize, offset: usize) -> f64 {
     let n = x.len();
-    let offset = offset % 16;
-    let mut buffer = vec![0.0f32; n + 16];
-    buffer[offset..offset + n].copy_from_slice(x);
+    let (buffer, offset) = at_offset(x, offset);
     let input = &buffer[offset..offset + n];
     let want = expected(n, row_len);
     const SENTINEL: f32 = 12345.0;
