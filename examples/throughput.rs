@@ -16,7 +16,7 @@ use simd_softmax::exp::exp_slice;
 use simd_softmax::{Algorithm, Backend, Softmax};
 
 /// The operations `--op` takes. Only softmax has algorithms to choose.
-const OPS: [&str; 3] = ["softmax", "log_softmax", "logsumexp"];
+const OPS: [&str; 4] = ["softmax", "log_softmax", "logsumexp", "argmax"];
 
 const DEFAULT_SHAPES: &str = "1x50257,1x128256,1x256000,64x50257,32x128256,16x256000,4096x1024";
 
@@ -33,7 +33,7 @@ struct Args {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: throughput [--op softmax|log_softmax|logsumexp] [--shapes RxC,...] [--threads T,...]\n\
+        "usage: throughput [--op softmax|log_softmax|logsumexp|argmax] [--shapes RxC,...] [--threads T,...]\n\
          \x20                 [--algorithms auto,three-pass,online,blocked] [--backend avx512|avx2|portable|scalar] [--json]\n\
          defaults: --shapes {DEFAULT_SHAPES} --threads 1,<all cores> --algorithms auto"
     );
@@ -194,6 +194,7 @@ fn main() {
                 &[Algorithm::Auto]
             };
             let mut per_row = vec![0.0f32; rows];
+            let mut indices = vec![None; rows];
             for &algorithm in algorithms {
                 let sm = Softmax::new().backend(args.backend).algorithm(algorithm);
                 eprint!(
@@ -204,6 +205,7 @@ fn main() {
                     median_seconds(|| match args.op.as_str() {
                         "log_softmax" => sm.run_log_rows(&x, &mut y, cols).unwrap(),
                         "logsumexp" => sm.run_logsumexp_rows(&x, cols, &mut per_row).unwrap(),
+                        "argmax" => sm.run_argmax_rows(&x, cols, &mut indices).unwrap(),
                         _ => sm.run_rows(&x, &mut y, cols).unwrap(),
                     })
                 });
@@ -212,6 +214,7 @@ fn main() {
                 let (us, gelem) = (seconds * 1e6, elems / seconds / 1e9);
                 let resolved = match args.op.as_str() {
                     "softmax" => algorithm.resolve_name(rows * cols, cols),
+                    "argmax" => "one-pass",
                     _ => "online",
                 };
                 let name = match algorithm {

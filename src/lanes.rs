@@ -47,6 +47,18 @@ pub(crate) trait Lanes: Copy + Send + Sync + 'static {
     fn shift_into_exponent(self, v: Self::V) -> Self::V;
     /// `v` where `x >= limit` or `x` is NaN, `0.0` where `x < limit`.
     fn zero_where_below(self, x: Self::V, limit: f32, v: Self::V) -> Self::V;
+    /// Where `x > acc`: `(x, x_tag)`, else `(acc, acc_tag)` (NaN never wins).
+    fn track_max(
+        self,
+        x: Self::V,
+        acc: Self::V,
+        x_tag: Self::V,
+        acc_tag: Self::V,
+    ) -> (Self::V, Self::V);
+    /// `flags` with every bit set in the lanes where `x` is NaN.
+    fn or_nan(self, flags: Self::V, x: Self::V) -> Self::V;
+    /// Whether any lane of `flags` has a bit set.
+    fn any_flag(self, flags: Self::V) -> bool;
 }
 
 /// A kernel call, generic over the lanes. Its `run` must be
@@ -124,6 +136,22 @@ impl Lanes for Scalar {
     #[inline(always)]
     fn zero_where_below(self, x: f32, limit: f32, v: f32) -> f32 {
         if x < limit { 0.0 } else { v }
+    }
+    #[inline(always)]
+    fn track_max(self, x: f32, acc: f32, x_tag: f32, acc_tag: f32) -> (f32, f32) {
+        if x > acc { (x, x_tag) } else { (acc, acc_tag) }
+    }
+    #[inline(always)]
+    fn or_nan(self, flags: f32, x: f32) -> f32 {
+        if x.is_nan() {
+            f32::from_bits(u32::MAX)
+        } else {
+            flags
+        }
+    }
+    #[inline(always)]
+    fn any_flag(self, flags: f32) -> bool {
+        flags.to_bits() != 0
     }
 }
 
@@ -206,6 +234,20 @@ impl Lanes for Portable {
     #[inline(always)]
     fn zero_where_below(self, x: f32x8, limit: f32, v: f32x8) -> f32x8 {
         x.simd_lt(f32x8::splat(limit)).select(f32x8::ZERO, v)
+    }
+    #[inline(always)]
+    fn track_max(self, x: f32x8, acc: f32x8, x_tag: f32x8, acc_tag: f32x8) -> (f32x8, f32x8) {
+        let greater = x.simd_gt(acc);
+        (greater.select(x, acc), greater.select(x_tag, acc_tag))
+    }
+    #[inline(always)]
+    fn or_nan(self, flags: f32x8, x: f32x8) -> f32x8 {
+        flags | x.is_nan()
+    }
+    #[inline(always)]
+    fn any_flag(self, flags: f32x8) -> bool {
+        let bits: [u32; 8] = wide::bytemuck::cast(flags);
+        bits.iter().any(|&b| b != 0)
     }
 }
 

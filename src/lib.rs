@@ -328,6 +328,31 @@ impl Softmax {
         Ok(())
     }
 
+    /// The lowest index of the largest value of each row of `row_len`
+    /// values into `output` (one entry per row, `None` for a row holding
+    /// NaN), rows in parallel.
+    pub fn run_argmax_rows(
+        &self,
+        input: &[f32],
+        row_len: usize,
+        output: &mut [Option<usize>],
+    ) -> Result<(), Error> {
+        check_rows(input.len(), row_len)?;
+        // row_len == 0 passed `check_rows` only with no input: no rows.
+        let rows = input.len().checked_div(row_len).unwrap_or(0);
+        if output.len() != rows {
+            return Err(Error::RowOutputs {
+                rows,
+                output: output.len(),
+            });
+        }
+        let backend = self.resolved_backend()?;
+        if rows > 0 {
+            rows::argmax_rows(backend, input, row_len, output);
+        }
+        Ok(())
+    }
+
     /// `ln Σ exp(x)` of each row of `row_len` values into `output` (one
     /// value per row), rows in parallel.
     pub fn run_logsumexp_rows(
@@ -494,4 +519,37 @@ pub fn logsumexp(input: &[f32]) -> f32 {
 /// hold one value per row; rows in parallel.
 pub fn logsumexp_rows(input: &[f32], row_len: usize, output: &mut [f32]) -> Result<(), Error> {
     Softmax::new().run_logsumexp_rows(input, row_len, output)
+}
+
+/// The lowest index of the largest value, in one read; `None` for an empty
+/// row or one holding NaN. ±0 compare equal, +inf is the largest, and a row
+/// of only −inf gives `Some(0)`.
+///
+/// ```
+/// assert_eq!(simd_softmax::argmax(&[1.0, 3.0, 2.0, 3.0]), Some(1));
+/// assert_eq!(simd_softmax::argmax(&[1.0, f32::NAN]), None);
+/// assert_eq!(simd_softmax::argmax(&[]), None);
+/// ```
+///
+/// # Panics
+/// Only if `SIMD_SOFTMAX_BACKEND` forces a backend this CPU lacks.
+pub fn argmax(input: &[f32]) -> Option<usize> {
+    if input.is_empty() {
+        return None;
+    }
+    let mut out = [None];
+    if let Err(e) = Softmax::new().run_argmax_rows(input, input.len(), &mut out) {
+        panic!("simd-softmax: {e}");
+    }
+    out[0]
+}
+
+/// [`argmax`] of each row of `row_len` values into `output`, which must hold
+/// one entry per row; rows in parallel.
+pub fn argmax_rows(
+    input: &[f32],
+    row_len: usize,
+    output: &mut [Option<usize>],
+) -> Result<(), Error> {
+    Softmax::new().run_argmax_rows(input, row_len, output)
 }

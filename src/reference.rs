@@ -132,3 +132,18 @@ pub fn logsumexp_f64(input: &[f32]) -> f64 {
 pub fn log_tolerance(y_ref: f64) -> f64 {
     y_ref.abs() * 2f64.powi(-22) + 2f64.powi(-21)
 }
+
+/// The lowest index of the largest value; `None` for an empty row or one
+/// holding NaN (a plain scalar scan).
+pub fn argmax(input: &[f32]) -> Option<usize> {
+    if input.iter().any(|v| v.is_nan()) {
+        return None;
+    }
+    let mut best: Option<(f32, usize)> = None;
+    for (i, &v) in input.iter().enumerate() {
+        if best.is_none_or(|(b, _)| v > b) {
+            best = Some((v, i));
+        }
+    }
+    best.map(|(_, i)| i)
+}

@@ -4,6 +4,7 @@ use rayon::prelude::*;
 
 use crate::Kernel;
 use crate::dispatch::{self, Backend, Job};
+use crate::kernels::argmax::argmax;
 use crate::kernels::exec::{Exec, Parallel, Sequential};
 use crate::kernels::log_softmax::{log_softmax, logsumexp_of};
 use crate::kernels::online::max_sum;
@@ -151,6 +152,61 @@ impl Job for LogSumExpJob<'_> {
                 total = total.merge(max_sum(s, chunk));
             }
             *out = logsumexp_of(total, row);
+        }
+    }
+}
+
+/// `argmax` of every row of `input` into `output` (one entry per row), rows
+/// split across the current rayon pool.
+pub(crate) fn argmax_rows(
+    backend: Backend,
+    input: &[f32],
+    row_len: usize,
+    output: &mut [Option<usize>],
+) {
+    let rows_per_task = (MIN_TASK_ELEMENTS / row_len).max(1);
+    if output.len() <= rows_per_task || rayon::current_num_threads() == 1 {
+        return dispatch::run(
+            backend,
+            ArgmaxJob {
+                input,
+                row_len,
+                output,
+            },
+        );
+    }
+    input
+        .par_chunks(rows_per_task * row_len)
+        .zip(output.par_chunks_mut(rows_per_task))
+        .for_each(|(input, output)| {
+            dispatch::run(
+                backend,
+                ArgmaxJob {
+                    input,
+                    row_len,
+                    output,
+                },
+            )
+        });
+}
+
+struct ArgmaxJob<'a> {
+    input: &'a [f32],
+    row_len: usize,
+    output: &'a mut [Option<usize>],
+}
+
+impl Job for ArgmaxJob<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run<S: Lanes>(self, s: S) {
+        for (row, out) in self
+            .input
+            .chunks_exact(self.row_len)
+            .zip(self.output.iter_mut())
+        {
+            *out = argmax(s, row);
         }
     }
 }

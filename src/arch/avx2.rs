@@ -139,4 +139,25 @@ impl Lanes for Avx2Fma {
         // SAFETY: see the impl.
         unsafe { _mm256_andnot_ps(_mm256_cmp_ps(x, _mm256_set1_ps(limit), _CMP_LT_OQ), v) }
     }
+    #[inline(always)]
+    fn track_max(self, x: __m256, acc: __m256, x_tag: __m256, acc_tag: __m256) -> (__m256, __m256) {
+        // SAFETY: see the impl.
+        unsafe {
+            let greater = _mm256_cmp_ps(x, acc, _CMP_GT_OQ);
+            (
+                _mm256_blendv_ps(acc, x, greater),
+                _mm256_blendv_ps(acc_tag, x_tag, greater),
+            )
+        }
+    }
+    #[inline(always)]
+    fn or_nan(self, flags: __m256, x: __m256) -> __m256 {
+        // SAFETY: see the impl.
+        unsafe { _mm256_or_ps(flags, _mm256_cmp_ps(x, x, _CMP_UNORD_Q)) }
+    }
+    #[inline(always)]
+    fn any_flag(self, flags: __m256) -> bool {
+        // SAFETY: see the impl.
+        unsafe { _mm256_testz_si256(_mm256_castps_si256(flags), _mm256_castps_si256(flags)) == 0 }
+    }
 }

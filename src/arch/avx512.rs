@@ -126,4 +126,31 @@ impl Lanes for Avx512 {
             _mm512_maskz_mov_ps(!below, v)
         }
     }
+    #[inline(always)]
+    fn track_max(self, x: __m512, acc: __m512, x_tag: __m512, acc_tag: __m512) -> (__m512, __m512) {
+        // SAFETY: see the impl.
+        unsafe {
+            let greater = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(x, acc);
+            (
+                _mm512_mask_blend_ps(greater, acc, x),
+                _mm512_mask_blend_ps(greater, acc_tag, x_tag),
+            )
+        }
+    }
+    #[inline(always)]
+    fn or_nan(self, flags: __m512, x: __m512) -> __m512 {
+        // SAFETY: see the impl.
+        unsafe {
+            let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(x, x);
+            _mm512_castsi512_ps(_mm512_mask_set1_epi32(_mm512_castps_si512(flags), nan, -1))
+        }
+    }
+    #[inline(always)]
+    fn any_flag(self, flags: __m512) -> bool {
+        // SAFETY: see the impl.
+        unsafe {
+            let bits = _mm512_castps_si512(flags);
+            _mm512_test_epi32_mask(bits, bits) != 0
+        }
+    }
 }

@@ -5,6 +5,7 @@
 //! alignment), so a row's result does not depend on where it sits in memory,
 //! on in place versus out of place, or on how work is split across threads.
 
+pub(crate) mod argmax;
 pub(crate) mod blocked;
 pub(crate) mod exec;
 pub(crate) mod log_softmax;
