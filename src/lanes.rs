@@ -299,6 +299,28 @@ mod tests {
         assert_eq!(to_vec(s, z), want);
         let nan = s.zero_where_below(s.splat(f32::NAN), 0.0, s.splat(5.0));
         assert_eq!(to_vec(s, nan), vec![5.0; l], "NaN is not below the limit");
+        // track_max: strictly greater moves value and tag; NaN never does.
+        let mut probe = data.clone();
+        probe[0] = f32::NAN;
+        let probe = s.load(&probe);
+        let (m, t) = s.track_max(probe, s.splat(0.0), s.splat(1.0), s.splat(2.0));
+        let want_m: Vec<f32> = (0..l)
+            .map(|i| if i > 0 && data[i] > 0.0 { data[i] } else { 0.0 })
+            .collect();
+        let want_t: Vec<f32> = (0..l)
+            .map(|i| if i > 0 && data[i] > 0.0 { 1.0 } else { 2.0 })
+            .collect();
+        assert_eq!((to_vec(s, m), to_vec(s, t)), (want_m, want_t));
+        let none = s.or_nan(s.splat(0.0), v);
+        assert!(!s.any_flag(none), "no NaN in {data:?}");
+        for k in 0..l {
+            let mut with_nan = data.clone();
+            with_nan[k] = f32::NAN;
+            assert!(
+                s.any_flag(s.or_nan(s.splat(0.0), s.load(&with_nan))),
+                "NaN in lane {k}"
+            );
+        }
     }
 
     #[test]
