@@ -68,6 +68,12 @@ fn log_softmax_diff_regressions() {
 }
 
 #[test]
+fn argmax_diff_regressions() {
+    let n = replay::<SoftmaxCase, _>("argmax_diff", SoftmaxCase::check_argmax);
+    println!("argmax_diff: replayed {n} regression inputs");
+}
+
+#[test]
 fn exp_diff_regressions() {
     let n = replay::<ExpCase, _>("exp_diff", ExpCase::check);
     println!("exp_diff: replayed {n} regression inputs");
@@ -129,6 +135,12 @@ fn log_softmax_diff_random_cases() {
         "log_softmax_diff: {} random cases, worst {worst:.3} of the bound",
         results.len()
     );
+}
+
+#[test]
+fn argmax_diff_random_cases() {
+    let results = random_softmax_cases(34, SoftmaxCase::check_argmax);
+    println!("argmax_diff: {} random cases", results.len());
 }
 
 #[test]

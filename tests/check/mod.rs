@@ -669,3 +669,46 @@ impl SoftmaxCase {
         check_log_softmax(&x, self.row_len.resolve(x.len()), usize::from(self.offset))
     }
 }
+
+// ------------------------------------------------------------ argmax
+
+/// The `argmax_diff` body: `argmax_rows` on every backend, 1 and 2 threads,
+/// against the scalar reference; bad shapes must be `Err` and write nothing.
+pub fn check_argmax(x: &[f32], row_len: usize, offset: usize) {
+    let n = x.len();
+    let (buffer, offset) = at_offset(x, offset);
+    let input = &buffer[offset..offset + n];
+    let want = expected(n, row_len);
+    let rows = if want.is_ok() {
+        n.checked_div(row_len).unwrap_or(0)
+    } else {
+        0
+    };
+    let reference: Vec<Option<usize>> = if want.is_ok() && row_len > 0 {
+        input.chunks(row_len).map(reference::argmax).collect()
+    } else {
+        Vec::new()
+    };
+    for backend in backends() {
+        let sm = Softmax::new().backend(backend);
+        for threads in [1, 2] {
+            let mut out = vec![Some(usize::MAX); rows];
+            let got = pool(threads).install(|| sm.run_argmax_rows(input, row_len, &mut out));
+            assert_eq!(got, want, "{backend} argmax_rows n={n} row_len={row_len}");
+            if want.is_ok() {
+                assert_eq!(
+                    out, reference,
+                    "{backend} argmax n={n} row_len={row_len} threads={threads}"
+                );
+            }
+        }
+    }
+}
+
+impl SoftmaxCase {
+    /// The case through [`check_argmax`].
+    pub fn check_argmax(&self) {
+        let x = expand(&self.items);
+        check_argmax(&x, self.row_len.resolve(x.len()), usize::from(self.offset))
+    }
+}
