@@ -24,7 +24,7 @@
 //!
 //! Every statement here is checked by the test named next to it, on every
 //! backend and algorithm (CI runs the suite once per backend), and by the
-//! fuzz targets `softmax_diff` and `exp_diff`, whose bodies
+//! fuzz targets `softmax_diff`, `log_softmax_diff`, `argmax_diff` and `exp_diff`, whose bodies
 //! (`tests/check/mod.rs`) also run on stable in `tests/fuzz_cases.rs`.
 //!
 //! **Special values** (`tests/semantics.rs`):
@@ -61,6 +61,11 @@
 //! logsumexp of an empty row is −inf); k entries of +inf → −ln k there and
 //! −inf elsewhere (logsumexp: +inf); values beyond −f32::MAX (from ±3.4e38
 //! extremes) are −inf, their correctly rounded f32.
+//!
+//! **argmax** ([`argmax`]; `tests/argmax.rs`): exactly
+//! [`reference::argmax`]: the lowest index of the maximum (±0 compare
+//! equal, +inf is largest, all −inf gives 0), `None` for an empty row or
+//! any NaN.
 //!
 //! **exp** (`exp::exp_slice`, the polynomial all kernels use): within 2 ULP
 //! of the correctly rounded result for every f32 in
