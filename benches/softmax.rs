@@ -54,6 +54,34 @@ fn group(c: &mut Criterion, name: &str, shapes: &[(usize, usize)]) {
     g.finish();
 }
 
+/// The family next to softmax on the same rows: what each costs relative
+/// to it (issue targets: logsumexp and argmax faster, log-softmax on par).
+fn family(c: &mut Criterion, shapes: &[(usize, usize)]) {
+    let mut g = c.benchmark_group("family");
+    let sm = Softmax::new();
+    for &(rows, cols) in shapes {
+        let x = logits(rows * cols);
+        let mut y = Aligned::new(rows * cols);
+        let mut per_row = vec![0.0f32; rows];
+        let mut indices = vec![None; rows];
+        let shape = format!("{rows}x{cols}");
+        g.throughput(Throughput::Elements((rows * cols) as u64));
+        g.bench_function(BenchmarkId::new("softmax", &shape), |b| {
+            b.iter(|| sm.run_rows(x.get(), y.get_mut(), cols).unwrap())
+        });
+        g.bench_function(BenchmarkId::new("log_softmax", &shape), |b| {
+            b.iter(|| sm.run_log_rows(x.get(), y.get_mut(), cols).unwrap())
+        });
+        g.bench_function(BenchmarkId::new("logsumexp", &shape), |b| {
+            b.iter(|| sm.run_logsumexp_rows(x.get(), cols, &mut per_row).unwrap())
+        });
+        g.bench_function(BenchmarkId::new("argmax", &shape), |b| {
+            b.iter(|| sm.run_argmax_rows(x.get(), cols, &mut indices).unwrap())
+        });
+    }
+    g.finish();
+}
+
 fn benches(c: &mut Criterion) {
     group(
         c,
@@ -62,6 +90,7 @@ fn benches(c: &mut Criterion) {
     );
     group(c, "batch", &[(64, 50257), (32, 128256), (16, 256000)]);
     group(c, "attention", &[(4096, 1024), (16384, 128)]);
+    family(c, &[(1, 128256), (32, 128256)]);
 }
 
 criterion_group! {
