@@ -342,20 +342,7 @@ impl Softmax {
         row_len: usize,
         output: &mut [Option<usize>],
     ) -> Result<(), Error> {
-        check_rows(input.len(), row_len)?;
-        // row_len == 0 passed `check_rows` only with no input: no rows.
-        let rows = input.len().checked_div(row_len).unwrap_or(0);
-        if output.len() != rows {
-            return Err(Error::RowOutputs {
-                rows,
-                output: output.len(),
-            });
-        }
-        let backend = self.resolved_backend()?;
-        if rows > 0 {
-            rows::argmax_rows(backend, input, row_len, output);
-        }
-        Ok(())
+        self.reduce_rows(rows::ArgMax, input, row_len, output)
     }
 
     /// `ln Σ exp(x)` of each row of `row_len` values into `output` (one
@@ -365,6 +352,16 @@ impl Softmax {
         input: &[f32],
         row_len: usize,
         output: &mut [f32],
+    ) -> Result<(), Error> {
+        self.reduce_rows(rows::LogSumExp, input, row_len, output)
+    }
+
+    fn reduce_rows<R: rows::RowReduce>(
+        &self,
+        r: R,
+        input: &[f32],
+        row_len: usize,
+        output: &mut [R::Out],
     ) -> Result<(), Error> {
         check_rows(input.len(), row_len)?;
         // row_len == 0 passed `check_rows` only with no input: no rows.
@@ -377,7 +374,7 @@ impl Softmax {
         }
         let backend = self.resolved_backend()?;
         if rows > 0 {
-            rows::logsumexp_rows(backend, input, row_len, output);
+            rows::reduce_rows(backend, r, input, row_len, output);
         }
         Ok(())
     }

@@ -107,74 +107,56 @@ fn run_row(exec: &impl Exec, op: RowOp, row: Io<'_>) {
     }
 }
 
-/// `logsumexp` of every row of `input` into `output` (one value per row),
-/// rows split across the current rayon pool.
-pub(crate) fn logsumexp_rows(backend: Backend, input: &[f32], row_len: usize, output: &mut [f32]) {
-    let rows_per_task = (MIN_TASK_ELEMENTS / row_len).max(1);
-    if output.len() <= rows_per_task || rayon::current_num_threads() == 1 {
-        return dispatch::run(
-            backend,
-            LogSumExpJob {
-                input,
-                row_len,
-                output,
-            },
-        );
-    }
-    input
-        .par_chunks(rows_per_task * row_len)
-        .zip(output.par_chunks_mut(rows_per_task))
-        .for_each(|(input, output)| {
-            dispatch::run(
-                backend,
-                LogSumExpJob {
-                    input,
-                    row_len,
-                    output,
-                },
-            )
-        });
+/// A reduction of each row to one value.
+pub(crate) trait RowReduce: Copy + Send + Sync {
+    type Out: Send;
+    /// Must be `#[inline(always)]` (see `Lanes::vectorize`).
+    fn reduce<S: Lanes>(self, s: S, row: &[f32]) -> Self::Out;
 }
 
-struct LogSumExpJob<'a> {
-    input: &'a [f32],
-    row_len: usize,
-    output: &'a mut [f32],
-}
+/// `ln Σ exp(x)` of a row.
+#[derive(Clone, Copy)]
+pub(crate) struct LogSumExp;
+/// The lowest index of a row's maximum.
+#[derive(Clone, Copy)]
+pub(crate) struct ArgMax;
 
-impl Job for LogSumExpJob<'_> {
-    type Output = ();
-
+impl RowReduce for LogSumExp {
+    type Out = f32;
     #[inline(always)]
-    fn run<S: Lanes>(self, s: S) {
-        for (row, out) in self
-            .input
-            .chunks_exact(self.row_len)
-            .zip(self.output.iter_mut())
-        {
-            // The same chunks and merge order as the softmax kernels.
-            let mut total = Partial::EMPTY;
-            for chunk in row.chunks(CHUNK) {
-                total = total.merge(max_sum(s, chunk));
-            }
-            *out = logsumexp_of(total, row);
+    fn reduce<S: Lanes>(self, s: S, row: &[f32]) -> f32 {
+        // The same chunks and merge order as the softmax kernels.
+        let mut total = Partial::EMPTY;
+        for chunk in row.chunks(CHUNK) {
+            total = total.merge(max_sum(s, chunk));
         }
+        logsumexp_of(total, row)
     }
 }
 
-/// `argmax` of every row of `input` into `output` (one entry per row), rows
+impl RowReduce for ArgMax {
+    type Out = Option<usize>;
+    #[inline(always)]
+    fn reduce<S: Lanes>(self, s: S, row: &[f32]) -> Option<usize> {
+        argmax(s, row)
+    }
+}
+
+/// `r` of every row of `input` into `output` (one value per row), rows
 /// split across the current rayon pool.
-pub(crate) fn argmax_rows(
+pub(crate) fn reduce_rows<R: RowReduce>(
     backend: Backend,
+    r: R,
     input: &[f32],
     row_len: usize,
-    output: &mut [Option<usize>],
+    output: &mut [R::Out],
 ) {
     let rows_per_task = (MIN_TASK_ELEMENTS / row_len).max(1);
     if output.len() <= rows_per_task || rayon::current_num_threads() == 1 {
         return dispatch::run(
             backend,
-            ArgmaxJob {
+            ReduceJob {
+                r,
                 input,
                 row_len,
                 output,
@@ -187,7 +169,8 @@ pub(crate) fn argmax_rows(
         .for_each(|(input, output)| {
             dispatch::run(
                 backend,
-                ArgmaxJob {
+                ReduceJob {
+                    r,
                     input,
                     row_len,
                     output,
@@ -196,13 +179,14 @@ pub(crate) fn argmax_rows(
         });
 }
 
-struct ArgmaxJob<'a> {
+struct ReduceJob<'a, R: RowReduce> {
+    r: R,
     input: &'a [f32],
     row_len: usize,
-    output: &'a mut [Option<usize>],
+    output: &'a mut [R::Out],
 }
 
-impl Job for ArgmaxJob<'_> {
+impl<R: RowReduce> Job for ReduceJob<'_, R> {
     type Output = ();
 
     #[inline(always)]
@@ -212,7 +196,7 @@ impl Job for ArgmaxJob<'_> {
             .chunks_exact(self.row_len)
             .zip(self.output.iter_mut())
         {
-            *out = argmax(s, row);
+            *out = self.r.reduce(s, row);
         }
     }
 }
