@@ -18,23 +18,47 @@ pub fn softmax(input: &[f32], output: &mut [f32]) {
     }
 }
 
-/// Softmax in f64, not rounded: the value the error bound is measured
-/// against.
-pub fn softmax_f64(input: &[f32]) -> Vec<f64> {
+/// The rows the special-value rules decide instead of arithmetic.
+enum Special {
+    /// Some entry is NaN.
+    Nan,
+    /// No NaN and this many entries of +inf.
+    Infinities(f64),
+    /// Nothing above −inf (and no NaN).
+    AllNegInf,
+}
+
+/// Which special rule a row falls under, or its (finite) max.
+fn classify(input: &[f32]) -> Result<f32, Special> {
     if input.iter().any(|v| v.is_nan()) {
-        return vec![f64::NAN; input.len()];
+        return Err(Special::Nan);
     }
     let max = input.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     if max == f32::INFINITY {
-        let k = input.iter().filter(|&&v| v == f32::INFINITY).count() as f64;
-        return input
-            .iter()
-            .map(|&v| if v == f32::INFINITY { 1.0 / k } else { 0.0 })
-            .collect();
+        Err(Special::Infinities(
+            input.iter().filter(|&&v| v == f32::INFINITY).count() as f64,
+        ))
+    } else if max == f32::NEG_INFINITY {
+        Err(Special::AllNegInf)
+    } else {
+        Ok(max)
     }
-    if max == f32::NEG_INFINITY {
-        return vec![0.0; input.len()];
-    }
+}
+
+/// Softmax in f64, not rounded: the value the error bound is measured
+/// against.
+pub fn softmax_f64(input: &[f32]) -> Vec<f64> {
+    let max = match classify(input) {
+        Ok(max) => max,
+        Err(Special::Nan) => return vec![f64::NAN; input.len()],
+        Err(Special::AllNegInf) => return vec![0.0; input.len()],
+        Err(Special::Infinities(k)) => {
+            return input
+                .iter()
+                .map(|&v| if v == f32::INFINITY { 1.0 / k } else { 0.0 })
+                .collect();
+        }
+    };
     let max = f64::from(max);
     let e: Vec<f64> = input.iter().map(|&v| (f64::from(v) - max).exp()).collect();
     let sum: f64 = e.iter().sum();
@@ -60,26 +84,24 @@ pub fn tolerance(x: f32, max: f32, p_ref: f64) -> f64 {
 /// Log-softmax in f64, not rounded, with the crate's semantics: NaN row →
 /// NaN; k entries of +inf → −ln k there and −inf elsewhere; all −inf → −inf.
 pub fn log_softmax_f64(input: &[f32]) -> Vec<f64> {
-    if input.iter().any(|v| v.is_nan()) {
-        return vec![f64::NAN; input.len()];
-    }
-    let max = input.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    if max == f32::INFINITY {
-        let k = input.iter().filter(|&&v| v == f32::INFINITY).count() as f64;
-        return input
-            .iter()
-            .map(|&v| {
-                if v == f32::INFINITY {
-                    -k.ln()
-                } else {
-                    f64::NEG_INFINITY
-                }
-            })
-            .collect();
-    }
-    if max == f32::NEG_INFINITY {
-        return vec![f64::NEG_INFINITY; input.len()];
-    }
+    let max = match classify(input) {
+        Ok(max) => max,
+        Err(Special::Nan) => return vec![f64::NAN; input.len()],
+        Err(Special::AllNegInf) => return vec![f64::NEG_INFINITY; input.len()],
+        Err(Special::Infinities(k)) => {
+            let share = -k.ln();
+            return input
+                .iter()
+                .map(|&v| {
+                    if v == f32::INFINITY {
+                        share
+                    } else {
+                        f64::NEG_INFINITY
+                    }
+                })
+                .collect();
+        }
+    };
     // (x − max) − ln S, not x − (max + ln S): the latter absorbs ln S into
     // a huge max.
     let max = f64::from(max);
@@ -112,14 +134,12 @@ pub fn log_softmax(input: &[f32], output: &mut [f32]) {
 /// `ln Σ exp(x)` in f64: NaN if any NaN, +inf if any +inf, −inf if all
 /// −inf or empty.
 pub fn logsumexp_f64(input: &[f32]) -> f64 {
-    if input.iter().any(|v| v.is_nan()) {
-        return f64::NAN;
-    }
-    let max = input.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    if !max.is_finite() {
-        return f64::from(max);
-    }
-    let max = f64::from(max);
+    let max = match classify(input) {
+        Ok(max) => f64::from(max),
+        Err(Special::Nan) => return f64::NAN,
+        Err(Special::Infinities(_)) => return f64::INFINITY,
+        Err(Special::AllNegInf) => return f64::NEG_INFINITY,
+    };
     max + input
         .iter()
         .map(|&v| (f64::from(v) - max).exp())
