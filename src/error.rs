@@ -4,7 +4,7 @@ use crate::Backend;
 
 /// What can go wrong before a kernel runs. Nothing is written when a call
 /// returns an error.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub enum Error {
     /// `output.len() != input.len()`.
@@ -32,6 +32,36 @@ pub enum Error {
         rows: usize,
         /// Length of the output.
         output: usize,
+    },
+    /// A setting outside its domain, e.g. a negative temperature: `name`
+    /// is the setting, `expected` its domain.
+    InvalidParameter {
+        /// The setting, as the builder method names it.
+        name: &'static str,
+        /// The value given.
+        value: f64,
+        /// What it must be.
+        expected: &'static str,
+    },
+    /// A mask holds neither one row (`row_len` values) nor one value per
+    /// element (`len`).
+    MaskLength {
+        /// Which mask: `"additive_mask"` or `"keep_mask"`.
+        mask: &'static str,
+        /// Its length.
+        mask_len: usize,
+        /// The row length of the call.
+        row_len: usize,
+        /// The number of values of the call.
+        len: usize,
+    },
+    /// A builder setting that the called operation does not apply (e.g. a
+    /// mask on `run_argmax_rows`); refused rather than ignored.
+    NotApplicable {
+        /// The setting.
+        setting: &'static str,
+        /// The operation called.
+        operation: &'static str,
     },
     /// The requested backend needs instructions this CPU lacks.
     BackendUnavailable(Backend),
@@ -63,6 +93,23 @@ impl fmt::Display for Error {
                     f,
                     "output holds {output} values for {rows} rows (one per row)"
                 )
+            }
+            Error::InvalidParameter {
+                name,
+                value,
+                expected,
+            } => write!(f, "{name} = {value} is invalid: it must be {expected}"),
+            Error::MaskLength {
+                mask,
+                mask_len,
+                row_len,
+                len,
+            } => write!(
+                f,
+                "{mask} holds {mask_len} values; it must hold one row ({row_len}) or one per element ({len})"
+            ),
+            Error::NotApplicable { setting, operation } => {
+                write!(f, "{setting} does not apply to {operation}")
             }
             Error::BackendUnavailable(b) => write!(
                 f,

@@ -59,6 +59,35 @@ pub(crate) trait Lanes: Copy + Send + Sync + 'static {
     fn or_nan(self, flags: Self::V, x: Self::V) -> Self::V;
     /// Whether any lane of `flags` has a bit set.
     fn any_flag(self, flags: Self::V) -> bool;
+    /// `(hi, lo)` with `hi = a·b` rounded and `hi + lo = a·b` exactly
+    /// (while nothing overflows or underflows). Dekker's product through
+    /// Veltkamp splitting; backends with FMA override it with `fma(a, b, −hi)`.
+    #[inline(always)]
+    fn two_prod(self, a: Self::V, b: Self::V) -> (Self::V, Self::V) {
+        let split = |v: Self::V| {
+            // 2^12 + 1: splits 24 bits into two halves of 12.
+            let c = self.mul(v, self.splat(4097.0));
+            let high = self.sub(c, self.sub(c, v));
+            (high, self.sub(v, high))
+        };
+        let hi = self.mul(a, b);
+        let ((ah, al), (bh, bl)) = (split(a), split(b));
+        let err = self.sub(self.mul(ah, bh), hi);
+        let err = self.add(err, self.mul(ah, bl));
+        let err = self.add(err, self.mul(al, bh));
+        (hi, self.add(err, self.mul(al, bl)))
+    }
+    /// `x` in the lanes where `keep` is true, −inf in the others (the first
+    /// `LANES` entries of `keep`; panics if it is shorter).
+    fn keep_where(self, keep: &[bool], x: Self::V) -> Self::V;
+    /// [`Lanes::keep_where`] for `keep` shorter than `LANES`: the lanes past
+    /// its end are −inf.
+    #[inline(always)]
+    fn keep_where_partial(self, keep: &[bool], x: Self::V) -> Self::V {
+        let mut all = [false; 16];
+        all[..keep.len()].copy_from_slice(keep);
+        self.keep_where(&all, x)
+    }
 }
 
 /// A kernel call, generic over the lanes. Its `run` must be
@@ -152,6 +181,10 @@ impl Lanes for Scalar {
     #[inline(always)]
     fn any_flag(self, flags: f32) -> bool {
         flags.to_bits() != 0
+    }
+    #[inline(always)]
+    fn keep_where(self, keep: &[bool], x: f32) -> f32 {
+        if keep[0] { x } else { f32::NEG_INFINITY }
     }
 }
 
@@ -249,6 +282,13 @@ impl Lanes for Portable {
         let bits: [u32; 8] = wide::bytemuck::cast(flags);
         bits.iter().any(|&b| b != 0)
     }
+    #[inline(always)]
+    fn keep_where(self, keep: &[bool], x: f32x8) -> f32x8 {
+        let keep: [bool; 8] = keep[..8].try_into().unwrap();
+        let lanes = keep.map(|k| if k { -1i32 } else { 0 });
+        let mask: f32x8 = wide::bytemuck::cast(i32x8::new(lanes));
+        mask.select(x, f32x8::splat(f32::NEG_INFINITY))
+    }
 }
 
 #[cfg(test)]
@@ -323,18 +363,65 @@ mod tests {
         }
     }
 
+    /// `keep_where` and its partial form against a plain select.
+    fn check_keep<S: Lanes>(s: S) {
+        let l = S::LANES;
+        let data: Vec<f32> = (0..l).map(|i| i as f32 - 2.0).collect();
+        let v = s.load(&data);
+        for pattern in 0u32..64 {
+            let keep: Vec<bool> = (0..l).map(|i| (pattern >> (i % 6)) & 1 == 1).collect();
+            let want: Vec<f32> = (0..l)
+                .map(|i| if keep[i] { data[i] } else { f32::NEG_INFINITY })
+                .collect();
+            assert_eq!(to_vec(s, s.keep_where(&keep, v)), want, "{keep:?}");
+            for n in 0..l {
+                let mut want = want.clone();
+                want[n..].fill(f32::NEG_INFINITY);
+                assert_eq!(to_vec(s, s.keep_where_partial(&keep[..n], v)), want);
+            }
+        }
+    }
+
+    /// `two_prod` is exact: hi + lo equals the f64 product.
+    fn check_two_prod<S: Lanes>(s: S) {
+        let l = S::LANES;
+        let a: Vec<f32> = (0..l)
+            .map(|i| 1.0 / (3.0 + i as f32) - 17.25 * i as f32)
+            .collect();
+        let b: Vec<f32> = (0..l).map(|i| 0.1f32 * (i as f32 + 0.7) + 1e-3).collect();
+        let (hi, lo) = s.two_prod(s.load(&a), s.load(&b));
+        let (hi, lo) = (to_vec(s, hi), to_vec(s, lo));
+        for i in 0..l {
+            let exact = f64::from(a[i]) * f64::from(b[i]);
+            assert_eq!(hi[i], a[i] * b[i], "lane {i}");
+            assert_eq!(f64::from(hi[i]) + f64::from(lo[i]), exact, "lane {i}");
+        }
+    }
+
     #[test]
     fn lanes_match_plain_f32() {
+        check_two_prod(Scalar);
+        check_two_prod(Portable);
+        check_keep(Scalar);
+        check_keep(Portable);
         check(Scalar);
         check(Portable);
         #[cfg(target_arch = "x86_64")]
         match crate::arch::avx2::Avx2Fma::detect() {
-            Some(avx2) => check(avx2),
+            Some(avx2) => {
+                check(avx2);
+                check_keep(avx2);
+                check_two_prod(avx2);
+            }
             None => eprintln!("SKIPPED avx2 lanes: not available on this CPU"),
         }
         #[cfg(target_arch = "x86_64")]
         match crate::arch::avx512::Avx512::detect() {
-            Some(avx512) => check(avx512),
+            Some(avx512) => {
+                check(avx512);
+                check_keep(avx512);
+                check_two_prod(avx512);
+            }
             None => eprintln!("SKIPPED avx512 lanes: not available on this CPU"),
         }
     }

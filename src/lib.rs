@@ -124,7 +124,7 @@ pub use dispatch::{BACKEND_ENV, Backend, backend, try_backend};
 pub use error::Error;
 
 use kernels::Io;
-use rows::RowOp;
+use rows::{RowLogits, RowOp};
 
 /// How a row is computed. All give results within the same bound.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -227,13 +227,19 @@ const AUTO_BLOCKED_FROM_BYTES: usize = 24 << 20;
 /// # Ok::<(), simd_softmax::Error>(())
 /// ```
 #[derive(Clone, Copy, Debug, Default)]
-pub struct Softmax {
+pub struct Softmax<'m> {
     algorithm: Algorithm,
     backend: Option<Backend>,
+    temperature: Option<f32>,
+    scale: Option<f32>,
+    keep_mask: Option<&'m [bool]>,
+    additive_mask: Option<&'m [f32]>,
+    causal: Option<isize>,
 }
 
-impl Softmax {
-    /// `Auto` algorithm on the active backend ([`backend()`]).
+impl<'m> Softmax<'m> {
+    /// `Auto` algorithm on the active backend ([`backend()`]), logits as
+    /// given.
     pub fn new() -> Self {
         Self::default()
     }
@@ -249,6 +255,124 @@ impl Softmax {
     pub fn backend(mut self, backend: Backend) -> Self {
         self.backend = Some(backend);
         self
+    }
+
+    /// Divide the logits by `t`: `t > 0` (finite). `t = 0` is the limit
+    /// t → 0: all the mass on the largest logits, split equally among ties;
+    /// `t = +inf` is the limit t → ∞: uniform over the entries that are not
+    /// −inf. A negative or NaN `t` makes every call an
+    /// [`Error::InvalidParameter`].
+    pub fn temperature(mut self, t: f32) -> Self {
+        self.temperature = Some(t);
+        self
+    }
+
+    /// Multiply the logits by `s` (finite, `s > 0`; e.g. attention's
+    /// `1/√d`). With a temperature the factor is `s/t`, applied as
+    /// `(x − max)·(s/t)`.
+    pub fn scale(mut self, s: f32) -> Self {
+        self.scale = Some(s);
+        self
+    }
+
+    /// Add `mask` to the scaled logits: the logit of entry `i` is
+    /// `x_i·(s/t) + mask_i` (IEEE arithmetic: −inf masks an entry, and
+    /// +inf + −inf is NaN). `mask` holds one row, used for every row, or
+    /// one value per element.
+    pub fn additive_mask(mut self, mask: &'m [f32]) -> Self {
+        self.additive_mask = Some(mask);
+        self
+    }
+
+    /// Keep only the entries whose flag is `true`: the others get exactly 0
+    /// probability (−inf log-probability), whatever their value, NaN
+    /// included. One row of flags for every row, or one flag per element.
+    pub fn keep_mask(mut self, mask: &'m [bool]) -> Self {
+        self.keep_mask = Some(mask);
+        self
+    }
+
+    /// Attention's causal mask: row `i` (counted from 0 over the call)
+    /// keeps columns `j ≤ i + offset` and gives the others exactly 0
+    /// probability (−inf log-probability); a row that keeps no column is
+    /// all zeros (all −inf).
+    pub fn causal(mut self, offset: isize) -> Self {
+        self.causal = Some(offset);
+        self
+    }
+
+    /// The checked logit settings for a call over `len` values in rows of
+    /// `row_len`.
+    fn row_logits(&self, len: usize, row_len: usize) -> Result<RowLogits<'m>, Error> {
+        let t = self.temperature.unwrap_or(1.0);
+        if t.is_nan() || t < 0.0 {
+            return Err(Error::InvalidParameter {
+                name: "temperature",
+                value: f64::from(t),
+                expected: "≥ 0 (0 and +inf are the limits)",
+            });
+        }
+        let s = self.scale.unwrap_or(1.0);
+        if !(s.is_finite() && s > 0.0) {
+            return Err(Error::InvalidParameter {
+                name: "scale",
+                value: f64::from(s),
+                expected: "finite and > 0",
+            });
+        }
+        fn check_mask<X>(
+            mask: Option<&[X]>,
+            name: &'static str,
+            len: usize,
+            row_len: usize,
+        ) -> Result<(), Error> {
+            match mask {
+                Some(m) if m.len() != row_len && m.len() != len => Err(Error::MaskLength {
+                    mask: name,
+                    mask_len: m.len(),
+                    row_len,
+                    len,
+                }),
+                _ => Ok(()),
+            }
+        }
+        check_mask(self.keep_mask, "keep_mask", len, row_len)?;
+        check_mask(self.additive_mask, "additive_mask", len, row_len)?;
+        // s/t in f64; beyond every f32 it is the t → 0 limit (greedy). Only
+        // t = +inf gives the uniform limit: a finite t so large that s/t
+        // underflows keeps the smallest normal factor, which is as uniform
+        // as f32 can tell.
+        let c = f64::from(s) / f64::from(t);
+        let c = if t == f32::INFINITY {
+            0.0
+        } else if c as f32 == f32::INFINITY {
+            f64::INFINITY
+        } else {
+            c.max(f64::from(f32::MIN_POSITIVE))
+        };
+        Ok(RowLogits {
+            c,
+            keep: self.keep_mask,
+            add: self.additive_mask,
+            causal: self.causal,
+        })
+    }
+
+    /// Refuses the logit settings for an operation that does not apply them.
+    fn no_logit_settings(&self, operation: &'static str) -> Result<(), Error> {
+        let setting = [
+            (self.temperature.is_some(), "temperature"),
+            (self.scale.is_some(), "scale"),
+            (self.keep_mask.is_some(), "keep_mask"),
+            (self.additive_mask.is_some(), "additive_mask"),
+            (self.causal.is_some(), "causal"),
+        ]
+        .into_iter()
+        .find(|(set, _)| *set);
+        match setting {
+            Some((_, setting)) => Err(Error::NotApplicable { setting, operation }),
+            None => Ok(()),
+        }
     }
 
     fn resolved_backend(&self) -> Result<Backend, Error> {
@@ -285,10 +409,15 @@ impl Softmax {
     }
 
     fn run_rows_io(&self, io: Io<'_>, row_len: usize) -> Result<(), Error> {
+        let kernel = self.algorithm.resolve(io.len(), row_len);
+        self.run_op(RowOp::Softmax(kernel), io, row_len)
+    }
+
+    fn run_op(&self, op: RowOp, io: Io<'_>, row_len: usize) -> Result<(), Error> {
+        let logits = self.row_logits(io.len(), row_len)?;
         let backend = self.resolved_backend()?;
         if io.len() > 0 {
-            let kernel = self.algorithm.resolve(io.len(), row_len);
-            rows::run_rows(backend, RowOp::Softmax(kernel), io, row_len);
+            rows::run_rows(backend, op, io, row_len, &logits);
         }
         Ok(())
     }
@@ -326,11 +455,7 @@ impl Softmax {
     }
 
     fn run_log_io(&self, io: Io<'_>, row_len: usize) -> Result<(), Error> {
-        let backend = self.resolved_backend()?;
-        if io.len() > 0 {
-            rows::run_rows(backend, RowOp::LogSoftmax, io, row_len);
-        }
-        Ok(())
+        self.run_op(RowOp::LogSoftmax, io, row_len)
     }
 
     /// The lowest index of the largest value of each row of `row_len`
@@ -342,6 +467,7 @@ impl Softmax {
         row_len: usize,
         output: &mut [Option<usize>],
     ) -> Result<(), Error> {
+        self.no_logit_settings("argmax")?;
         self.reduce_rows(rows::ArgMax, input, row_len, output)
     }
 
@@ -353,6 +479,7 @@ impl Softmax {
         row_len: usize,
         output: &mut [f32],
     ) -> Result<(), Error> {
+        self.no_logit_settings("logsumexp")?;
         self.reduce_rows(rows::LogSumExp, input, row_len, output)
     }
 

@@ -167,3 +167,187 @@ pub fn argmax(input: &[f32]) -> Option<usize> {
     }
     best.map(|(_, i)| i)
 }
+
+/// The builder's logit settings ([`crate::Softmax::temperature`],
+/// [`scale`](crate::Softmax::scale), the masks and
+/// [`causal`](crate::Softmax::causal)) for the reference.
+#[derive(Clone, Copy, Debug)]
+pub struct LogitSettings<'a> {
+    /// Multiplies the logits (1 for none).
+    pub scale: f32,
+    /// Divides the logits (1 for none; 0 and +inf are the limits).
+    pub temperature: f32,
+    /// One row or one flag per element.
+    pub keep_mask: Option<&'a [bool]>,
+    /// One row or one value per element.
+    pub additive_mask: Option<&'a [f32]>,
+    /// Row `r` keeps columns `j ≤ r + offset`.
+    pub causal: Option<isize>,
+}
+
+impl Default for LogitSettings<'_> {
+    fn default() -> Self {
+        LogitSettings {
+            scale: 1.0,
+            temperature: 1.0,
+            keep_mask: None,
+            additive_mask: None,
+            causal: None,
+        }
+    }
+}
+
+/// One reference output under [`LogitSettings`], with what its error bound
+/// depends on.
+#[derive(Clone, Copy, Debug)]
+pub struct Expected {
+    /// The exact (f64) softmax or log-softmax value.
+    pub value: f64,
+    /// `|e|`, the exponent `(x − max)·s/t` (or `w − max` with an additive
+    /// mask) whose f32 rounding the bound allows for.
+    pub exponent: f64,
+    /// With an additive mask, `2·|x·s/t| + |w| + |max w|`: the logit
+    /// `w = x·s/t + a` is computed in f32 (`s/t` rounded, the product
+    /// rounded unless fused, the sum rounded), and so is the max. 0 without
+    /// one.
+    pub logit_size: f64,
+}
+
+impl Expected {
+    /// The softmax bound: `2^-24·(16 + |e| + logit_size)·p + 2^-126`.
+    pub fn tolerance(&self) -> f64 {
+        (16.0 + self.exponent + self.logit_size) * self.value * 2f64.powi(-24) + 2f64.powi(-126)
+    }
+
+    /// The log-softmax bound: `2^-22·|y| + 2^-21 + 2^-24·logit_size`.
+    pub fn log_tolerance(&self) -> f64 {
+        log_tolerance(self.value) + self.logit_size * 2f64.powi(-24)
+    }
+}
+
+/// Softmax (or, with `log`, log-softmax) of row `r` of a call under
+/// `settings`, exact in f64, with the crate's semantics: entries the keep
+/// mask or the causal mask drop get 0 (−inf); NaN in any other entry
+/// makes the row NaN; +inf logits split the mass; nothing above −inf gives
+/// zeros (−inf). Temperature 0 and +inf are the limits described at
+/// [`crate::Softmax::temperature`].
+pub fn softmax_row_with(
+    row: &[f32],
+    r: usize,
+    settings: &LogitSettings<'_>,
+    log: bool,
+) -> Vec<Expected> {
+    let n = row.len();
+    let row_of = |len: usize| if len == n { 0..n } else { r * n..(r + 1) * n };
+    let keep = settings.keep_mask.map(|k| &k[row_of(k.len())]);
+    let add = settings.additive_mask.map(|a| &a[row_of(a.len())]);
+    let causal_end = settings
+        .causal
+        .map_or(n as i128, |o| r as i128 + o as i128 + 1);
+    let kept = |i: usize| (i as i128) < causal_end && keep.is_none_or(|k| k[i]);
+    let a = |i: usize| add.map_or(0.0, |a| f64::from(a[i]));
+    let (s, t) = (f64::from(settings.scale), f64::from(settings.temperature));
+    let c = s / t;
+    let plain = |value: f64| Expected {
+        value,
+        exponent: 0.0,
+        logit_size: 0.0,
+    };
+    let nan_row = (0..n).any(|i| kept(i) && (row[i].is_nan() || a(i).is_nan()));
+    if nan_row {
+        return vec![plain(f64::NAN); n];
+    }
+
+    // The limits: mass on the members, split as the softmax of `a`.
+    let greedy = (c as f32).is_infinite();
+    if t == f64::INFINITY || greedy {
+        let candidate = |i: usize| kept(i) && a(i) != f64::NEG_INFINITY;
+        let top = (0..n)
+            .filter(|&i| candidate(i))
+            .map(|i| row[i])
+            .fold(f32::NEG_INFINITY, f32::max);
+        let member =
+            |i: usize| candidate(i) && row[i] != f32::NEG_INFINITY && (!greedy || row[i] == top);
+        let logits: Vec<f64> = (0..n)
+            .map(|i| if member(i) { a(i) } else { f64::NEG_INFINITY })
+            .collect();
+        return special_or_exact(&logits, log)
+            .unwrap_or_else(|m| {
+                let e: Vec<f64> = logits.iter().map(|&w| w - m).collect();
+                exact(&e, log)
+            })
+            .into_iter()
+            .map(plain)
+            .collect();
+    }
+
+    // w = x·c + a with an additive mask (exponent w − max w), else x
+    // (exponent (x − max)·c).
+    let w: Vec<f64> = (0..n)
+        .map(|i| {
+            if !kept(i) {
+                f64::NEG_INFINITY
+            } else if add.is_some() {
+                f64::from(row[i]) * c + a(i)
+            } else {
+                f64::from(row[i])
+            }
+        })
+        .collect();
+    let m = match special_or_exact(&w, log) {
+        Ok(values) => return values.into_iter().map(plain).collect(),
+        Err(m) => m,
+    };
+    let factor = if add.is_some() { 1.0 } else { c };
+    let e: Vec<f64> = w.iter().map(|&w| (w - m) * factor).collect();
+    exact(&e, log)
+        .into_iter()
+        .enumerate()
+        .map(|(i, value)| {
+            let finite = w[i].is_finite();
+            Expected {
+                value,
+                exponent: if finite { e[i].abs() } else { 0.0 },
+                logit_size: if finite && add.is_some() {
+                    2.0 * (f64::from(row[i]) * c).abs() + w[i].abs() + m.abs()
+                } else {
+                    0.0
+                },
+            }
+        })
+        .collect()
+}
+
+/// The special rows of logits `w` (no NaN left): +inf entries split the
+/// mass, nothing above −inf gives zeros. Otherwise `Err(max)`, finite.
+fn special_or_exact(w: &[f64], log: bool) -> Result<Vec<f64>, f64> {
+    let m = w.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let (hit, miss) = if log {
+        (0.0, f64::NEG_INFINITY)
+    } else {
+        (1.0, 0.0)
+    };
+    if m == f64::NEG_INFINITY {
+        return Ok(vec![miss; w.len()]);
+    }
+    if m == f64::INFINITY {
+        let k = w.iter().filter(|&&v| v == f64::INFINITY).count() as f64;
+        let share = if log { hit - k.ln() } else { hit / k };
+        return Ok(w
+            .iter()
+            .map(|&v| if v == f64::INFINITY { share } else { miss })
+            .collect());
+    }
+    Err(m)
+}
+
+/// `exp(e)/Σ exp(e)`, or `e − ln Σ exp(e)` with `log`.
+fn exact(e: &[f64], log: bool) -> Vec<f64> {
+    let sum: f64 = e.iter().map(|v| v.exp()).sum();
+    if log {
+        let log_sum = sum.ln();
+        e.iter().map(|v| v - log_sum).collect()
+    } else {
+        e.iter().map(|v| v.exp() / sum).collect()
+    }
+}

@@ -8,7 +8,7 @@ use common::check::check_log_values;
 use common::{backends, normal_row, rng};
 use simd_softmax::{Error, Softmax, reference};
 
-fn builders() -> Vec<Softmax> {
+fn builders() -> Vec<Softmax<'static>> {
     backends()
         .into_iter()
         .map(|b| Softmax::new().backend(b))

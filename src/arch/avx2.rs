@@ -160,4 +160,27 @@ impl Lanes for Avx2Fma {
         // SAFETY: see the impl.
         unsafe { _mm256_testz_si256(_mm256_castps_si256(flags), _mm256_castps_si256(flags)) == 0 }
     }
+    #[inline(always)]
+    fn two_prod(self, a: __m256, b: __m256) -> (__m256, __m256) {
+        // SAFETY: see the impl.
+        unsafe {
+            let hi = _mm256_mul_ps(a, b);
+            (hi, _mm256_fmsub_ps(a, b, hi))
+        }
+    }
+    #[inline(always)]
+    fn keep_where(self, keep: &[bool], x: __m256) -> __m256 {
+        let keep = &keep[..8];
+        // SAFETY: `keep` holds 8 readable bytes (checked above), each 0 or 1
+        // (a `bool`); see the impl.
+        unsafe {
+            let bytes = _mm_loadl_epi64(keep.as_ptr().cast());
+            let kept = _mm256_cmpgt_epi32(_mm256_cvtepu8_epi32(bytes), _mm256_setzero_si256());
+            _mm256_blendv_ps(
+                _mm256_set1_ps(f32::NEG_INFINITY),
+                x,
+                _mm256_castsi256_ps(kept),
+            )
+        }
+    }
 }

@@ -153,4 +153,23 @@ impl Lanes for Avx512 {
             _mm512_test_epi32_mask(bits, bits) != 0
         }
     }
+    #[inline(always)]
+    fn two_prod(self, a: __m512, b: __m512) -> (__m512, __m512) {
+        // SAFETY: see the impl.
+        unsafe {
+            let hi = _mm512_mul_ps(a, b);
+            (hi, _mm512_fmsub_ps(a, b, hi))
+        }
+    }
+    #[inline(always)]
+    fn keep_where(self, keep: &[bool], x: __m512) -> __m512 {
+        let keep = &keep[..16];
+        // SAFETY: `keep` holds 16 readable bytes (checked above), each 0 or 1
+        // (a `bool`); see the impl.
+        unsafe {
+            let lanes = _mm512_cvtepu8_epi32(_mm_loadu_si128(keep.as_ptr().cast()));
+            let kept = _mm512_test_epi32_mask(lanes, lanes);
+            _mm512_mask_blend_ps(kept, _mm512_set1_ps(f32::NEG_INFINITY), x)
+        }
+    }
 }

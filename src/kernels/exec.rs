@@ -4,22 +4,22 @@
 
 use rayon::prelude::*;
 
-use super::{CHUNK, Io};
+use super::{CHUNK, Data, Io, Logits};
 use crate::dispatch::{self, Backend, Job};
 use crate::lanes::Lanes;
 
 /// Work on one chunk of a row (`index` counts chunks from the row start).
 pub(crate) trait ChunkJob: Sync {
     type Out: Send;
-    fn run<S: Lanes>(&self, s: S, index: usize, chunk: Io<'_>) -> Self::Out;
+    fn run<S: Lanes, T: Logits>(&self, s: S, index: usize, chunk: Io<'_, T>) -> Self::Out;
 }
 
 pub(crate) trait Exec {
     /// Runs `job` on each `chunk_len` piece of `io` (the last may be
     /// shorter) and folds the results with `f` in chunk order.
-    fn fold<J: ChunkJob, A>(
+    fn fold<J: ChunkJob, A, T: Logits>(
         &self,
-        io: &mut Io<'_>,
+        io: &mut Io<'_, T>,
         chunk_len: usize,
         job: &J,
         init: A,
@@ -32,9 +32,9 @@ pub(crate) struct Sequential<S>(pub S);
 
 impl<S: Lanes> Exec for Sequential<S> {
     #[inline(always)]
-    fn fold<J: ChunkJob, A>(
+    fn fold<J: ChunkJob, A, T: Logits>(
         &self,
-        io: &mut Io<'_>,
+        io: &mut Io<'_, T>,
         chunk_len: usize,
         job: &J,
         init: A,
@@ -57,45 +57,52 @@ impl<S: Lanes> Exec for Sequential<S> {
 pub(crate) struct Parallel(pub Backend);
 
 impl Exec for Parallel {
-    fn fold<J: ChunkJob, A>(
+    fn fold<J: ChunkJob, A, T: Logits>(
         &self,
-        io: &mut Io<'_>,
+        io: &mut Io<'_, T>,
         chunk_len: usize,
         job: &J,
         init: A,
         f: impl FnMut(A, J::Out) -> A,
     ) -> A {
         let backend = self.0;
-        let run = |index, chunk| dispatch::run(backend, OneChunk { job, index, chunk });
+        let logits = io.logits();
+        let run = |index: usize, data: Data<'_>| {
+            let start = index * chunk_len;
+            let chunk = Io::from_parts(data, logits);
+            let len = chunk.len();
+            let chunk = chunk.with_logits(logits.slice(start..start + len));
+            dispatch::run(backend, OneChunk { job, index, chunk })
+        };
         // Small chunks (blocked's 2048) are grouped into tasks of about CHUNK
         // elements: a rayon task per block cost blocked a third of its gain.
         let per_task = (CHUNK / chunk_len).max(1);
-        let outs: Vec<J::Out> = match io {
-            Io::InPlace(data) => data
+        let outs: Vec<J::Out> = match io.data_mut() {
+            Data::InPlace(data) => data
                 .par_chunks_mut(chunk_len)
                 .enumerate()
                 .with_min_len(per_task)
-                .map(|(index, c)| run(index, Io::InPlace(c)))
+                .map(|(index, c)| run(index, Data::InPlace(c)))
                 .collect(),
-            Io::OutOfPlace { input, output } => input
+            Data::OutOfPlace { input, output } => input
                 .par_chunks(chunk_len)
                 .zip(output.par_chunks_mut(chunk_len))
                 .enumerate()
                 .with_min_len(per_task)
-                .map(|(index, (input, output))| run(index, Io::OutOfPlace { input, output }))
+                .map(|(index, (input, output))| run(index, Data::OutOfPlace { input, output }))
                 .collect(),
         };
         outs.into_iter().fold(init, f)
     }
 }
 
-struct OneChunk<'a, J> {
+struct OneChunk<'a, J, T: Logits> {
     job: &'a J,
     index: usize,
-    chunk: Io<'a>,
+    chunk: Io<'a, T>,
 }
 
-impl<J: ChunkJob> Job for OneChunk<'_, J> {
+impl<J: ChunkJob, T: Logits> Job for OneChunk<'_, J, T> {
     type Output = J::Out;
     #[inline(always)]
     fn run<S: Lanes>(self, s: S) -> J::Out {

@@ -4,13 +4,13 @@
 //! error relative to |y|: |x − max| ≤ |y|, and ln(sum) ≤ |y| too.
 
 use super::exec::{ChunkJob, Exec};
-use super::online::MaxSum;
-use super::{CHUNK, Io, Map, Partial, nonfinite_row};
+use super::online::max_sum_of;
+use super::{CHUNK, Io, Logits, Map, Partial, nonfinite_row};
 use crate::lanes::Lanes;
 
 #[inline(always)]
-pub(crate) fn log_softmax(exec: &impl Exec, mut io: Io<'_>) {
-    let total = exec.fold(&mut io, CHUNK, &MaxSum, Partial::EMPTY, Partial::merge);
+pub(crate) fn log_softmax(exec: &impl Exec, mut io: Io<'_, impl Logits>) {
+    let total = max_sum_of(exec, &mut io);
     if !total.max.is_finite() {
         return nonfinite_row(io, true);
     }
@@ -19,23 +19,24 @@ pub(crate) fn log_softmax(exec: &impl Exec, mut io: Io<'_>) {
     exec.fold(&mut io, CHUNK, &Shift(total.max, log_sum), (), |(), ()| ());
 }
 
-/// Writes `(x − max) − log_sum`.
+/// Writes `shift(v, max) − log_sum`.
 struct Shift(f32, f32);
 
-struct MinusMinus<S: Lanes>(S::V, S::V);
+struct MinusMinus<S: Lanes, T>(S::V, S::V, T);
 
-impl<S: Lanes> Map<S> for MinusMinus<S> {
+impl<S: Lanes, T: Logits> Map<S> for MinusMinus<S, T> {
     #[inline(always)]
-    fn apply(&self, s: S, x: S::V) -> S::V {
-        s.sub(s.sub(x, self.0), self.1)
+    fn apply(&self, s: S, v: S::V) -> S::V {
+        s.sub(self.2.shift(s, v, self.0), self.1)
     }
 }
 
 impl ChunkJob for Shift {
     type Out = ();
     #[inline(always)]
-    fn run<S: Lanes>(&self, s: S, _: usize, mut chunk: Io<'_>) {
-        chunk.map_store(s, MinusMinus(s.splat(self.0), s.splat(self.1)));
+    fn run<S: Lanes, T: Logits>(&self, s: S, _: usize, mut chunk: Io<'_, T>) {
+        let t = chunk.logits();
+        chunk.map_store(s, MinusMinus(s.splat(self.0), s.splat(self.1), t));
     }
 }
 

@@ -9,13 +9,14 @@ pub(crate) mod argmax;
 pub(crate) mod blocked;
 pub(crate) mod exec;
 pub(crate) mod log_softmax;
+pub(crate) mod logits;
 pub(crate) mod online;
 pub(crate) mod three_pass;
 
 use core::ops::Range;
 
-use crate::exp::exp;
 use crate::lanes::Lanes;
+pub(crate) use logits::{Factor, Logits, Masked, Plain, Scaled};
 
 /// Vectors summed in f32 before the sum is carried on in f64. Each lane of
 /// the two accumulators adds 4 values, so the f32 part of the sum is off by
@@ -29,8 +30,13 @@ pub(crate) const FOLD_VECTORS: usize = 8;
 /// row split across threads uses the same parts, so it gets the same bits.
 pub(crate) const CHUNK: usize = 16384;
 
-/// Where a pass reads `x` and writes `y`.
-pub(crate) enum Io<'a> {
+/// Where a pass reads `x` and writes `y`, and how `x` becomes logits.
+pub(crate) struct Io<'a, T: Logits = Plain> {
+    data: Data<'a>,
+    logits: T,
+}
+
+pub(crate) enum Data<'a> {
     InPlace(&'a mut [f32]),
     OutOfPlace {
         input: &'a [f32],
@@ -40,118 +46,174 @@ pub(crate) enum Io<'a> {
 
 impl<'a> Io<'a> {
     /// Pairs `input` with `output`, which must have the same length.
+    #[inline(always)]
     pub(crate) fn new(input: Option<&'a [f32]>, output: &'a mut [f32]) -> Self {
-        match input {
-            None => Io::InPlace(output),
+        let data = match input {
+            None => Data::InPlace(output),
             Some(input) => {
                 assert_eq!(input.len(), output.len());
-                Io::OutOfPlace { input, output }
+                Data::OutOfPlace { input, output }
             }
+        };
+        Io {
+            data,
+            logits: Plain,
+        }
+    }
+}
+
+impl<'a, T: Logits> Io<'a, T> {
+    #[inline(always)]
+    pub(crate) fn from_parts(data: Data<'a>, logits: T) -> Self {
+        Io { data, logits }
+    }
+
+    #[inline(always)]
+    pub(crate) fn into_parts(self) -> (Data<'a>, T) {
+        (self.data, self.logits)
+    }
+
+    /// The same data read through `logits` instead.
+    #[inline(always)]
+    pub(crate) fn with_logits<U: Logits>(self, logits: U) -> Io<'a, U> {
+        Io {
+            data: self.data,
+            logits,
         }
     }
 
+    #[inline(always)]
+    pub(crate) fn logits(&self) -> T {
+        self.logits
+    }
+
+    #[inline(always)]
+    pub(crate) fn data_mut(&mut self) -> &mut Data<'a> {
+        &mut self.data
+    }
+
+    #[inline(always)]
     pub(crate) fn len(&self) -> usize {
-        match self {
-            Io::InPlace(data) => data.len(),
-            Io::OutOfPlace { input, .. } => input.len(),
+        match &self.data {
+            Data::InPlace(data) => data.len(),
+            Data::OutOfPlace { input, .. } => input.len(),
         }
     }
 
     /// The values to read: the input, or the data itself when in place.
+    #[inline(always)]
     pub(crate) fn input(&self) -> &[f32] {
-        match self {
-            Io::InPlace(data) => data,
-            Io::OutOfPlace { input, .. } => input,
+        match &self.data {
+            Data::InPlace(data) => data,
+            Data::OutOfPlace { input, .. } => input,
         }
     }
 
+    #[inline(always)]
     pub(crate) fn output(&mut self) -> &mut [f32] {
-        match self {
-            Io::InPlace(data) => data,
-            Io::OutOfPlace { output, .. } => output,
+        match &mut self.data {
+            Data::InPlace(data) => data,
+            Data::OutOfPlace { output, .. } => output,
         }
     }
 
     /// The same kind of access restricted to `range`.
-    pub(crate) fn slice(&mut self, range: Range<usize>) -> Io<'_> {
-        match self {
-            Io::InPlace(data) => Io::InPlace(&mut data[range]),
-            Io::OutOfPlace { input, output } => Io::OutOfPlace {
+    #[inline(always)]
+    pub(crate) fn slice(&mut self, range: Range<usize>) -> Io<'_, T> {
+        let logits = self.logits.slice(range.clone());
+        let data = match &mut self.data {
+            Data::InPlace(data) => Data::InPlace(&mut data[range]),
+            Data::OutOfPlace { input, output } => Data::OutOfPlace {
                 input: &input[range.clone()],
                 output: &mut output[range],
             },
-        }
+        };
+        Io { data, logits }
     }
 
-    /// Writes `f(x)` for every vector `x` of the input and returns the f64
-    /// sum of what was written; lanes past the end read `fill`, and `f(fill)`
+    /// The largest logit that is not NaN (−inf when there is none).
+    #[inline(always)]
+    pub(crate) fn max<S: Lanes>(&self, s: S) -> f32 {
+        max(s, self.input(), self.logits)
+    }
+
+    /// Writes `f(v)` for every vector `v` of logits and returns the f64 sum
+    /// of what was written; lanes past the end read −inf, and `f(−inf)`
     /// must be 0 for the sum to be right.
     #[inline(always)]
-    pub(crate) fn map_store_sum<S: Lanes>(&mut self, s: S, fill: f32, f: impl Map<S>) -> f64 {
-        match self {
-            Io::InPlace(data) => map_sum::<S, _, _, true, true>(s, &mut InPlace(data), fill, f),
-            Io::OutOfPlace { input, output } => {
+    pub(crate) fn map_store_sum<S: Lanes>(&mut self, s: S, f: impl Map<S>) -> f64 {
+        let t = self.logits;
+        match &mut self.data {
+            Data::InPlace(data) => map_sum::<S, _, _, true, true>(s, &mut InPlace(data, t), f),
+            Data::OutOfPlace { input, output } => {
                 let output = &mut output[..input.len()];
-                map_sum::<S, _, _, true, true>(s, &mut OutOfPlace(input, output), fill, f)
+                map_sum::<S, _, _, true, true>(s, &mut OutOfPlace(input, output, t), f)
             }
         }
     }
 
-    /// Writes `f(x)` for every vector `x` of the input.
+    /// Writes `f(v)` for every vector `v` of logits.
     #[inline(always)]
     pub(crate) fn map_store<S: Lanes>(&mut self, s: S, f: impl Map<S>) {
-        match self {
-            Io::InPlace(data) => {
-                map_sum::<S, _, _, true, false>(s, &mut InPlace(data), 0.0, f);
+        let t = self.logits;
+        match &mut self.data {
+            Data::InPlace(data) => {
+                map_sum::<S, _, _, true, false>(s, &mut InPlace(data, t), f);
             }
-            Io::OutOfPlace { input, output } => {
+            Data::OutOfPlace { input, output } => {
                 let output = &mut output[..input.len()];
-                map_sum::<S, _, _, true, false>(s, &mut OutOfPlace(input, output), 0.0, f);
+                map_sum::<S, _, _, true, false>(s, &mut OutOfPlace(input, output, t), f);
             }
         };
     }
 }
 
-/// The f64 sum of `f(x)` over the vectors of `x` (nothing written); lanes
-/// past the end read `fill`, and `f(fill)` must be 0.
+/// The f64 sum of `f(v)` over the vectors `v` of logits of `x` under `t`,
+/// nothing written; `f(−inf)` must be 0.
 #[inline(always)]
-pub(crate) fn map_sum_only<S: Lanes>(s: S, x: &[f32], fill: f32, f: impl Map<S>) -> f64 {
-    map_sum::<S, _, _, false, true>(s, &mut ReadOnly(x), fill, f)
+pub(crate) fn sum_of<S: Lanes>(s: S, x: &[f32], t: impl Logits, f: impl Map<S>) -> f64 {
+    map_sum::<S, _, _, false, true>(s, &mut ReadOnly(x, t), f)
 }
 
 /// Multiplies every value of `y` by `r`.
 #[inline(always)]
 pub(crate) fn scale<S: Lanes>(s: S, y: &mut [f32], r: f32) {
-    Io::InPlace(y).map_store(s, Times(s.splat(r)));
+    Io::new(None, y).map_store(s, Times(s.splat(r)));
 }
 
-/// The largest value of `x` that is not NaN (−inf for an empty slice).
-/// NaN is found later, through the exponentials.
+/// The largest logit of `x` under `t` that is not NaN (−inf for an empty
+/// slice). NaN is found later, through the exponentials.
 #[inline(always)]
-pub(crate) fn max<S: Lanes>(s: S, x: &[f32]) -> f32 {
+pub(crate) fn max<S: Lanes>(s: S, x: &[f32], t: impl Logits) -> f32 {
     let l = S::LANES;
     let lowest = s.splat(f32::NEG_INFINITY);
     // `max(x, acc)` keeps `acc` when `x` is NaN on x86.
     let (mut a0, mut a1, mut a2, mut a3) = (lowest, lowest, lowest, lowest);
+    // `chunks_exact` rather than index arithmetic: no bounds or overflow
+    // checks in the loop (the index only matters to a masked read).
     let mut groups = x.chunks_exact(4 * l);
-    for g in &mut groups {
-        a0 = s.max(s.load(g), a0);
-        a1 = s.max(s.load(&g[l..]), a1);
-        a2 = s.max(s.load(&g[2 * l..]), a2);
-        a3 = s.max(s.load(&g[3 * l..]), a3);
+    for (k, g) in (&mut groups).enumerate() {
+        let i = k * 4 * l;
+        a0 = s.max(t.read(s, s.load(g), i), a0);
+        a1 = s.max(t.read(s, s.load(&g[l..]), i + l), a1);
+        a2 = s.max(t.read(s, s.load(&g[2 * l..]), i + 2 * l), a2);
+        a3 = s.max(t.read(s, s.load(&g[3 * l..]), i + 3 * l), a3);
     }
+    let mut i = x.len() - groups.remainder().len();
     let mut vectors = groups.remainder().chunks_exact(l);
     for v in &mut vectors {
-        a0 = s.max(s.load(v), a0);
+        a0 = s.max(t.read(s, s.load(v), i), a0);
+        i += l;
     }
     let rest = vectors.remainder();
     if !rest.is_empty() {
-        a1 = s.max(s.load_partial(rest, f32::NEG_INFINITY), a1);
+        let v = s.load_partial(rest, f32::NEG_INFINITY);
+        a1 = s.max(t.read_partial(s, v, i), a1);
     }
     s.reduce_max(s.max(s.max(a0, a1), s.max(a2, a3)))
 }
 
-/// Vector access for [`map_sum`]: reads `x`, writes `y`.
+/// Vector access for [`map_sum`]: reads logits, writes `y`.
 trait Stream {
     /// The same access over `start..start + len`. With a constant `len`
     /// the compiler sees every vector of a block in bounds, so the block
@@ -162,43 +224,47 @@ trait Stream {
     fn block(&mut self, start: usize, len: usize) -> Self::Block<'_>;
     fn len(&self) -> usize;
     fn read<S: Lanes>(&self, s: S, i: usize) -> S::V;
-    /// Reads from `i` to the end (fewer than `LANES` values).
-    fn read_partial<S: Lanes>(&self, s: S, i: usize, fill: f32) -> S::V;
+    /// Reads from `i` to the end (fewer than `LANES` values; the rest −inf).
+    fn read_partial<S: Lanes>(&self, s: S, i: usize) -> S::V;
     fn write<S: Lanes>(&mut self, s: S, i: usize, v: S::V);
     fn write_partial<S: Lanes>(&mut self, s: S, i: usize, v: S::V);
 }
 
-struct ReadOnly<'a>(&'a [f32]);
-struct InPlace<'a>(&'a mut [f32]);
-struct OutOfPlace<'a>(&'a [f32], &'a mut [f32]);
+struct ReadOnly<'a, T>(&'a [f32], T);
+struct InPlace<'a, T>(&'a mut [f32], T);
+struct OutOfPlace<'a, T>(&'a [f32], &'a mut [f32], T);
 
 macro_rules! reads_from {
-    ($($field:tt)+) => {
+    ($x:tt, $t:tt) => {
         #[inline(always)]
         fn len(&self) -> usize {
-            self.$($field)+.len()
+            self.$x.len()
         }
         #[inline(always)]
         fn read<S: Lanes>(&self, s: S, i: usize) -> S::V {
-            s.load(&self.$($field)+[i..])
+            self.$t.read(s, s.load(&self.$x[i..]), i)
         }
         #[inline(always)]
-        fn read_partial<S: Lanes>(&self, s: S, i: usize, fill: f32) -> S::V {
-            s.load_partial(&self.$($field)+[i..], fill)
+        fn read_partial<S: Lanes>(&self, s: S, i: usize) -> S::V {
+            let x = s.load_partial(&self.$x[i..], f32::NEG_INFINITY);
+            self.$t.read_partial(s, x, i)
         }
     };
 }
 
-impl Stream for ReadOnly<'_> {
+impl<T: Logits> Stream for ReadOnly<'_, T> {
     type Block<'b>
-        = ReadOnly<'b>
+        = ReadOnly<'b, T>
     where
         Self: 'b;
     #[inline(always)]
-    fn block(&mut self, start: usize, len: usize) -> ReadOnly<'_> {
-        ReadOnly(&self.0[start..start + len])
+    fn block(&mut self, start: usize, len: usize) -> ReadOnly<'_, T> {
+        ReadOnly(
+            &self.0[start..start + len],
+            self.1.slice(start..start + len),
+        )
     }
-    reads_from!(0);
+    reads_from!(0, 1);
     /// Nothing to write: [`map_sum`] never calls this when it does not store.
     #[inline(always)]
     fn write<S: Lanes>(&mut self, _s: S, _i: usize, _v: S::V) {}
@@ -206,16 +272,19 @@ impl Stream for ReadOnly<'_> {
     fn write_partial<S: Lanes>(&mut self, _s: S, _i: usize, _v: S::V) {}
 }
 
-impl Stream for InPlace<'_> {
+impl<T: Logits> Stream for InPlace<'_, T> {
     type Block<'b>
-        = InPlace<'b>
+        = InPlace<'b, T>
     where
         Self: 'b;
     #[inline(always)]
-    fn block(&mut self, start: usize, len: usize) -> InPlace<'_> {
-        InPlace(&mut self.0[start..start + len])
+    fn block(&mut self, start: usize, len: usize) -> InPlace<'_, T> {
+        InPlace(
+            &mut self.0[start..start + len],
+            self.1.slice(start..start + len),
+        )
     }
-    reads_from!(0);
+    reads_from!(0, 1);
     #[inline(always)]
     fn write<S: Lanes>(&mut self, s: S, i: usize, v: S::V) {
         s.store(v, &mut self.0[i..]);
@@ -226,16 +295,20 @@ impl Stream for InPlace<'_> {
     }
 }
 
-impl Stream for OutOfPlace<'_> {
+impl<T: Logits> Stream for OutOfPlace<'_, T> {
     type Block<'b>
-        = OutOfPlace<'b>
+        = OutOfPlace<'b, T>
     where
         Self: 'b;
     #[inline(always)]
-    fn block(&mut self, start: usize, len: usize) -> OutOfPlace<'_> {
-        OutOfPlace(&self.0[start..start + len], &mut self.1[start..start + len])
+    fn block(&mut self, start: usize, len: usize) -> OutOfPlace<'_, T> {
+        OutOfPlace(
+            &self.0[start..start + len],
+            &mut self.1[start..start + len],
+            self.2.slice(start..start + len),
+        )
     }
-    reads_from!(0);
+    reads_from!(0, 2);
     #[inline(always)]
     fn write<S: Lanes>(&mut self, s: S, i: usize, v: S::V) {
         s.store(v, &mut self.1[i..]);
@@ -253,24 +326,32 @@ pub(crate) trait Map<S: Lanes> {
     fn apply(&self, s: S, x: S::V) -> S::V;
 }
 
-/// `exp(x − m)`.
-pub(crate) struct ExpMinus<S: Lanes>(pub S::V);
-/// `exp(x − m)·r`.
-pub(crate) struct ExpMinusTimes<S: Lanes>(pub S::V, pub S::V);
-/// `x·r`.
+/// `exp(shift(v, m))`.
+pub(crate) struct ExpMinus<S: Lanes, T>(pub S::V, pub T);
+/// `exp(shift(v, m))·r`.
+pub(crate) struct ExpMinusTimes<S: Lanes, T>(pub S::V, pub S::V, pub T);
+/// `v·r`.
 pub(crate) struct Times<S: Lanes>(pub S::V);
 
-impl<S: Lanes> Map<S> for ExpMinus<S> {
+impl<S: Lanes, T: Logits> ExpMinus<S, T> {
+    /// For logits under `t` and the max `m` of the logits.
     #[inline(always)]
-    fn apply(&self, s: S, x: S::V) -> S::V {
-        exp(s, s.sub(x, self.0))
+    pub(crate) fn new(s: S, m: f32, t: T) -> Self {
+        ExpMinus(s.splat(m), t)
     }
 }
 
-impl<S: Lanes> Map<S> for ExpMinusTimes<S> {
+impl<S: Lanes, T: Logits> Map<S> for ExpMinus<S, T> {
     #[inline(always)]
-    fn apply(&self, s: S, x: S::V) -> S::V {
-        s.mul(exp(s, s.sub(x, self.0)), self.1)
+    fn apply(&self, s: S, v: S::V) -> S::V {
+        self.1.exp_shift(s, v, self.0)
+    }
+}
+
+impl<S: Lanes, T: Logits> Map<S> for ExpMinusTimes<S, T> {
+    #[inline(always)]
+    fn apply(&self, s: S, v: S::V) -> S::V {
+        s.mul(self.2.exp_shift(s, v, self.0), self.1)
     }
 }
 
@@ -305,7 +386,6 @@ fn step<S: Lanes, IO: Stream, F: Map<S>, const STORE: bool, const SUM: bool>(
 fn map_sum<S: Lanes, IO: Stream, F: Map<S>, const STORE: bool, const SUM: bool>(
     s: S,
     io: &mut IO,
-    fill: f32,
     f: F,
 ) -> f64 {
     let l = S::LANES;
@@ -336,7 +416,7 @@ fn map_sum<S: Lanes, IO: Stream, F: Map<S>, const STORE: bool, const SUM: bool>(
         k += 1;
     }
     if i < n {
-        let y = f.apply(s, io.read_partial(s, i, fill));
+        let y = f.apply(s, io.read_partial(s, i));
         if STORE {
             io.write_partial(s, i, y);
         }
@@ -366,20 +446,21 @@ impl Partial {
         sum: 0.0,
     };
 
-    /// The sum rescaled to a finite reference `m ≥ self.max`.
-    pub(crate) fn sum_at(self, m: f32) -> f64 {
+    /// The sum rescaled to a finite reference `m ≥ self.max`, for
+    /// exponents `c·(v − max)` (`c` from [`Logits::factor`]).
+    pub(crate) fn sum_at(self, m: f32, c: f64) -> f64 {
         // exp(−inf) = 0 keeps a part of only −inf at 0 (or NaN if it had NaN).
         let shift = f64::from(self.max) - f64::from(m);
         if shift == 0.0 {
             self.sum
         } else {
-            self.sum * shift.exp()
+            self.sum * (shift * c).exp()
         }
     }
 
     /// Both parts as one. Merging in a fixed order keeps results
     /// independent of how a row was split across threads.
-    pub(crate) fn merge(self, other: Partial) -> Partial {
+    pub(crate) fn merge(self, other: Partial, c: f64) -> Partial {
         let max = if other.max > self.max {
             other.max
         } else {
@@ -395,20 +476,21 @@ impl Partial {
         }
         Partial {
             max,
-            sum: self.sum_at(max) + other.sum_at(max),
+            sum: self.sum_at(max, c) + other.sum_at(max, c),
         }
     }
 }
 
-/// Rows whose max is ±inf (or that hold nothing but −inf and NaN):
+/// Rows whose max logit is ±inf (or that hold nothing but −inf and NaN):
 /// NaN anywhere makes the row NaN; otherwise the k entries of +inf share
 /// the mass equally (1/k, rounded once) and the rest get 0; a row of only
 /// −inf gets all zeros. With `log`, the logarithms of those: −ln k and
 /// −inf. Rare, so plain scalar code.
-pub(crate) fn nonfinite_row(io: Io<'_>, log: bool) {
-    let x = io.input();
-    let has_nan = x.iter().any(|v| v.is_nan());
-    let k = x.iter().filter(|&&v| v == f32::INFINITY).count() as f64;
+pub(crate) fn nonfinite_row(io: Io<'_, impl Logits>, log: bool) {
+    let t = io.logits();
+    let logits = || io.input().iter().enumerate().map(|(i, &x)| t.value(x, i));
+    let has_nan = logits().any(|v| v.is_nan());
+    let k = logits().filter(|&v| v == f32::INFINITY).count() as f64;
     // 1/k rounded once: `k as f32` would round k itself beyond 2^24.
     let (share, rest) = if log {
         ((-k.ln()) as f32, f32::NEG_INFINITY)
@@ -424,13 +506,15 @@ pub(crate) fn nonfinite_row(io: Io<'_>, log: bool) {
             rest
         }
     };
-    match io {
-        Io::InPlace(data) => data.iter_mut().for_each(|v| *v = value(*v)),
-        Io::OutOfPlace { input, output } => {
-            output
-                .iter_mut()
-                .zip(input)
-                .for_each(|(y, &x)| *y = value(x));
-        }
+    match io.into_parts().0 {
+        Data::InPlace(data) => data
+            .iter_mut()
+            .enumerate()
+            .for_each(|(i, v)| *v = value(t.value(*v, i))),
+        Data::OutOfPlace { input, output } => output
+            .iter_mut()
+            .zip(input)
+            .enumerate()
+            .for_each(|(i, (y, &x))| *y = value(t.value(x, i))),
     }
 }

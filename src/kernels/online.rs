@@ -3,17 +3,24 @@
 //! twice and y written once: the least memory traffic.
 
 use super::exec::{ChunkJob, Exec};
-use super::{CHUNK, ExpMinus, ExpMinusTimes, Io, Partial, map_sum_only, max, nonfinite_row};
+use super::{CHUNK, ExpMinus, ExpMinusTimes, Io, Logits, Partial, max, nonfinite_row, sum_of};
 use crate::lanes::Lanes;
 
 #[inline(always)]
-pub(crate) fn softmax(exec: &impl Exec, mut io: Io<'_>) {
-    let total = exec.fold(&mut io, CHUNK, &MaxSum, Partial::EMPTY, Partial::merge);
+pub(crate) fn softmax<T: Logits>(exec: &impl Exec, mut io: Io<'_, T>) {
+    let total = max_sum_of(exec, &mut io);
     if !total.max.is_finite() {
         return nonfinite_row(io, false);
     }
     let r = (1.0 / total.sum) as f32;
     exec.fold(&mut io, CHUNK, &ExpScale(total.max, r), (), |(), ()| ());
+}
+
+/// Max and sum of a whole row, chunk by chunk, merged in chunk order.
+#[inline(always)]
+pub(crate) fn max_sum_of<T: Logits>(exec: &impl Exec, io: &mut Io<'_, T>) -> Partial {
+    let c = io.logits().factor();
+    exec.fold(io, CHUNK, &MaxSum, Partial::EMPTY, |a, b| a.merge(b, c))
 }
 
 /// Vectors per step of the running max (see `MaxSum`).
@@ -30,25 +37,28 @@ struct ExpScale(f32, f32);
 impl ChunkJob for MaxSum {
     type Out = Partial;
     #[inline(always)]
-    fn run<S: Lanes>(&self, s: S, _: usize, chunk: Io<'_>) -> Partial {
-        max_sum(s, chunk.input())
+    fn run<S: Lanes, T: Logits>(&self, s: S, _: usize, chunk: Io<'_, T>) -> Partial {
+        max_sum(s, chunk.input(), chunk.logits())
     }
 }
 
-/// The body of [`MaxSum`] over a slice.
+/// The body of [`MaxSum`] over the logits of `x` under `t`.
 #[inline(always)]
-pub(crate) fn max_sum<S: Lanes>(s: S, x: &[f32]) -> Partial {
+pub(crate) fn max_sum<S: Lanes, T: Logits>(s: S, x: &[f32], t: T) -> Partial {
+    let c = t.factor();
     let mut m = f32::NEG_INFINITY;
     let mut sum = 0.0f64;
-    for block in x.chunks(RESCALE_VECTORS * S::LANES) {
-        let block_max = max(s, block);
+    let step = RESCALE_VECTORS * S::LANES;
+    for (b, block) in x.chunks(step).enumerate() {
+        let t = t.slice(b * step..b * step + block.len());
+        let block_max = max(s, block, t);
         if block_max > m {
-            sum *= (f64::from(m) - f64::from(block_max)).exp();
+            sum *= ((f64::from(m) - f64::from(block_max)) * c).exp();
             m = block_max;
         }
         // Until a value above −inf shows up, exp(x − 0) keeps −inf at 0 and NaN as NaN.
         let reference = if m == f32::NEG_INFINITY { 0.0 } else { m };
-        sum += map_sum_only(s, block, f32::NEG_INFINITY, ExpMinus(s.splat(reference)));
+        sum += sum_of(s, block, t, ExpMinus::new(s, reference, t));
     }
     Partial { max: m, sum }
 }
@@ -56,7 +66,8 @@ pub(crate) fn max_sum<S: Lanes>(s: S, x: &[f32]) -> Partial {
 impl ChunkJob for ExpScale {
     type Out = ();
     #[inline(always)]
-    fn run<S: Lanes>(&self, s: S, _: usize, mut chunk: Io<'_>) {
-        chunk.map_store(s, ExpMinusTimes(s.splat(self.0), s.splat(self.1)));
+    fn run<S: Lanes, T: Logits>(&self, s: S, _: usize, mut chunk: Io<'_, T>) {
+        let t = chunk.logits();
+        chunk.map_store(s, ExpMinusTimes(s.splat(self.0), s.splat(self.1), t));
     }
 }

@@ -2,11 +2,11 @@
 //! One exp per element; reads x twice and the stored exponentials once.
 
 use super::exec::{ChunkJob, Exec};
-use super::{CHUNK, ExpMinus, Io, max, nonfinite_row, scale};
+use super::{CHUNK, ExpMinus, Io, Logits, nonfinite_row, scale};
 use crate::lanes::Lanes;
 
 #[inline(always)]
-pub(crate) fn softmax(exec: &impl Exec, mut io: Io<'_>) {
+pub(crate) fn softmax(exec: &impl Exec, mut io: Io<'_, impl Logits>) {
     let m = exec.fold(&mut io, CHUNK, &Max, f32::NEG_INFINITY, |a, b| {
         if b > a { b } else { a }
     });
@@ -25,23 +25,24 @@ struct Scale(f32);
 impl ChunkJob for Max {
     type Out = f32;
     #[inline(always)]
-    fn run<S: Lanes>(&self, s: S, _: usize, chunk: Io<'_>) -> f32 {
-        max(s, chunk.input())
+    fn run<S: Lanes, T: Logits>(&self, s: S, _: usize, chunk: Io<'_, T>) -> f32 {
+        chunk.max(s)
     }
 }
 
 impl ChunkJob for ExpStoreSum {
     type Out = f64;
     #[inline(always)]
-    fn run<S: Lanes>(&self, s: S, _: usize, mut chunk: Io<'_>) -> f64 {
-        chunk.map_store_sum(s, f32::NEG_INFINITY, ExpMinus(s.splat(self.0)))
+    fn run<S: Lanes, T: Logits>(&self, s: S, _: usize, mut chunk: Io<'_, T>) -> f64 {
+        let t = chunk.logits();
+        chunk.map_store_sum(s, ExpMinus::new(s, self.0, t))
     }
 }
 
 impl ChunkJob for Scale {
     type Out = ();
     #[inline(always)]
-    fn run<S: Lanes>(&self, s: S, _: usize, mut chunk: Io<'_>) {
+    fn run<S: Lanes, T: Logits>(&self, s: S, _: usize, mut chunk: Io<'_, T>) {
         scale(s, chunk.output(), self.0);
     }
 }

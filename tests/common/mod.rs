@@ -11,7 +11,7 @@ pub mod check;
 pub use check::{Errors, backends, check_row};
 
 /// Every (backend, algorithm) configuration to test.
-pub fn configs() -> Vec<Softmax> {
+pub fn configs() -> Vec<Softmax<'static>> {
     let mut v = Vec::new();
     for b in backends() {
         for a in Algorithm::ALL {

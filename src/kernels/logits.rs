@@ -1,0 +1,220 @@
+//! What the kernels read as logits: the input itself, the input times a
+//! scale (temperature), or the input under masks. A transform rides along
+//! with the row's data (see `Io`), so the max, exp and write passes apply it
+//! as they read: no extra pass and no copy of the row.
+//!
+//! The scale `c = s/t` is applied after the max is subtracted,
+//! `(x − max)·c`, and the product goes into the exp unrounded (as a sum of
+//! two f32), so the exponent's error is that of `x − max` alone, relative
+//! to `|x − max|·c`. With an additive mask the logit is `w = x·c + a`,
+//! rounded to f32 (one fused multiply-add where the backend has FMA), and
+//! the exponent is plain `w − max w`.
+
+use core::ops::Range;
+
+use crate::exp::{exp, exp_sum};
+use crate::lanes::Lanes;
+
+/// A per-row transform of the input into logits.
+pub(crate) trait Logits: Copy + Send + Sync {
+    /// The transform of `range` of the row.
+    fn slice(self, range: Range<usize>) -> Self;
+    /// The logits of the vector `x` read at `i` (masked lanes −inf).
+    fn read<S: Lanes>(self, s: S, x: S::V, i: usize) -> S::V;
+    /// As `read` for the last, partial vector at `i`.
+    fn read_partial<S: Lanes>(self, s: S, x: S::V, i: usize) -> S::V;
+    /// The exponent of logit `v` for the row max `m` (a logit too).
+    fn shift<S: Lanes>(self, s: S, v: S::V, m: S::V) -> S::V;
+    /// `exp(shift(v, m))`, computed without rounding the exponent first
+    /// where that rounding would add to the error.
+    #[inline(always)]
+    fn exp_shift<S: Lanes>(self, s: S, v: S::V, m: S::V) -> S::V {
+        exp(s, self.shift(s, v, m))
+    }
+    /// The factor `shift` applies to `v − m`, to move partial sums between
+    /// maxima: `exp(factor·(m_a − m_b))`.
+    fn factor(self) -> f64;
+    /// The logit of element `i` holding `x`, for the rare scalar rows.
+    fn value(self, x: f32, i: usize) -> f32;
+}
+
+/// The input as it is.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Plain;
+
+/// `(x − max)·c`: temperature and scale without masks. `c` is held as
+/// `hi + lo` (two f32), and the product is kept exact into the exp, so the
+/// exponent carries only the rounding of `x − max`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Scaled(pub Factor);
+
+/// A positive factor `c = hi + lo` (the f64 value split into two f32).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Factor {
+    pub hi: f32,
+    pub lo: f32,
+}
+
+impl Factor {
+    pub(crate) fn new(c: f64) -> Self {
+        let hi = c as f32;
+        Factor {
+            hi,
+            lo: (c - f64::from(hi)) as f32,
+        }
+    }
+
+    fn f64(self) -> f64 {
+        f64::from(self.hi) + f64::from(self.lo)
+    }
+
+    /// `(v − m)·hi`, for log-softmax: its bound (2^-22 relative to
+    /// `|y| ≥ |v − m|·c`) has room for rounding `x − m`, `c` and the
+    /// product, and `d·lo` would turn a masked −inf into NaN when `lo = 0`.
+    #[inline(always)]
+    fn times<S: Lanes>(self, s: S, d: S::V) -> S::V {
+        s.mul(d, s.splat(self.hi))
+    }
+
+    /// `exp((v − m)·c)` with the product exact. For `d = −inf` the low part
+    /// is NaN, but the exp is 0 by `hi` alone.
+    #[inline(always)]
+    fn exp_times<S: Lanes>(self, s: S, d: S::V) -> S::V {
+        let (hi, lo) = s.two_prod(d, s.splat(self.hi));
+        exp_sum(s, hi, s.mul_add(d, s.splat(self.lo), lo))
+    }
+}
+
+/// Masks: `keep[i]` false makes the logit −inf; an additive mask makes it
+/// `x·c + add[i]`. Either may be absent; both are this row's part.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Masked<'a> {
+    pub keep: Option<&'a [bool]>,
+    pub add: Option<&'a [f32]>,
+    pub c: Factor,
+}
+
+impl Logits for Plain {
+    #[inline(always)]
+    fn slice(self, _: Range<usize>) -> Self {
+        self
+    }
+    #[inline(always)]
+    fn read<S: Lanes>(self, _: S, x: S::V, _: usize) -> S::V {
+        x
+    }
+    #[inline(always)]
+    fn read_partial<S: Lanes>(self, _: S, x: S::V, _: usize) -> S::V {
+        x
+    }
+    #[inline(always)]
+    fn shift<S: Lanes>(self, s: S, v: S::V, m: S::V) -> S::V {
+        s.sub(v, m)
+    }
+    #[inline(always)]
+    fn factor(self) -> f64 {
+        1.0
+    }
+    #[inline(always)]
+    fn value(self, x: f32, _: usize) -> f32 {
+        x
+    }
+}
+
+impl Logits for Scaled {
+    #[inline(always)]
+    fn slice(self, _: Range<usize>) -> Self {
+        self
+    }
+    #[inline(always)]
+    fn read<S: Lanes>(self, _: S, x: S::V, _: usize) -> S::V {
+        x
+    }
+    #[inline(always)]
+    fn read_partial<S: Lanes>(self, _: S, x: S::V, _: usize) -> S::V {
+        x
+    }
+    #[inline(always)]
+    fn shift<S: Lanes>(self, s: S, v: S::V, m: S::V) -> S::V {
+        self.0.times(s, s.sub(v, m))
+    }
+    #[inline(always)]
+    fn exp_shift<S: Lanes>(self, s: S, v: S::V, m: S::V) -> S::V {
+        self.0.exp_times(s, s.sub(v, m))
+    }
+    #[inline(always)]
+    fn factor(self) -> f64 {
+        self.0.f64()
+    }
+    #[inline(always)]
+    fn value(self, x: f32, _: usize) -> f32 {
+        x
+    }
+}
+
+impl Logits for Masked<'_> {
+    #[inline(always)]
+    fn slice(self, range: Range<usize>) -> Self {
+        Masked {
+            keep: self.keep.map(|k| &k[range.clone()]),
+            add: self.add.map(|a| &a[range]),
+            c: self.c,
+        }
+    }
+    #[inline(always)]
+    fn read<S: Lanes>(self, s: S, x: S::V, i: usize) -> S::V {
+        let kept = match self.keep {
+            Some(keep) => s.keep_where(&keep[i..], x),
+            None => x,
+        };
+        match self.add {
+            Some(add) => s.mul_add(kept, s.splat(self.c.hi), s.load(&add[i..])),
+            None => kept,
+        }
+    }
+    #[inline(always)]
+    fn read_partial<S: Lanes>(self, s: S, x: S::V, i: usize) -> S::V {
+        // Lanes past the end are −inf (x's fill, or the keep mask's).
+        let kept = match self.keep {
+            Some(keep) => s.keep_where_partial(&keep[i..], x),
+            None => x,
+        };
+        match self.add {
+            Some(add) => s.mul_add(kept, s.splat(self.c.hi), s.load_partial(&add[i..], 0.0)),
+            None => kept,
+        }
+    }
+    #[inline(always)]
+    fn shift<S: Lanes>(self, s: S, v: S::V, m: S::V) -> S::V {
+        match self.add {
+            // `c` is already in the logit.
+            Some(_) => s.sub(v, m),
+            None => self.c.times(s, s.sub(v, m)),
+        }
+    }
+    #[inline(always)]
+    fn exp_shift<S: Lanes>(self, s: S, v: S::V, m: S::V) -> S::V {
+        match self.add {
+            Some(_) => exp(s, s.sub(v, m)),
+            None => self.c.exp_times(s, s.sub(v, m)),
+        }
+    }
+    #[inline(always)]
+    fn factor(self) -> f64 {
+        match self.add {
+            Some(_) => 1.0,
+            None => self.c.f64(),
+        }
+    }
+    #[inline(always)]
+    fn value(self, x: f32, i: usize) -> f32 {
+        let kept = match self.keep {
+            Some(keep) if !keep[i] => f32::NEG_INFINITY,
+            _ => x,
+        };
+        match self.add {
+            Some(add) => kept * self.c.hi + add[i],
+            None => kept,
+        }
+    }
+}
