@@ -14,6 +14,16 @@ pub enum Error {
         /// Length of the output.
         output: usize,
     },
+    /// A slice whose length does not fit the call (e.g. `grad_out` beside
+    /// `probs`, or `targets` beside the rows of `logits`).
+    SliceLength {
+        /// The argument, as the function names it.
+        name: &'static str,
+        /// Its length.
+        len: usize,
+        /// The length the call needs.
+        expected: usize,
+    },
     /// `row_len == 0` with `len` values to split into rows.
     ZeroRowLength {
         /// Number of values.
@@ -76,6 +86,11 @@ impl fmt::Display for Error {
                 f,
                 "output length {output} differs from input length {input}"
             ),
+            Error::SliceLength {
+                name,
+                len,
+                expected,
+            } => write!(f, "{name} holds {len} values; the call needs {expected}"),
             Error::ZeroRowLength { len } => {
                 write!(
                     f,

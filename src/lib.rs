@@ -483,6 +483,63 @@ impl<'m> Softmax<'m> {
         self.reduce_rows(rows::LogSumExp, input, row_len, output)
     }
 
+    /// [`softmax_backward_rows`] on this builder's backend. The logit
+    /// settings do not apply (an error if set).
+    pub fn run_backward_rows(
+        &self,
+        probs: &[f32],
+        grad_out: &[f32],
+        grad_in: &mut [f32],
+        row_len: usize,
+    ) -> Result<(), Error> {
+        self.no_logit_settings("softmax_backward")?;
+        self.pair_rows(rows::SoftmaxBackward, probs, grad_out, grad_in, row_len)
+    }
+
+    /// [`log_softmax_backward_rows`] on this builder's backend. The logit
+    /// settings do not apply (an error if set).
+    pub fn run_log_backward_rows(
+        &self,
+        log_probs: &[f32],
+        grad_out: &[f32],
+        grad_in: &mut [f32],
+        row_len: usize,
+    ) -> Result<(), Error> {
+        self.no_logit_settings("log_softmax_backward")?;
+        self.pair_rows(
+            rows::LogSoftmaxBackward,
+            log_probs,
+            grad_out,
+            grad_in,
+            row_len,
+        )
+    }
+
+    fn pair_rows<P: rows::PairRowOp>(
+        &self,
+        op: P,
+        a: &[f32],
+        b: &[f32],
+        out: &mut [f32],
+        row_len: usize,
+    ) -> Result<(), Error> {
+        check_rows(a.len(), row_len)?;
+        for (name, len) in [("grad_out", b.len()), ("grad_in", out.len())] {
+            if len != a.len() {
+                return Err(Error::SliceLength {
+                    name,
+                    len,
+                    expected: a.len(),
+                });
+            }
+        }
+        let backend = self.resolved_backend()?;
+        if !a.is_empty() {
+            rows::pair_rows(backend, op, a, b, out, row_len);
+        }
+        Ok(())
+    }
+
     fn reduce_rows<R: rows::RowReduce>(
         &self,
         r: R,
@@ -681,4 +738,60 @@ pub fn argmax_rows(
     output: &mut [Option<usize>],
 ) -> Result<(), Error> {
     Softmax::new().run_argmax_rows(input, row_len, output)
+}
+
+/// The softmax backward pass for one row: given the probabilities `probs`
+/// (a softmax output) and `grad_out` = dL/dp, writes
+/// `grad_in = p ⊙ (g − ⟨g, p⟩)` = dL/dx. Two passes: the dot product, then
+/// the write. Errors if the lengths differ (nothing written).
+///
+/// ```
+/// let p = [0.25f32, 0.75];
+/// let mut dx = [0.0f32; 2];
+/// simd_softmax::softmax_backward(&p, &[1.0, 1.0], &mut dx)?;
+/// assert_eq!(dx, [0.0, 0.0]); // a constant gradient does not move softmax
+/// # Ok::<(), simd_softmax::Error>(())
+/// ```
+pub fn softmax_backward(probs: &[f32], grad_out: &[f32], grad_in: &mut [f32]) -> Result<(), Error> {
+    Softmax::new().run_backward_rows(probs, grad_out, grad_in, probs.len())
+}
+
+/// [`softmax_backward`] for each row of `row_len` values, rows in parallel.
+pub fn softmax_backward_rows(
+    probs: &[f32],
+    grad_out: &[f32],
+    grad_in: &mut [f32],
+    row_len: usize,
+) -> Result<(), Error> {
+    Softmax::new().run_backward_rows(probs, grad_out, grad_in, row_len)
+}
+
+/// The log-softmax backward pass for one row: given the log-probabilities
+/// `log_probs` (a log-softmax output) and `grad_out` = dL/dy, writes
+/// `grad_in = g − exp(y)·Σg` = dL/dx. Two passes: the sum, then the write.
+///
+/// ```
+/// let y = [(0.25f32).ln(), (0.75f32).ln()];
+/// let mut dx = [0.0f32; 2];
+/// simd_softmax::log_softmax_backward(&y, &[1.0, 0.0], &mut dx)?;
+/// assert!((dx[0] - 0.75).abs() < 1e-6 && (dx[1] + 0.75).abs() < 1e-6);
+/// # Ok::<(), simd_softmax::Error>(())
+/// ```
+pub fn log_softmax_backward(
+    log_probs: &[f32],
+    grad_out: &[f32],
+    grad_in: &mut [f32],
+) -> Result<(), Error> {
+    Softmax::new().run_log_backward_rows(log_probs, grad_out, grad_in, log_probs.len())
+}
+
+/// [`log_softmax_backward`] for each row of `row_len` values, rows in
+/// parallel.
+pub fn log_softmax_backward_rows(
+    log_probs: &[f32],
+    grad_out: &[f32],
+    grad_in: &mut [f32],
+    row_len: usize,
+) -> Result<(), Error> {
+    Softmax::new().run_log_backward_rows(log_probs, grad_out, grad_in, row_len)
 }

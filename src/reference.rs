@@ -351,3 +351,40 @@ fn exact(e: &[f64], log: bool) -> Vec<f64> {
         e.iter().map(|v| v.exp() / sum).collect()
     }
 }
+
+/// The softmax backward pass in f64: `p ⊙ (g − ⟨g, p⟩)`, IEEE arithmetic
+/// (NaN or an infinity in the inputs propagates as it would).
+pub fn softmax_backward_f64(probs: &[f32], grad_out: &[f32]) -> Vec<f64> {
+    let dot: f64 = probs
+        .iter()
+        .zip(grad_out)
+        .map(|(&p, &g)| f64::from(p) * f64::from(g))
+        .sum();
+    probs
+        .iter()
+        .zip(grad_out)
+        .map(|(&p, &g)| f64::from(p) * (f64::from(g) - dot))
+        .collect()
+}
+
+/// The log-softmax backward pass in f64: `g − exp(y)·Σg`.
+pub fn log_softmax_backward_f64(log_probs: &[f32], grad_out: &[f32]) -> Vec<f64> {
+    let total: f64 = grad_out.iter().map(|&g| f64::from(g)).sum();
+    log_probs
+        .iter()
+        .zip(grad_out)
+        .map(|(&y, &g)| f64::from(g) - f64::from(y).exp() * total)
+        .collect()
+}
+
+/// The accuracy contract of the backward passes, for every element of a
+/// row: `|grad_in − ref| ≤ 2^-20·G`, where `G` is the largest magnitude
+/// in the row among `grad_out` and the reference `grad_in`.
+pub fn backward_tolerance(grad_out: &[f32], grad_in_ref: &[f64]) -> f64 {
+    let g = grad_out
+        .iter()
+        .map(|v| f64::from(v.abs()))
+        .fold(0.0, f64::max);
+    let r = grad_in_ref.iter().map(|v| v.abs()).fold(0.0, f64::max);
+    g.max(r) * 2f64.powi(-20)
+}

@@ -4,7 +4,6 @@ use rayon::prelude::*;
 
 use crate::Kernel;
 use crate::dispatch::{self, Backend, Job};
-use crate::kernels::Plain;
 use crate::kernels::argmax::argmax;
 use crate::kernels::exec::{Exec, Parallel, Sequential};
 use crate::kernels::log_softmax::{log_softmax, logsumexp_of};
@@ -12,6 +11,7 @@ use crate::kernels::online::max_sum;
 use crate::kernels::{
     CHUNK, Data, Factor, Io, Logits, Masked, Partial, Scaled, blocked, online, three_pass,
 };
+use crate::kernels::{Plain, backward};
 use crate::lanes::Lanes;
 
 /// A task handles at least this many elements, so that 4096 rows of 1024
@@ -483,6 +483,99 @@ impl<R: RowReduce> Job for ReduceJob<'_, R> {
             .zip(self.output.iter_mut())
         {
             *out = self.r.reduce(s, row);
+        }
+    }
+}
+
+/// A row operation over two inputs and one output of the same length.
+pub(crate) trait PairRowOp: Copy + Send + Sync {
+    /// Must be `#[inline(always)]` (see `Lanes::vectorize`).
+    fn row<S: Lanes>(self, s: S, a: &[f32], b: &[f32], out: &mut [f32]);
+}
+
+/// The softmax backward pass (`a` the probabilities, `b` the gradient).
+#[derive(Clone, Copy)]
+pub(crate) struct SoftmaxBackward;
+/// The log-softmax backward pass (`a` the log-probabilities).
+#[derive(Clone, Copy)]
+pub(crate) struct LogSoftmaxBackward;
+
+impl PairRowOp for SoftmaxBackward {
+    #[inline(always)]
+    fn row<S: Lanes>(self, s: S, a: &[f32], b: &[f32], out: &mut [f32]) {
+        backward::softmax_backward(s, a, b, out);
+    }
+}
+
+impl PairRowOp for LogSoftmaxBackward {
+    #[inline(always)]
+    fn row<S: Lanes>(self, s: S, a: &[f32], b: &[f32], out: &mut [f32]) {
+        backward::log_softmax_backward(s, a, b, out);
+    }
+}
+
+/// `op` on every row of `a`, `b` into `out` (all of one length, a multiple
+/// of `row_len`), rows split across the current rayon pool in tasks of
+/// whole rows, so the bits do not depend on the thread count.
+pub(crate) fn pair_rows<P: PairRowOp>(
+    backend: Backend,
+    op: P,
+    a: &[f32],
+    b: &[f32],
+    out: &mut [f32],
+    row_len: usize,
+) {
+    let rows = a.len() / row_len;
+    let rows_per_task = (MIN_TASK_ELEMENTS / row_len).max(1);
+    if rows <= rows_per_task || rayon::current_num_threads() == 1 {
+        return dispatch::run(
+            backend,
+            PairJob {
+                op,
+                a,
+                b,
+                out,
+                row_len,
+            },
+        );
+    }
+    let task_len = rows_per_task * row_len;
+    a.par_chunks(task_len)
+        .zip(b.par_chunks(task_len))
+        .zip(out.par_chunks_mut(task_len))
+        .for_each(|((a, b), out)| {
+            dispatch::run(
+                backend,
+                PairJob {
+                    op,
+                    a,
+                    b,
+                    out,
+                    row_len,
+                },
+            );
+        });
+}
+
+struct PairJob<'a, P> {
+    op: P,
+    a: &'a [f32],
+    b: &'a [f32],
+    out: &'a mut [f32],
+    row_len: usize,
+}
+
+impl<P: PairRowOp> Job for PairJob<'_, P> {
+    type Output = ();
+    #[inline(always)]
+    fn run<S: Lanes>(self, s: S) {
+        let rows = self
+            .a
+            .chunks_exact(self.row_len)
+            .zip(self.b.chunks_exact(self.row_len))
+            .zip(self.out.chunks_exact_mut(self.row_len));
+        for ((a, b), out) in rows {
+            self.op.row(s, a, b, out);
         }
     }
 }

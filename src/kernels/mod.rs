@@ -6,6 +6,7 @@
 //! on in place versus out of place, or on how work is split across threads.
 
 pub(crate) mod argmax;
+pub(crate) mod backward;
 pub(crate) mod blocked;
 pub(crate) mod exec;
 pub(crate) mod log_softmax;

@@ -1,0 +1,234 @@
+//! softmax_backward and log_softmax_backward on every backend against the
+//! f64 reference: `|grad_in − ref| ≤ 2^-20·G` (G: the row's largest
+//! |grad_out| or |reference grad_in|), hostile gradients, shapes and
+//! determinism.
+
+mod common;
+
+use common::{backends, normal_row, rng};
+use simd_softmax::{Error, Softmax, reference};
+
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+/// Probabilities and log-probabilities of `x` from the reference.
+fn probs(x: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    let mut p = vec![0.0; x.len()];
+    let mut y = vec![0.0; x.len()];
+    reference::softmax(x, &mut p);
+    reference::log_softmax(x, &mut y);
+    (p, y)
+}
+
+/// Both passes over rows of `row_len`, against the reference row by row;
+/// returns the worst share of the bound (softmax, log-softmax).
+fn check(sm: &Softmax, x: &[f32], g: &[f32], row_len: usize, what: &str) -> (f64, f64) {
+    let (mut p, mut y) = (vec![0.0; x.len()], vec![0.0; x.len()]);
+    for (r, row) in x.chunks(row_len.max(1)).enumerate() {
+        let (pr, yr) = probs(row);
+        p[r * row_len..(r + 1) * row_len].copy_from_slice(&pr);
+        y[r * row_len..(r + 1) * row_len].copy_from_slice(&yr);
+    }
+    let mut worst = (0.0f64, 0.0f64);
+    for log in [false, true] {
+        let input = if log { &y } else { &p };
+        let mut out = vec![7.0f32; x.len()];
+        if log {
+            sm.run_log_backward_rows(input, g, &mut out, row_len)
+                .unwrap();
+        } else {
+            sm.run_backward_rows(input, g, &mut out, row_len).unwrap();
+        }
+        for (r, ((a, gr), got)) in input
+            .chunks(row_len.max(1))
+            .zip(g.chunks(row_len.max(1)))
+            .zip(out.chunks(row_len.max(1)))
+            .enumerate()
+        {
+            let want = if log {
+                reference::log_softmax_backward_f64(a, gr)
+            } else {
+                reference::softmax_backward_f64(a, gr)
+            };
+            let tol = reference::backward_tolerance(gr, &want);
+            for (i, (&got, &want)) in got.iter().zip(&want).enumerate() {
+                if want.is_nan() {
+                    assert!(got.is_nan(), "{what} log={log} row {r}[{i}]: {got} vs NaN");
+                    continue;
+                }
+                let err = (f64::from(got) - want).abs();
+                let share = if tol > 0.0 {
+                    err / tol
+                } else if err == 0.0 {
+                    0.0
+                } else {
+                    f64::INFINITY
+                };
+                assert!(
+                    share <= 1.0,
+                    "{what} {sm:?} log={log} row {r}[{i}]: {got} vs {want} ({share:.2} of the bound)"
+                );
+                if log {
+                    worst.1 = worst.1.max(share);
+                } else {
+                    worst.0 = worst.0.max(share);
+                }
+            }
+        }
+    }
+    worst
+}
+
+fn builders() -> Vec<Softmax<'static>> {
+    backends()
+        .into_iter()
+        .map(|b| Softmax::new().backend(b))
+        .collect()
+}
+
+#[test]
+fn every_length_and_offset() {
+    let mut r = rng(80);
+    let mut worst = (0.0f64, 0.0f64);
+    for sm in builders() {
+        for n in 0..=300usize {
+            for offset in [0, 1, 3, 7] {
+                let xb = normal_row(&mut r, n + 8, 3.0);
+                let gb = normal_row(&mut r, n + 8, 1.0);
+                let (x, g) = (&xb[offset..offset + n], &gb[offset..offset + n]);
+                let w = check(&sm, x, g, n.max(1), &format!("n={n} offset={offset}"));
+                worst = (worst.0.max(w.0), worst.1.max(w.1));
+            }
+        }
+    }
+    println!(
+        "backward every length: worst {:.3} (softmax), {:.3} (log-softmax) of the bound",
+        worst.0, worst.1
+    );
+}
+
+#[test]
+fn long_rows_and_hard_gradients() {
+    let mut r = rng(81);
+    let mut worst = (0.0f64, 0.0f64);
+    for sm in builders() {
+        for n in [1000usize, 65_536 + 5, 140_000] {
+            for sigma in [0.1f32, 5.0, 40.0] {
+                let x = normal_row(&mut r, n, sigma);
+                let gs: Vec<(&str, Vec<f32>)> = vec![
+                    ("normal", normal_row(&mut r, n, 1.0)),
+                    // A constant gradient: softmax's grad_in is 0 exactly in
+                    // exact arithmetic; log-softmax's Σg is large.
+                    ("constant", vec![0.37; n]),
+                    // Terms that cancel in Σg and ⟨g, p⟩.
+                    (
+                        "alternating",
+                        (0..n)
+                            .map(|i| if i % 2 == 0 { 1e4 } else { -1e4 })
+                            .collect(),
+                    ),
+                    (
+                        "one-hot",
+                        (0..n)
+                            .map(|i| if i == n / 3 { -1.0 } else { 0.0 })
+                            .collect(),
+                    ),
+                    ("huge", normal_row(&mut r, n, 1e30)),
+                ];
+                for (name, g) in gs {
+                    let w = check(&sm, &x, &g, n, &format!("n={n} sigma={sigma} g={name}"));
+                    worst = (worst.0.max(w.0), worst.1.max(w.1));
+                }
+            }
+        }
+    }
+    println!(
+        "backward long rows: worst {:.3} (softmax), {:.3} (log-softmax) of the bound",
+        worst.0, worst.1
+    );
+}
+
+#[test]
+fn nan_and_infinities_propagate() {
+    for sm in builders() {
+        let p = [0.5f32, 0.25, 0.25];
+        let y = p.map(f32::ln);
+        let mut out = [0.0f32; 3];
+        // NaN in grad_out reaches every entry through the dot product / sum.
+        sm.run_backward_rows(&p, &[1.0, f32::NAN, 0.0], &mut out, 3)
+            .unwrap();
+        assert!(out.iter().all(|v| v.is_nan()), "{sm:?} {out:?}");
+        sm.run_log_backward_rows(&y, &[1.0, f32::NAN, 0.0], &mut out, 3)
+            .unwrap();
+        assert!(out.iter().all(|v| v.is_nan()), "{sm:?} {out:?}");
+        // A log-probability of −inf (p = 0) passes grad_out through.
+        sm.run_log_backward_rows(&[0.0, f32::NEG_INFINITY], &[2.0, 3.0], &mut out[..2], 2)
+            .unwrap();
+        assert_eq!(&out[..2], &[-3.0, 3.0], "{sm:?}");
+        // A zero probability gets exactly zero gradient.
+        sm.run_backward_rows(&[1.0, 0.0], &[2.0, 5.0], &mut out[..2], 2)
+            .unwrap();
+        assert_eq!(&out[..2], &[0.0, 0.0], "{sm:?}");
+    }
+}
+
+#[test]
+fn rows_threads_and_shapes() {
+    let mut r = rng(82);
+    let (rows, row_len) = (37, 1001);
+    let x = normal_row(&mut r, rows * row_len, 2.0);
+    let g = normal_row(&mut r, rows * row_len, 1.0);
+    for sm in builders() {
+        check(&sm, &x, &g, row_len, "rows");
+        let run = |threads: usize, log: bool| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let mut out = vec![0.0f32; x.len()];
+            pool.install(|| {
+                if log {
+                    sm.run_log_backward_rows(&x, &g, &mut out, row_len)
+                } else {
+                    sm.run_backward_rows(&x, &g, &mut out, row_len)
+                }
+            })
+            .unwrap();
+            bits(&out)
+        };
+        for log in [false, true] {
+            let one = run(1, log);
+            assert_eq!(one, run(2, log), "{sm:?} log={log}");
+            assert_eq!(one, run(3, log), "{sm:?} log={log}");
+        }
+    }
+    let mut out = [7.0f32; 4];
+    let sm = Softmax::new();
+    assert_eq!(
+        sm.run_backward_rows(&[0.5; 4], &[1.0; 3], &mut out, 2),
+        Err(Error::SliceLength {
+            name: "grad_out",
+            len: 3,
+            expected: 4
+        })
+    );
+    assert_eq!(
+        simd_softmax::log_softmax_backward(&[0.5; 3], &[1.0; 3], &mut out),
+        Err(Error::SliceLength {
+            name: "grad_in",
+            len: 4,
+            expected: 3
+        })
+    );
+    assert_eq!(
+        simd_softmax::softmax_backward_rows(&[0.5; 4], &[1.0; 4], &mut out, 3),
+        Err(Error::RaggedRows { len: 4, row_len: 3 })
+    );
+    assert!(matches!(
+        sm.temperature(2.0)
+            .run_backward_rows(&[0.5; 4], &[1.0; 4], &mut out, 2),
+        Err(Error::NotApplicable { .. })
+    ));
+    assert_eq!(out, [7.0; 4], "an error wrote");
+}
