@@ -24,6 +24,16 @@ pub enum Error {
         /// The length the call needs.
         expected: usize,
     },
+    /// A cross-entropy target index beyond its row (and not the
+    /// `ignore_index`).
+    TargetOutOfRange {
+        /// The row.
+        row: usize,
+        /// Its target.
+        target: usize,
+        /// The row length.
+        row_len: usize,
+    },
     /// `row_len == 0` with `len` values to split into rows.
     ZeroRowLength {
         /// Number of values.
@@ -91,6 +101,14 @@ impl fmt::Display for Error {
                 len,
                 expected,
             } => write!(f, "{name} holds {len} values; the call needs {expected}"),
+            Error::TargetOutOfRange {
+                row,
+                target,
+                row_len,
+            } => write!(
+                f,
+                "row {row}: target {target} is out of range for rows of {row_len}"
+            ),
             Error::ZeroRowLength { len } => {
                 write!(
                     f,

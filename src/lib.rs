@@ -106,6 +106,7 @@
 
 #[allow(unsafe_code)] // the AVX2 lanes: the only unsafe code, each block with a SAFETY note
 mod arch;
+mod cross_entropy;
 mod dispatch;
 mod error;
 #[doc(hidden)]
@@ -120,6 +121,7 @@ mod rows;
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
+pub use cross_entropy::{CrossEntropy, CrossEntropyOptions, Reduction, cross_entropy};
 pub use dispatch::{BACKEND_ENV, Backend, backend, try_backend};
 pub use error::Error;
 

@@ -388,3 +388,33 @@ pub fn backward_tolerance(grad_out: &[f32], grad_in_ref: &[f64]) -> f64 {
     let r = grad_in_ref.iter().map(|v| v.abs()).fold(0.0, f64::max);
     g.max(r) * 2f64.powi(-20)
 }
+
+/// Cross-entropy of one row against `target` with label smoothing `eps`,
+/// in f64: `−Σ q_i·ln p_i` with `q = (1 − ε)·one_hot + ε/n`, `ln p` from
+/// [`log_softmax_f64`] (its special-value rules), and `0·(−inf)` taken as
+/// 0 where `q_i = 0`.
+pub fn cross_entropy_f64(row: &[f32], target: usize, eps: f64) -> f64 {
+    let n = row.len() as f64;
+    log_softmax_f64(row)
+        .iter()
+        .enumerate()
+        .map(|(i, &lp)| {
+            let q = eps / n + if i == target { 1.0 - eps } else { 0.0 };
+            if q == 0.0 { 0.0 } else { -q * lp }
+        })
+        .sum()
+}
+
+/// The gradient of [`cross_entropy_f64`] times `weight`:
+/// `(softmax(row) − q)·weight`.
+pub fn cross_entropy_grad_f64(row: &[f32], target: usize, eps: f64, weight: f64) -> Vec<f64> {
+    let n = row.len() as f64;
+    softmax_f64(row)
+        .iter()
+        .enumerate()
+        .map(|(i, &p)| {
+            let q = eps / n + if i == target { 1.0 - eps } else { 0.0 };
+            (p - q) * weight
+        })
+        .collect()
+}

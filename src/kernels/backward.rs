@@ -67,7 +67,7 @@ pub(crate) fn zip_map<S: Lanes>(s: S, a: &[f32], b: &[f32], out: &mut [f32], f: 
 /// `a·b`.
 struct Times;
 /// `a` (for `Σg`, with `b` the same slice).
-struct First;
+pub(crate) struct First;
 /// `p·(g − d)`.
 struct SoftmaxGrad<S: Lanes>(S::V);
 /// `g − exp(y)·total`.

@@ -4,7 +4,7 @@
 //! (twice from L1) and exp runs once per element.
 
 use super::exec::{ChunkJob, Exec};
-use super::{ExpMinus, Io, Logits, Partial, nonfinite_row, scale};
+use super::{ExpMinus, Io, Logits, Partial, TimesPlus, nonfinite_row, scale};
 use crate::lanes::Lanes;
 
 /// Elements per block: 8 KiB, well inside L1 next to the output block.
@@ -16,7 +16,21 @@ pub(crate) const BLOCK: usize = 2048;
 const STACK_BLOCKS: usize = 16;
 
 #[inline(always)]
-pub(crate) fn softmax(exec: &impl Exec, mut io: Io<'_, impl Logits>) {
+pub(crate) fn softmax(exec: &impl Exec, io: Io<'_, impl Logits>) {
+    softmax_affine(exec, io, 1.0, 0.0);
+}
+
+/// Writes `p·weight + offset` for the softmax `p` of the row and returns
+/// the row's (max, sum). A row whose max is not finite gets the plain
+/// special-value softmax (`nonfinite_row`, no weight or offset) and comes
+/// back with that max, for the caller to finish.
+#[inline(always)]
+pub(crate) fn softmax_affine(
+    exec: &impl Exec,
+    mut io: Io<'_, impl Logits>,
+    weight: f64,
+    offset: f32,
+) -> Partial {
     let blocks = io.len().div_ceil(BLOCK);
     let mut stack = [Partial::EMPTY; STACK_BLOCKS];
     let mut heap = Vec::new();
@@ -40,7 +54,11 @@ pub(crate) fn softmax(exec: &impl Exec, mut io: Io<'_, impl Logits>) {
     if !m.is_finite() {
         // Blocks already hold exp(x − block max) (in place): NaN where x was
         // NaN and never +inf, so the rule still reads them right.
-        return nonfinite_row(io, false);
+        nonfinite_row(io, false);
+        return Partial {
+            max: m,
+            sum: f64::NAN,
+        };
     }
     let c = io.logits().factor();
     let sum: f64 = parts.iter().map(|p| p.sum_at(m, c)).sum();
@@ -51,22 +69,25 @@ pub(crate) fn softmax(exec: &impl Exec, mut io: Io<'_, impl Logits>) {
             parts,
             m,
             c,
-            inv: 1.0 / sum,
+            inv: weight / sum,
+            offset,
         },
         (),
         |(), ()| (),
     );
+    Partial { max: m, sum }
 }
 
 /// Stores `exp(x − m)` for the block's max `m` and returns (m, their sum);
 /// a block whose max is +inf is left alone (the row goes to `nonfinite_row`).
 struct ExpBlock;
-/// Scales block `b` by `exp(c·(max_b − m))·inv`.
+/// Scales block `b` by `exp(c·(max_b − m))·inv` and adds `offset`.
 struct ScaleBlocks<'a> {
     parts: &'a [Partial],
     m: f32,
     c: f64,
     inv: f64,
+    offset: f32,
 }
 
 impl ChunkJob for ExpBlock {
@@ -97,6 +118,11 @@ impl ChunkJob for ScaleBlocks<'_> {
         } else {
             (shift * self.c).exp() * self.inv
         };
-        scale(s, block.output(), factor as f32);
+        if self.offset == 0.0 {
+            scale(s, block.output(), factor as f32);
+        } else {
+            let f = TimesPlus(s.splat(factor as f32), s.splat(self.offset));
+            Io::new(None, block.output()).map_store(s, f);
+        }
     }
 }

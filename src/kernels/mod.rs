@@ -8,6 +8,7 @@
 pub(crate) mod argmax;
 pub(crate) mod backward;
 pub(crate) mod blocked;
+pub(crate) mod cross_entropy;
 pub(crate) mod exec;
 pub(crate) mod log_softmax;
 pub(crate) mod logits;
@@ -333,6 +334,15 @@ pub(crate) struct ExpMinus<S: Lanes, T>(pub S::V, pub T);
 pub(crate) struct ExpMinusTimes<S: Lanes, T>(pub S::V, pub S::V, pub T);
 /// `v·r`.
 pub(crate) struct Times<S: Lanes>(pub S::V);
+/// `v·r + b`.
+pub(crate) struct TimesPlus<S: Lanes>(pub S::V, pub S::V);
+
+impl<S: Lanes> Map<S> for TimesPlus<S> {
+    #[inline(always)]
+    fn apply(&self, s: S, x: S::V) -> S::V {
+        s.mul_add(x, self.0, self.1)
+    }
+}
 
 impl<S: Lanes, T: Logits> ExpMinus<S, T> {
     /// For logits under `t` and the max `m` of the logits.

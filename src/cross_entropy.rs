@@ -1,0 +1,324 @@
+//! Fused cross-entropy from logits, with its gradient in the same call.
+
+use rayon::prelude::*;
+
+use crate::dispatch::{self, Backend, Job};
+use crate::kernels::cross_entropy::{Target, loss, loss_and_grad};
+use crate::kernels::exec::{Parallel, Sequential};
+use crate::lanes::Lanes;
+use crate::{Error, Softmax};
+
+/// How the per-row losses become the result's `loss`, and how the
+/// gradient is weighted (as in PyTorch's `cross_entropy`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Reduction {
+    /// The mean over the rows that are not ignored (NaN if every row is);
+    /// each row's gradient is weighted by 1/(that count).
+    #[default]
+    Mean,
+    /// The sum over the rows; gradients unweighted.
+    Sum,
+    /// No reduction: the losses are in [`CrossEntropy::per_row`] (and
+    /// `loss` holds their sum); gradients unweighted.
+    None,
+}
+
+/// Settings of [`cross_entropy`].
+#[derive(Debug, Default)]
+pub struct CrossEntropyOptions<'g> {
+    /// Label smoothing ε in [0, 1): the target distribution is
+    /// `(1 − ε)·one_hot + ε/row_len`.
+    pub label_smoothing: f32,
+    /// Rows whose target is this index count neither in the sum nor in the
+    /// mean's denominator, and get a zero gradient.
+    pub ignore_index: Option<usize>,
+    /// See [`Reduction`].
+    pub reduction: Reduction,
+    /// When given (as long as the logits), receives d(loss)/d(logits):
+    /// `(softmax − target distribution)·weight` for each row.
+    pub grad: Option<&'g mut [f32]>,
+}
+
+/// The result of [`cross_entropy`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct CrossEntropy {
+    /// The reduced loss: mean or sum of the per-row losses in f64, rounded
+    /// once (for [`Reduction::None`], their sum).
+    pub loss: f32,
+    /// Each row's loss (0 for an ignored row).
+    pub per_row: Vec<f32>,
+    /// How many rows were not ignored.
+    pub counted: usize,
+}
+
+/// Cross-entropy of each row of `row_len` logits against its target
+/// index, fused with its gradient: per row one read of the logits without
+/// `grad` (online max and sum), and with `grad` the blocked softmax's two
+/// passes writing the gradient directly. Rows run in parallel on the
+/// current rayon pool; the reduction adds the per-row losses in row order
+/// in f64, so the result does not depend on the thread count.
+///
+/// The loss of a row is `−Σ q_i·ln p_i` with `p = softmax(x)` and `q` the
+/// smoothed one-hot target, computed as
+/// `(1 − ε)·(max − x_t) + ε·(max − mean x) + ln Σ exp(x − max)`: within
+/// 2^-22·L + 2^-21 of the exact value. A target whose logit is −inf gives
+/// +inf (not NaN); NaN in a row gives NaN; +inf logits follow the softmax
+/// rule (the target at +inf among k of them costs ln k, any other +inf).
+///
+/// Errors (nothing written): `targets` not one per row, `grad` not as long
+/// as `logits`, a target out of range that is not `ignore_index`
+/// ([`Error::TargetOutOfRange`] names the row), ε outside [0, 1), bad row
+/// shapes.
+///
+/// ```
+/// use simd_softmax::{CrossEntropyOptions, Reduction, cross_entropy};
+/// let logits = [0.0f32, 0.0, 0.0, 0.0, 10.0, 0.0];
+/// let mut grad = [0.0f32; 6];
+/// let ce = cross_entropy(&logits, 3, &[1, 1], CrossEntropyOptions {
+///     reduction: Reduction::Sum,
+///     grad: Some(&mut grad),
+///     ..Default::default()
+/// })?;
+/// assert!((ce.per_row[0] - 3f32.ln()).abs() < 1e-6);
+/// assert!(ce.per_row[1] < 1e-3);
+/// assert!((grad[1] + 2.0 / 3.0).abs() < 1e-6); // p − 1 at the target
+/// # Ok::<(), simd_softmax::Error>(())
+/// ```
+pub fn cross_entropy(
+    logits: &[f32],
+    row_len: usize,
+    targets: &[usize],
+    options: CrossEntropyOptions<'_>,
+) -> Result<CrossEntropy, Error> {
+    Softmax::new().run_cross_entropy(logits, row_len, targets, options)
+}
+
+impl Softmax<'_> {
+    /// [`cross_entropy`] on this builder's backend. The logit settings do
+    /// not apply (an error if set).
+    pub fn run_cross_entropy(
+        &self,
+        logits: &[f32],
+        row_len: usize,
+        targets: &[usize],
+        options: CrossEntropyOptions<'_>,
+    ) -> Result<CrossEntropy, Error> {
+        self.no_logit_settings("cross_entropy")?;
+        crate::check_rows(logits.len(), row_len)?;
+        let rows = logits.len().checked_div(row_len).unwrap_or(0);
+        if targets.len() != rows {
+            return Err(Error::SliceLength {
+                name: "targets",
+                len: targets.len(),
+                expected: rows,
+            });
+        }
+        if let Some(grad) = &options.grad
+            && grad.len() != logits.len()
+        {
+            return Err(Error::SliceLength {
+                name: "grad",
+                len: grad.len(),
+                expected: logits.len(),
+            });
+        }
+        let eps = options.label_smoothing;
+        if !(0.0..1.0).contains(&eps) {
+            return Err(Error::InvalidParameter {
+                name: "label_smoothing",
+                value: f64::from(eps),
+                expected: "in [0, 1)",
+            });
+        }
+        let ignored = |t: usize| options.ignore_index == Some(t);
+        if let Some((row, &target)) = targets
+            .iter()
+            .enumerate()
+            .find(|&(_, &t)| !ignored(t) && t >= row_len)
+        {
+            return Err(Error::TargetOutOfRange {
+                row,
+                target,
+                row_len,
+            });
+        }
+        let backend = self.resolved_backend()?;
+
+        let counted = targets.iter().filter(|&&t| !ignored(t)).count();
+        let weight = match options.reduction {
+            Reduction::Mean => 1.0 / counted as f64,
+            Reduction::Sum | Reduction::None => 1.0,
+        };
+        let spec = RowSpec {
+            row_len,
+            smoothing: f64::from(eps),
+            ignore_index: options.ignore_index,
+            weight,
+        };
+        let mut losses = vec![0.0f64; rows];
+        if rows > 0 {
+            run_rows(backend, spec, logits, targets, options.grad, &mut losses);
+        }
+        let total: f64 = losses.iter().sum();
+        let loss = match options.reduction {
+            Reduction::Mean => total / counted as f64,
+            Reduction::Sum | Reduction::None => total,
+        };
+        Ok(CrossEntropy {
+            loss: loss as f32,
+            per_row: losses.iter().map(|&l| l as f32).collect(),
+            counted,
+        })
+    }
+}
+
+/// What every row shares.
+#[derive(Clone, Copy)]
+struct RowSpec {
+    row_len: usize,
+    smoothing: f64,
+    ignore_index: Option<usize>,
+    weight: f64,
+}
+
+impl RowSpec {
+    fn target(&self, t: usize) -> Option<Target> {
+        (self.ignore_index != Some(t)).then_some(Target {
+            index: t,
+            smoothing: self.smoothing,
+        })
+    }
+}
+
+/// Same thresholds as the softmax rows (`rows::MIN_TASK_ELEMENTS`,
+/// `rows::SPLIT_ROW_FROM`).
+const MIN_TASK_ELEMENTS: usize = 16 * 1024;
+const SPLIT_ROW_FROM: usize = 64 * 1024;
+
+fn run_rows(
+    backend: Backend,
+    spec: RowSpec,
+    logits: &[f32],
+    targets: &[usize],
+    grad: Option<&mut [f32]>,
+    losses: &mut [f64],
+) {
+    let row_len = spec.row_len;
+    let rows = targets.len();
+    // One long row with a gradient: its blocks across the pool.
+    if let Some(grad) = grad {
+        if rows == 1 && row_len >= SPLIT_ROW_FROM && rayon::current_num_threads() > 1 {
+            let exec = Parallel(backend);
+            losses[0] = match spec.target(targets[0]) {
+                None => {
+                    grad.fill(0.0);
+                    0.0
+                }
+                Some(t) if rayon::current_thread_index().is_some() => {
+                    loss_and_grad(&exec, logits, grad, t, spec.weight)
+                }
+                Some(t) => rayon::scope(|_| loss_and_grad(&exec, logits, grad, t, spec.weight)),
+            };
+            return;
+        }
+        let per_task = (MIN_TASK_ELEMENTS / row_len).max(1);
+        if rows <= per_task || rayon::current_num_threads() == 1 {
+            let job = RowsJob {
+                spec,
+                logits,
+                targets,
+                grad: Some(grad),
+                losses,
+            };
+            return dispatch::run(backend, job);
+        }
+        logits
+            .par_chunks(per_task * row_len)
+            .zip(grad.par_chunks_mut(per_task * row_len))
+            .zip(targets.par_chunks(per_task))
+            .zip(losses.par_chunks_mut(per_task))
+            .for_each(|(((logits, grad), targets), losses)| {
+                let job = RowsJob {
+                    spec,
+                    logits,
+                    targets,
+                    grad: Some(grad),
+                    losses,
+                };
+                dispatch::run(backend, job);
+            });
+        return;
+    }
+    let per_task = (MIN_TASK_ELEMENTS / row_len).max(1);
+    if rows <= per_task || rayon::current_num_threads() == 1 {
+        let job = RowsJob {
+            spec,
+            logits,
+            targets,
+            grad: None,
+            losses,
+        };
+        return dispatch::run(backend, job);
+    }
+    logits
+        .par_chunks(per_task * row_len)
+        .zip(targets.par_chunks(per_task))
+        .zip(losses.par_chunks_mut(per_task))
+        .for_each(|((logits, targets), losses)| {
+            let job = RowsJob {
+                spec,
+                logits,
+                targets,
+                grad: None,
+                losses,
+            };
+            dispatch::run(backend, job);
+        });
+}
+
+/// Rows one after another on this thread, through one backend entry.
+struct RowsJob<'a> {
+    spec: RowSpec,
+    logits: &'a [f32],
+    targets: &'a [usize],
+    grad: Option<&'a mut [f32]>,
+    losses: &'a mut [f64],
+}
+
+impl Job for RowsJob<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run<S: Lanes>(self, s: S) {
+        let row_len = self.spec.row_len;
+        match self.grad {
+            Some(grad) => {
+                let rows = self
+                    .logits
+                    .chunks_exact(row_len)
+                    .zip(grad.chunks_exact_mut(row_len))
+                    .zip(self.targets)
+                    .zip(self.losses.iter_mut());
+                for (((x, g), &t), loss_out) in rows {
+                    *loss_out = match self.spec.target(t) {
+                        Some(t) => loss_and_grad(&Sequential(s), x, g, t, self.spec.weight),
+                        None => {
+                            g.fill(0.0);
+                            0.0
+                        }
+                    };
+                }
+            }
+            None => {
+                let rows = self
+                    .logits
+                    .chunks_exact(row_len)
+                    .zip(self.targets)
+                    .zip(self.losses.iter_mut());
+                for ((x, &t), loss_out) in rows {
+                    *loss_out = self.spec.target(t).map_or(0.0, |t| loss(s, x, t));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! Cross-entropy from logits, one row at a time: the loss from the row's
+//! (max, sum) and, when asked, the gradient `(softmax − q)·w` written by the
+//! blocked softmax's last pass (`q` the smoothed one-hot target, `w` the
+//! reduction's weight) plus one scalar fix-up at the target.
+//!
+//! The loss is a sum of non-negative parts, each computed in f64:
+//! `L = (1 − ε)·(M − x_t) + ε·(M − mean x) + ln S` (`M` the max, `S` the
+//! sum of `exp(x − M)`), so it keeps a small relative error even when it is
+//! tiny (a confident, correct prediction).
+
+use super::backward::{First, zip_sum_f64};
+use super::exec::{ChunkJob, Exec};
+use super::{CHUNK, Io, Logits, Partial, Plain, blocked};
+use crate::kernels::online::max_sum;
+use crate::lanes::Lanes;
+
+/// What one row is scored against.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Target {
+    pub index: usize,
+    /// Label smoothing ε in [0, 1).
+    pub smoothing: f64,
+}
+
+/// The loss of a row, without gradient, in one read of `x` (two with
+/// smoothing: `Σx` is a second pass).
+#[inline(always)]
+pub(crate) fn loss<S: Lanes>(s: S, x: &[f32], target: Target) -> f64 {
+    // The same chunks and merge order as the softmax kernels.
+    let mut total = Partial::EMPTY;
+    for chunk in x.chunks(CHUNK) {
+        total = total.merge(max_sum(s, chunk, Plain), 1.0);
+    }
+    let sum_x = if target.smoothing > 0.0 {
+        zip_sum_f64(s, x, x, First)
+    } else {
+        0.0
+    };
+    loss_of(total, x, target, sum_x)
+}
+
+/// The loss of a row, with `grad = (softmax(x) − q)·weight` written.
+#[inline(always)]
+pub(crate) fn loss_and_grad(
+    exec: &impl Exec,
+    x: &[f32],
+    grad: &mut [f32],
+    target: Target,
+    weight: f64,
+) -> f64 {
+    let eps = target.smoothing;
+    let spread = (eps * weight / x.len() as f64) as f32;
+    let total = blocked::softmax_affine(exec, Io::new(Some(x), grad), weight, -spread);
+    if !total.max.is_finite() {
+        // `grad` holds the special-value softmax, not yet weighted.
+        let w = weight as f32;
+        grad.iter_mut().for_each(|g| *g = g.mul_add(w, -spread));
+    }
+    grad[target.index] -= ((1.0 - eps) * weight) as f32;
+    let sum_x = if eps > 0.0 {
+        let mut io = Io::new(Some(x), grad);
+        exec.fold(&mut io, CHUNK, &SumX, 0.0, |a, b| a + b)
+    } else {
+        0.0
+    };
+    loss_of(total, x, target, sum_x)
+}
+
+/// `Σx` of a chunk, lanes summed in f64.
+struct SumX;
+
+impl ChunkJob for SumX {
+    type Out = f64;
+    #[inline(always)]
+    fn run<S: Lanes, T: Logits>(&self, s: S, _: usize, chunk: Io<'_, T>) -> f64 {
+        let x = chunk.input();
+        zip_sum_f64(s, x, x, First)
+    }
+}
+
+/// `−Σ q_i·ln p_i` from the row's (max, sum) (and `Σx` with smoothing).
+fn loss_of(total: Partial, x: &[f32], target: Target, sum_x: f64) -> f64 {
+    let eps = target.smoothing;
+    let n = x.len() as f64;
+    let x_t = f64::from(x[target.index]);
+    if total.max.is_finite() {
+        // NaN anywhere made the sum NaN. The smoothing term is left out at
+        // ε = 0, where 0·(+inf) would make an −inf logit's row NaN.
+        let m = f64::from(total.max);
+        let smooth = if eps > 0.0 {
+            eps * (m - sum_x / n)
+        } else {
+            0.0
+        };
+        return (1.0 - eps) * (m - x_t) + smooth + total.sum.ln();
+    }
+    // The special rows, by the softmax rules: NaN → NaN; k entries of +inf
+    // have ln p = −ln k, the rest −inf; nothing above −inf: every ln p = −inf.
+    if x.iter().any(|v| v.is_nan()) {
+        return f64::NAN;
+    }
+    let k = x.iter().filter(|&&v| v == f32::INFINITY).count() as f64;
+    let minus_log_p = |v: f32| {
+        if k > 0.0 && v == f32::INFINITY {
+            k.ln()
+        } else {
+            f64::INFINITY
+        }
+    };
+    let smooth = if eps > 0.0 {
+        eps / n * x.iter().map(|&v| minus_log_p(v)).sum::<f64>()
+    } else {
+        0.0
+    };
+    (1.0 - eps) * minus_log_p(x[target.index]) + smooth
+}

@@ -1,0 +1,402 @@
+//! Fused cross-entropy with its gradient on every backend against the f64
+//! reference: each row's loss within 2^-22·L + 2^-21, the gradient within
+//! the softmax bound plus 2^-22·(p + q) (times the reduction's weight),
+//! PyTorch's semantics for ignore_index and the reductions, the special
+//! values, errors and determinism.
+
+mod common;
+
+use common::{backends, normal_row, rng};
+use rand::RngExt;
+use simd_softmax::{CrossEntropyOptions, Error, Reduction, Softmax, reference};
+
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+fn builders() -> Vec<Softmax<'static>> {
+    backends()
+        .into_iter()
+        .map(|b| Softmax::new().backend(b))
+        .collect()
+}
+
+/// Runs the call with and without a gradient (same losses bit for bit),
+/// checks losses, the reduction and the gradient against the reference.
+/// Returns the worst share of the bounds (loss, gradient).
+fn check(
+    sm: &Softmax,
+    x: &[f32],
+    row_len: usize,
+    targets: &[usize],
+    eps: f32,
+    ignore: Option<usize>,
+    reduction: Reduction,
+    what: &str,
+) -> (f64, f64) {
+    let mut grad = vec![7.0f32; x.len()];
+    let opts = |grad| CrossEntropyOptions {
+        label_smoothing: eps,
+        ignore_index: ignore,
+        reduction,
+        grad,
+    };
+    let with = sm
+        .run_cross_entropy(x, row_len, targets, opts(Some(&mut grad)))
+        .unwrap();
+    let without = sm
+        .run_cross_entropy(x, row_len, targets, opts(None))
+        .unwrap();
+    // With a gradient the sum comes from the blocked softmax's partials,
+    // without one from the online pass: both are checked below, and may
+    // differ in their last bits.
+
+    let counted = targets.iter().filter(|&&t| Some(t) != ignore).count();
+    assert_eq!(with.counted, counted);
+    let weight = if reduction == Reduction::Mean {
+        1.0 / counted as f64
+    } else {
+        1.0
+    };
+    let (mut worst_loss, mut worst_grad) = (0.0f64, 0.0f64);
+    let mut total = 0.0f64;
+    for (r, ((row, &t), g)) in x
+        .chunks(row_len)
+        .zip(targets)
+        .zip(grad.chunks(row_len))
+        .enumerate()
+    {
+        let at = || format!("{what} {sm:?} row {r} target {t}");
+        if Some(t) == ignore {
+            assert_eq!(with.per_row[r], 0.0, "{}", at());
+            assert!(
+                g.iter().all(|&v| v.to_bits() == 0),
+                "{}: ignored row's grad",
+                at()
+            );
+            continue;
+        }
+        let want = reference::cross_entropy_f64(row, t, f64::from(eps));
+        total += want;
+        for got in [with.per_row[r], without.per_row[r]].map(f64::from) {
+            // Beyond f32::MAX the correctly rounded loss is +inf.
+            let want = saturated(want);
+            if want.is_nan() || want.is_infinite() {
+                assert!(
+                    got.is_nan() == want.is_nan() && (want.is_nan() || got == want),
+                    "{}: {got} vs {want}",
+                    at()
+                );
+            } else {
+                let share = (got - want).abs() / (want.abs() * 2f64.powi(-22) + 2f64.powi(-21));
+                assert!(
+                    share <= 1.0,
+                    "{}: loss {got} vs {want} ({share:.2} of the bound)",
+                    at()
+                );
+                worst_loss = worst_loss.max(share);
+            }
+        }
+        let want_g = reference::cross_entropy_grad_f64(row, t, f64::from(eps), weight);
+        let p = reference::softmax_f64(row);
+        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        for (i, (&got, &want)) in g.iter().zip(&want_g).enumerate() {
+            if want.is_nan() {
+                assert!(got.is_nan(), "{} [{i}]", at());
+                continue;
+            }
+            let q =
+                f64::from(eps) / row_len as f64 + if i == t { 1.0 - f64::from(eps) } else { 0.0 };
+            let tol = weight * (softmax_part(row[i], max, p[i]) + 2f64.powi(-22) * (p[i] + q));
+            let err = (f64::from(got) - want).abs();
+            let share = if err == 0.0 { 0.0 } else { err / tol };
+            assert!(
+                share <= 1.0,
+                "{} grad[{i}] {got} vs {want} ({share:.2} of the bound)",
+                at()
+            );
+            // Outputs near 2^-126 use the absolute term in full (flush to
+            // 0); the reported worst leaves them out.
+            if want.abs() > 1e-30 {
+                worst_grad = worst_grad.max(share);
+            }
+        }
+    }
+    let want_total = if reduction == Reduction::Mean {
+        total / counted as f64
+    } else {
+        total
+    };
+    let want_total = saturated(want_total);
+    for got in [with.loss, without.loss].map(f64::from) {
+        if want_total.is_finite() {
+            assert!(
+                (got - want_total).abs() <= want_total.abs() * 2f64.powi(-22) + 2f64.powi(-21),
+                "{what}: loss {got} vs {want_total}"
+            );
+        } else {
+            assert!(
+                got.is_nan() == want_total.is_nan() && (want_total.is_nan() || got == want_total),
+                "{what}: loss {got} vs {want_total}"
+            );
+        }
+    }
+    (worst_loss, worst_grad)
+}
+
+/// `v`, or +inf where its correctly rounded f32 is (beyond f32::MAX).
+fn saturated(v: f64) -> f64 {
+    if v.is_finite() && (v as f32).is_infinite() {
+        f64::INFINITY
+    } else {
+        v
+    }
+}
+
+/// The softmax bound's part; special-value rows (max ±inf) are exact.
+fn softmax_part(x: f32, max: f32, p: f64) -> f64 {
+    if max.is_finite() {
+        reference::tolerance(x, max, p)
+    } else {
+        2f64.powi(-126)
+    }
+}
+
+#[test]
+fn every_row_length_reduction_and_smoothing() {
+    let mut r = rng(90);
+    let mut worst = (0.0f64, 0.0f64);
+    let lengths: Vec<usize> = (1..=70)
+        .chain([255, 256, 257, 2047, 2048, 2049, 5000])
+        .collect();
+    for sm in builders() {
+        for &n in &lengths {
+            let rows = 4;
+            let x = normal_row(&mut r, rows * n, [0.5, 3.0, 30.0][n % 3]);
+            let targets: Vec<usize> = (0..rows).map(|_| r.random_range(0..n)).collect();
+            for (eps, reduction) in [
+                (0.0, Reduction::Mean),
+                (0.1, Reduction::Sum),
+                (0.0, Reduction::None),
+                (0.3, Reduction::Mean),
+            ] {
+                let w = check(
+                    &sm,
+                    &x,
+                    n,
+                    &targets,
+                    eps,
+                    None,
+                    reduction,
+                    &format!("n={n} eps={eps} {reduction:?}"),
+                );
+                worst = (worst.0.max(w.0), worst.1.max(w.1));
+            }
+        }
+    }
+    println!(
+        "cross_entropy: worst {:.3} (loss), {:.3} (gradient) of the bound",
+        worst.0, worst.1
+    );
+}
+
+#[test]
+fn long_rows_confident_and_ignored() {
+    let mut r = rng(91);
+    let mut worst = (0.0f64, 0.0f64);
+    for sm in builders() {
+        for n in [65_536 + 3, 128_256] {
+            let rows = 3;
+            let mut x = normal_row(&mut r, rows * n, 2.0);
+            // Row 0: a confident, correct prediction (tiny loss); row 1:
+            // the target far below the max (large loss); row 2 ignored.
+            let targets = [17usize, 5, 999_999];
+            x[17] = 40.0;
+            x[n + 5] = -60.0;
+            for eps in [0.0, 0.05] {
+                for reduction in [Reduction::Mean, Reduction::Sum] {
+                    let w = check(
+                        &sm,
+                        &x,
+                        n,
+                        &targets,
+                        eps,
+                        Some(999_999),
+                        reduction,
+                        &format!("long n={n}"),
+                    );
+                    worst = (worst.0.max(w.0), worst.1.max(w.1));
+                }
+                // A single long row (split across threads when it has a grad).
+                let w = check(
+                    &sm,
+                    &x[..n],
+                    n,
+                    &targets[..1],
+                    eps,
+                    None,
+                    Reduction::Mean,
+                    &format!("single n={n}"),
+                );
+                worst = (worst.0.max(w.0), worst.1.max(w.1));
+            }
+        }
+    }
+    println!(
+        "cross_entropy long rows: worst {:.3} (loss), {:.3} (gradient) of the bound",
+        worst.0, worst.1
+    );
+}
+
+#[test]
+fn special_values() {
+    let ninf = f32::NEG_INFINITY;
+    for sm in builders() {
+        let cases: Vec<(&str, Vec<f32>, usize)> = vec![
+            ("target at -inf", vec![1.0, ninf, 2.0, 0.5], 1),
+            ("other -inf", vec![1.0, ninf, 2.0, 0.5], 2),
+            ("NaN", vec![1.0, f32::NAN, 2.0, 0.5], 0),
+            (
+                "target at +inf",
+                vec![f32::INFINITY, 1.0, f32::INFINITY, 0.0],
+                2,
+            ),
+            ("other +inf", vec![f32::INFINITY, 1.0, 3.0, 0.0], 2),
+            ("all -inf", vec![ninf; 4], 3),
+            ("huge", vec![f32::MAX, -f32::MAX, 0.0, f32::MAX], 1),
+        ];
+        for (name, x, t) in &cases {
+            for eps in [0.0, 0.2] {
+                check(&sm, x, 4, &[*t], eps, None, Reduction::Sum, name);
+            }
+        }
+        let ce = |x: &[f32], t: usize| {
+            sm.run_cross_entropy(x, x.len(), &[t], CrossEntropyOptions::default())
+                .unwrap()
+                .loss
+        };
+        assert_eq!(ce(&cases[0].1, 1), f32::INFINITY, "{sm:?}");
+        assert!(ce(&cases[2].1, 0).is_nan());
+        assert!((ce(&cases[3].1, 2) - 2f32.ln()).abs() < 1e-7);
+        // Every row ignored: the mean is 0/0, and every gradient is 0.
+        let mut grad = [7.0f32; 4];
+        let all_ignored = sm
+            .run_cross_entropy(
+                &[1.0, 2.0, 3.0, 4.0],
+                2,
+                &[9, 9],
+                CrossEntropyOptions {
+                    ignore_index: Some(9),
+                    grad: Some(&mut grad),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        assert!(all_ignored.loss.is_nan() && all_ignored.counted == 0);
+        assert_eq!(grad, [0.0; 4]);
+    }
+}
+
+#[test]
+fn errors_name_the_problem_and_write_nothing() {
+    let x = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0];
+    let sm = Softmax::new();
+    let run = |targets: &[usize], eps: f32, grad: &mut [f32]| {
+        sm.run_cross_entropy(
+            &x,
+            3,
+            targets,
+            CrossEntropyOptions {
+                label_smoothing: eps,
+                ignore_index: Some(100),
+                grad: Some(grad),
+                ..Default::default()
+            },
+        )
+    };
+    let mut grad = [7.0f32; 6];
+    assert_eq!(
+        run(&[0, 3], 0.0, &mut grad),
+        Err(Error::TargetOutOfRange {
+            row: 1,
+            target: 3,
+            row_len: 3
+        })
+    );
+    assert_eq!(
+        run(&[0], 0.0, &mut grad),
+        Err(Error::SliceLength {
+            name: "targets",
+            len: 1,
+            expected: 2
+        })
+    );
+    assert_eq!(
+        run(&[0, 1], 0.0, &mut grad[..5]),
+        Err(Error::SliceLength {
+            name: "grad",
+            len: 5,
+            expected: 6
+        })
+    );
+    for eps in [1.0, -0.1, f32::NAN] {
+        assert!(
+            matches!(
+                run(&[0, 1], eps, &mut grad),
+                Err(Error::InvalidParameter {
+                    name: "label_smoothing",
+                    ..
+                })
+            ),
+            "eps={eps}"
+        );
+    }
+    let msg = run(&[0, 3], 0.0, &mut grad).unwrap_err().to_string();
+    assert!(msg.contains("row 1"), "{msg}");
+    assert_eq!(grad, [7.0; 6], "an error wrote");
+    assert!(
+        run(&[100, 1], 0.0, &mut grad).is_ok(),
+        "the ignore index may be out of range"
+    );
+    assert!(matches!(
+        sm.causal(0)
+            .run_cross_entropy(&x, 3, &[0, 1], CrossEntropyOptions::default()),
+        Err(Error::NotApplicable { .. })
+    ));
+}
+
+#[test]
+fn same_bits_on_any_thread_count() {
+    let mut r = rng(92);
+    for (rows, row_len) in [(40usize, 3000usize), (1, 100_000)] {
+        let x = normal_row(&mut r, rows * row_len, 3.0);
+        let targets: Vec<usize> = (0..rows).map(|_| r.random_range(0..row_len)).collect();
+        for sm in builders() {
+            let run = |threads: usize| {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                let mut grad = vec![0.0f32; x.len()];
+                let ce = pool
+                    .install(|| {
+                        sm.run_cross_entropy(
+                            &x,
+                            row_len,
+                            &targets,
+                            CrossEntropyOptions {
+                                label_smoothing: 0.1,
+                                grad: Some(&mut grad),
+                                ..Default::default()
+                            },
+                        )
+                    })
+                    .unwrap();
+                (ce.loss.to_bits(), bits(&ce.per_row), bits(&grad))
+            };
+            let one = run(1);
+            assert_eq!(one, run(2), "{sm:?} {rows}x{row_len}");
+            assert_eq!(one, run(3), "{sm:?} {rows}x{row_len}");
+        }
+    }
+}
