@@ -13,10 +13,22 @@ use std::time::{Duration, Instant};
 mod logits;
 
 use simd_softmax::exp::exp_slice;
-use simd_softmax::{Algorithm, Backend, Softmax};
+use simd_softmax::{Algorithm, Backend, CrossEntropyOptions, Softmax};
 
 /// The operations `--op` takes. Only softmax has algorithms to choose.
-const OPS: [&str; 4] = ["softmax", "log_softmax", "logsumexp", "argmax"];
+/// `cross_entropy` is the forward pass with its gradient (targets spread
+/// over the row, mean reduction); the backward passes take the logits as
+/// the incoming gradient and their softmax as the probabilities.
+const OPS: [&str; 8] = [
+    "softmax",
+    "log_softmax",
+    "logsumexp",
+    "argmax",
+    "entropy",
+    "cross_entropy",
+    "softmax_backward",
+    "log_softmax_backward",
+];
 
 const DEFAULT_SHAPES: &str = "1x50257,1x128256,1x256000,64x50257,32x128256,16x256000,4096x1024";
 
@@ -29,13 +41,19 @@ struct Args {
     json: bool,
     /// Measure the copy and exp limits (off: `--no-limits`, for profiling).
     limits: bool,
+    /// Logit settings for softmax and log_softmax.
+    temperature: Option<f32>,
+    scale: Option<f32>,
+    causal: Option<isize>,
 }
 
 fn usage() -> ! {
     eprintln!(
-        "usage: throughput [--op softmax|log_softmax|logsumexp|argmax] [--shapes RxC,...] [--threads T,...]\n\
+        "usage: throughput [--op {}] [--shapes RxC,...] [--threads T,...]\n\
          \x20                 [--algorithms auto,three-pass,online,blocked] [--backend avx512|avx2|portable|scalar] [--json]\n\
-         defaults: --shapes {DEFAULT_SHAPES} --threads 1,<all cores> --algorithms auto"
+         \x20                 [--temperature T] [--scale S] [--causal OFFSET] (softmax, log_softmax) [--no-limits]\n\
+         defaults: --shapes {DEFAULT_SHAPES} --threads 1,<all cores> --algorithms auto",
+        OPS.join("|")
     );
     std::process::exit(2)
 }
@@ -50,6 +68,13 @@ fn parse_list<T>(s: &str, what: &str, f: impl Fn(&str) -> Option<T>) -> Vec<T> {
             })
         })
         .collect()
+}
+
+fn parse_one<T: std::str::FromStr>(s: &str, what: &str) -> T {
+    s.parse().unwrap_or_else(|_| {
+        eprintln!("bad {what}: {s:?}");
+        usage()
+    })
 }
 
 fn parse_args() -> Args {
@@ -69,6 +94,9 @@ fn parse_args() -> Args {
         }),
         json: false,
         limits: true,
+        temperature: None,
+        scale: None,
+        causal: None,
     };
     let mut shapes = DEFAULT_SHAPES.to_string();
     let mut it = std::env::args().skip(1);
@@ -89,6 +117,9 @@ fn parse_args() -> Args {
                 });
             }
             "--json" => args.json = true,
+            "--temperature" => args.temperature = Some(parse_one(&value(), "temperature")),
+            "--scale" => args.scale = Some(parse_one(&value(), "scale")),
+            "--causal" => args.causal = Some(parse_one(&value(), "causal offset")),
             "--no-limits" => args.limits = false,
             "-h" | "--help" => usage(),
             _ => {
@@ -195,8 +226,26 @@ fn main() {
             };
             let mut per_row = vec![0.0f32; rows];
             let mut indices = vec![None; rows];
+            let targets: Vec<usize> = (0..rows).map(|r| (r * 7919 + 13) % cols).collect();
+            let mut probs = vec![0.0f32; rows * cols];
+            match args.op.as_str() {
+                "softmax_backward" => simd_softmax::softmax_rows(&x, &mut probs, cols).unwrap(),
+                "log_softmax_backward" => {
+                    simd_softmax::log_softmax_rows(&x, &mut probs, cols).unwrap()
+                }
+                _ => {}
+            }
             for &algorithm in algorithms {
-                let sm = Softmax::new().backend(args.backend).algorithm(algorithm);
+                let mut sm = Softmax::new().backend(args.backend).algorithm(algorithm);
+                if let Some(t) = args.temperature {
+                    sm = sm.temperature(t);
+                }
+                if let Some(s) = args.scale {
+                    sm = sm.scale(s);
+                }
+                if let Some(offset) = args.causal {
+                    sm = sm.causal(offset);
+                }
                 eprint!(
                     "\r{rows}x{cols} {} {threads} thread(s)...   ",
                     algorithm.name()
@@ -206,6 +255,20 @@ fn main() {
                         "log_softmax" => sm.run_log_rows(&x, &mut y, cols).unwrap(),
                         "logsumexp" => sm.run_logsumexp_rows(&x, cols, &mut per_row).unwrap(),
                         "argmax" => sm.run_argmax_rows(&x, cols, &mut indices).unwrap(),
+                        "entropy" => sm.run_entropy_rows(&x, cols, &mut per_row).unwrap(),
+                        "cross_entropy" => {
+                            let options = CrossEntropyOptions {
+                                grad: Some(&mut y),
+                                ..Default::default()
+                            };
+                            sm.run_cross_entropy(&x, cols, &targets, options).unwrap();
+                        }
+                        "softmax_backward" => {
+                            sm.run_backward_rows(&probs, &x, &mut y, cols).unwrap()
+                        }
+                        "log_softmax_backward" => {
+                            sm.run_log_backward_rows(&probs, &x, &mut y, cols).unwrap()
+                        }
                         _ => sm.run_rows(&x, &mut y, cols).unwrap(),
                     })
                 });
@@ -215,6 +278,9 @@ fn main() {
                 let resolved = match args.op.as_str() {
                     "softmax" => algorithm.resolve_name(rows * cols, cols),
                     "argmax" => "one-pass",
+                    "cross_entropy" => "blocked",
+                    "entropy" => "one-pass",
+                    "softmax_backward" | "log_softmax_backward" => "two-pass",
                     _ => "online",
                 };
                 let name = match algorithm {

@@ -473,6 +473,18 @@ impl<'m> Softmax<'m> {
         self.reduce_rows(rows::ArgMax, input, row_len, output)
     }
 
+    /// The entropy of the softmax of each row of `row_len` values into
+    /// `output` (one value per row), rows in parallel. See [`entropy`].
+    pub fn run_entropy_rows(
+        &self,
+        input: &[f32],
+        row_len: usize,
+        output: &mut [f32],
+    ) -> Result<(), Error> {
+        self.no_logit_settings("entropy")?;
+        self.reduce_rows(rows::Entropy, input, row_len, output)
+    }
+
     /// `ln Σ exp(x)` of each row of `row_len` values into `output` (one
     /// value per row), rows in parallel.
     pub fn run_logsumexp_rows(
@@ -796,4 +808,36 @@ pub fn log_softmax_backward_rows(
     row_len: usize,
 ) -> Result<(), Error> {
     Softmax::new().run_log_backward_rows(log_probs, grad_out, grad_in, row_len)
+}
+
+/// The Shannon entropy, in nats, of `softmax(input)`, from the logits in
+/// one read and with no probability buffer:
+/// `H = ln S + Σ p_i·(max − x_i)` with `S = Σ exp(x − max)`, two terms that
+/// are never negative. NaN in the row gives NaN; k entries of +inf give
+/// ln k (the mass is uniform over them); a row of only −inf (or an empty
+/// one) gives 0, its softmax being all zeros.
+///
+/// ```
+/// let h = simd_softmax::entropy(&[0.0, 0.0, 0.0, 0.0]);
+/// assert!((h - 4f32.ln()).abs() < 1e-6);
+/// assert_eq!(simd_softmax::entropy(&[5.0]), 0.0);
+/// ```
+///
+/// # Panics
+/// Only if `SIMD_SOFTMAX_BACKEND` forces a backend this CPU lacks.
+pub fn entropy(input: &[f32]) -> f32 {
+    if input.is_empty() {
+        return 0.0;
+    }
+    let mut out = [0.0f32];
+    if let Err(e) = Softmax::new().run_entropy_rows(input, input.len(), &mut out) {
+        panic!("simd-softmax: {e}");
+    }
+    out[0]
+}
+
+/// [`entropy`] of each row of `row_len` values into `output`, which must
+/// hold one value per row; rows in parallel.
+pub fn entropy_rows(input: &[f32], row_len: usize, output: &mut [f32]) -> Result<(), Error> {
+    Softmax::new().run_entropy_rows(input, row_len, output)
 }

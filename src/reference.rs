@@ -418,3 +418,33 @@ pub fn cross_entropy_grad_f64(row: &[f32], target: usize, eps: f64, weight: f64)
         })
         .collect()
 }
+
+/// The entropy (nats) of `softmax(row)` in f64, with the crate's rules:
+/// NaN → NaN; k entries of +inf → ln k; nothing above −inf (or empty) → 0.
+pub fn entropy_f64(row: &[f32]) -> f64 {
+    let p = softmax_f64(row);
+    if p.iter().any(|v| v.is_nan()) {
+        return f64::NAN;
+    }
+    p.iter().filter(|&&p| p > 0.0).map(|&p| -p * p.ln()).sum()
+}
+
+/// The accuracy contract of [`crate::entropy`]: `|H − H_ref| ≤
+/// 2^-24·(16·H_ref + Σ p_i·(x_i − max)²) + 2^-21`. The second moment is
+/// the exponents' rounding: each `x_i − max` is rounded (relative 2^-24),
+/// which moves `p_i` by `|x_i − max|·2^-24` relative and its term of `H`,
+/// `p_i·|x_i − max|`, by as much again.
+pub fn entropy_tolerance(row: &[f32]) -> f64 {
+    let p = softmax_f64(row);
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let moment: f64 = if max.is_finite() {
+        row.iter()
+            .zip(&p)
+            .filter(|&(_, &p)| p > 0.0)
+            .map(|(&x, &p)| p * (f64::from(x) - f64::from(max)).powi(2))
+            .sum()
+    } else {
+        0.0
+    };
+    2f64.powi(-24) * (16.0 * entropy_f64(row).abs() + moment) + 2f64.powi(-21)
+}

@@ -406,6 +406,17 @@ pub(crate) struct LogSumExp;
 /// The lowest index of a row's maximum.
 #[derive(Clone, Copy)]
 pub(crate) struct ArgMax;
+/// The entropy of a row's softmax.
+#[derive(Clone, Copy)]
+pub(crate) struct Entropy;
+
+impl RowReduce for Entropy {
+    type Out = f32;
+    #[inline(always)]
+    fn reduce<S: Lanes>(self, s: S, row: &[f32]) -> f32 {
+        crate::kernels::entropy::entropy(s, row)
+    }
+}
 
 impl RowReduce for LogSumExp {
     type Out = f32;

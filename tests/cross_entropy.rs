@@ -21,7 +21,8 @@ fn builders() -> Vec<Softmax<'static>> {
         .collect()
 }
 
-/// Runs the call with and without a gradient (same losses bit for bit),
+/// Runs the call with and without a gradient under (ε, ignore_index,
+/// reduction),
 /// checks losses, the reduction and the gradient against the reference.
 /// Returns the worst share of the bounds (loss, gradient).
 fn check(
@@ -29,9 +30,7 @@ fn check(
     x: &[f32],
     row_len: usize,
     targets: &[usize],
-    eps: f32,
-    ignore: Option<usize>,
-    reduction: Reduction,
+    (eps, ignore, reduction): (f32, Option<usize>, Reduction),
     what: &str,
 ) -> (f64, f64) {
     let mut grad = vec![7.0f32; x.len()];
@@ -185,9 +184,7 @@ fn every_row_length_reduction_and_smoothing() {
                     &x,
                     n,
                     &targets,
-                    eps,
-                    None,
-                    reduction,
+                    (eps, None, reduction),
                     &format!("n={n} eps={eps} {reduction:?}"),
                 );
                 worst = (worst.0.max(w.0), worst.1.max(w.1));
@@ -220,9 +217,7 @@ fn long_rows_confident_and_ignored() {
                         &x,
                         n,
                         &targets,
-                        eps,
-                        Some(999_999),
-                        reduction,
+                        (eps, Some(999_999), reduction),
                         &format!("long n={n}"),
                     );
                     worst = (worst.0.max(w.0), worst.1.max(w.1));
@@ -233,9 +228,7 @@ fn long_rows_confident_and_ignored() {
                     &x[..n],
                     n,
                     &targets[..1],
-                    eps,
-                    None,
-                    Reduction::Mean,
+                    (eps, None, Reduction::Mean),
                     &format!("single n={n}"),
                 );
                 worst = (worst.0.max(w.0), worst.1.max(w.1));
@@ -267,7 +260,7 @@ fn special_values() {
         ];
         for (name, x, t) in &cases {
             for eps in [0.0, 0.2] {
-                check(&sm, x, 4, &[*t], eps, None, Reduction::Sum, name);
+                check(&sm, x, 4, &[*t], (eps, None, Reduction::Sum), name);
             }
         }
         let ce = |x: &[f32], t: usize| {

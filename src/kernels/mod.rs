@@ -9,6 +9,7 @@ pub(crate) mod argmax;
 pub(crate) mod backward;
 pub(crate) mod blocked;
 pub(crate) mod cross_entropy;
+pub(crate) mod entropy;
 pub(crate) mod exec;
 pub(crate) mod log_softmax;
 pub(crate) mod logits;

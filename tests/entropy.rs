@@ -1,0 +1,129 @@
+//! entropy and entropy_rows on every backend against the f64 reference:
+//! `|H − H_ref| ≤ 2^-24·(16·H + Σ p·(x − max)²) + 2^-21`, special values,
+//! shapes and determinism.
+
+mod common;
+
+use common::{backends, normal_row, rng};
+use simd_softmax::{Error, Softmax, reference};
+
+fn builders() -> Vec<Softmax<'static>> {
+    backends()
+        .into_iter()
+        .map(|b| Softmax::new().backend(b))
+        .collect()
+}
+
+/// Entropy of each row against the reference; the worst share of the bound.
+fn check(sm: &Softmax, x: &[f32], row_len: usize, what: &str) -> f64 {
+    let rows = x.len().checked_div(row_len).unwrap_or(0);
+    let mut h = vec![7.0f32; rows];
+    sm.run_entropy_rows(x, row_len, &mut h).unwrap();
+    let mut worst = 0.0f64;
+    for (r, (row, &got)) in x.chunks(row_len.max(1)).zip(&h).enumerate() {
+        let want = reference::entropy_f64(row);
+        if want.is_nan() {
+            assert!(got.is_nan(), "{what} row {r}: {got} vs NaN");
+            continue;
+        }
+        let share = (f64::from(got) - want).abs() / reference::entropy_tolerance(row);
+        assert!(
+            share <= 1.0,
+            "{what} {sm:?} row {r}: {got} vs {want} ({share:.2} of the bound)"
+        );
+        worst = worst.max(share);
+    }
+    worst
+}
+
+#[test]
+fn every_length_offset_and_spread() {
+    let mut r = rng(100);
+    let mut worst = 0.0f64;
+    for sm in builders() {
+        for n in 1..=300usize {
+            for offset in [0, 1, 5] {
+                let sigma = [0.01f32, 1.0, 8.0, 200.0][n % 4];
+                let buf = normal_row(&mut r, n + 8, sigma);
+                worst = worst.max(check(
+                    &sm,
+                    &buf[offset..offset + n],
+                    n,
+                    &format!("n={n} offset={offset}"),
+                ));
+            }
+        }
+    }
+    println!("entropy every length: worst {worst:.3} of the bound");
+}
+
+#[test]
+fn long_rows_rows_and_threads() {
+    let mut r = rng(101);
+    let mut worst = 0.0f64;
+    for sm in builders() {
+        for (rows, n) in [(1usize, 128_256usize), (1, 262_144), (9, 5000)] {
+            for sigma in [0.1f32, 3.0, 50.0] {
+                let mut x = normal_row(&mut r, rows * n, sigma);
+                // Ascending runs make the running max move often.
+                x[..n.min(4000)].sort_by(f32::total_cmp);
+                worst = worst.max(check(&sm, &x, n, &format!("{rows}x{n} sigma={sigma}")));
+            }
+        }
+        let x = normal_row(&mut r, 40 * 3001, 2.0);
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let mut h = vec![0.0f32; 40];
+            pool.install(|| sm.run_entropy_rows(&x, 3001, &mut h))
+                .unwrap();
+            h.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        };
+        assert_eq!(run(1), run(2), "{sm:?}");
+        assert_eq!(run(1), run(3), "{sm:?}");
+    }
+    println!("entropy long rows: worst {worst:.3} of the bound");
+}
+
+#[test]
+fn special_values_and_shapes() {
+    let (inf, ninf, nan) = (f32::INFINITY, f32::NEG_INFINITY, f32::NAN);
+    for sm in builders() {
+        let h = |x: &[f32]| {
+            let mut out = [7.0f32];
+            sm.run_entropy_rows(x, x.len(), &mut out).unwrap();
+            out[0]
+        };
+        assert_eq!(h(&[3.0]), 0.0, "{sm:?}");
+        assert_eq!(h(&[ninf, ninf]), 0.0, "{sm:?}");
+        assert!(h(&[1.0, nan, 2.0]).is_nan());
+        assert!(h(&[inf, nan]).is_nan());
+        assert!(h(&[ninf, nan]).is_nan());
+        assert_eq!(h(&[inf, 1.0, inf, ninf, inf]), 3f32.ln());
+        // −inf entries carry no mass and add nothing.
+        let with = h(&[1.0, ninf, 2.0, ninf]);
+        assert_eq!(with, h(&[1.0, 2.0]), "{sm:?}");
+        // All equal: ln n; a one-hot row: 0 (within the absolute term).
+        let n = 1000;
+        assert!((h(&vec![0.5; n]) - (n as f32).ln()).abs() < 1e-5);
+        let mut one_hot = vec![-1e4f32; n];
+        one_hot[3] = 0.0;
+        assert_eq!(h(&one_hot), 0.0);
+        check(&sm, &[f32::MAX, -f32::MAX, 0.0, f32::MAX], 4, "huge");
+        check(&sm, &[1e-40, -1e-40, 0.0], 3, "subnormal");
+    }
+    assert_eq!(simd_softmax::entropy(&[]), 0.0);
+    let mut out = [0.0f32; 2];
+    assert_eq!(
+        simd_softmax::entropy_rows(&[0.0; 6], 2, &mut out),
+        Err(Error::RowOutputs { rows: 3, output: 2 })
+    );
+    assert!(matches!(
+        Softmax::new()
+            .temperature(0.5)
+            .run_entropy_rows(&[0.0; 4], 2, &mut out),
+        Err(Error::NotApplicable { .. })
+    ));
+}
