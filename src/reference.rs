@@ -255,7 +255,11 @@ pub fn softmax_row_with(
     };
     let nan_row = (0..n).any(|i| kept(i) && (row[i].is_nan() || a(i).is_nan()));
     if nan_row {
-        return vec![plain(f64::NAN); n];
+        // The masks' entries stay exact; every other entry is NaN.
+        let empty = if log { f64::NEG_INFINITY } else { 0.0 };
+        return (0..n)
+            .map(|i| plain(if kept(i) { f64::NAN } else { empty }))
+            .collect();
     }
 
     // The limits: mass on the members, split as the softmax of `a`.

@@ -132,7 +132,8 @@ fn by_logits<K: RowKernel>(
 pub(crate) trait RowKernel: Copy + Send + Sync {
     /// What an entry with no probability holds: 0, or −inf for log.
     const MASKED: f32;
-    fn run<T: Logits>(self, exec: &impl Exec, row: Io<'_, T>);
+    /// Returns the row's sum: NaN when a kept logit was NaN.
+    fn run<T: Logits>(self, exec: &impl Exec, row: Io<'_, T>) -> f64;
 }
 
 #[derive(Clone, Copy)]
@@ -147,29 +148,29 @@ struct LogSoftmax;
 impl RowKernel for ThreePass {
     const MASKED: f32 = 0.0;
     #[inline(always)]
-    fn run<T: Logits>(self, exec: &impl Exec, row: Io<'_, T>) {
-        three_pass::softmax(exec, row);
+    fn run<T: Logits>(self, exec: &impl Exec, row: Io<'_, T>) -> f64 {
+        three_pass::softmax(exec, row)
     }
 }
 impl RowKernel for Online {
     const MASKED: f32 = 0.0;
     #[inline(always)]
-    fn run<T: Logits>(self, exec: &impl Exec, row: Io<'_, T>) {
-        online::softmax(exec, row);
+    fn run<T: Logits>(self, exec: &impl Exec, row: Io<'_, T>) -> f64 {
+        online::softmax(exec, row)
     }
 }
 impl RowKernel for Blocked {
     const MASKED: f32 = 0.0;
     #[inline(always)]
-    fn run<T: Logits>(self, exec: &impl Exec, row: Io<'_, T>) {
-        blocked::softmax(exec, row);
+    fn run<T: Logits>(self, exec: &impl Exec, row: Io<'_, T>) -> f64 {
+        blocked::softmax(exec, row)
     }
 }
 impl RowKernel for LogSoftmax {
     const MASKED: f32 = f32::NEG_INFINITY;
     #[inline(always)]
-    fn run<T: Logits>(self, exec: &impl Exec, row: Io<'_, T>) {
-        log_softmax(exec, row);
+    fn run<T: Logits>(self, exec: &impl Exec, row: Io<'_, T>) -> f64 {
+        log_softmax(exec, row)
     }
 }
 
@@ -313,7 +314,14 @@ fn run_row<K: RowKernel, R: RowTransform>(
     }
     if active > 0 {
         let t = rows_t.row(r, row_len).slice(0..active);
-        k.run(exec, row.slice(0..active).with_logits(t));
+        let sum = k.run(exec, row.slice(0..active).with_logits(t));
+        if sum.is_nan() {
+            // NaN reached every output; the keep mask's entries stay exact.
+            let out = row.output();
+            (0..active)
+                .filter(|&i| t.is_masked(i))
+                .for_each(|i| out[i] = K::MASKED);
+        }
     }
 }
 
@@ -377,7 +385,9 @@ fn limit_row(io: Io<'_, Masked<'_>>, op: RowOp) {
     let log_total = total.ln();
     let log = matches!(op, RowOp::LogSoftmax);
     let value = |i: usize| -> f32 {
-        if has_nan {
+        if !kept(i) {
+            op.masked_value()
+        } else if has_nan {
             f32::NAN
         } else if !member(i) {
             op.masked_value()

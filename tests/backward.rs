@@ -5,79 +5,12 @@
 
 mod common;
 
+use common::check::check_backward;
 use common::{backends, normal_row, rng};
-use simd_softmax::{Error, Softmax, reference};
+use simd_softmax::{Error, Softmax};
 
 fn bits(v: &[f32]) -> Vec<u32> {
     v.iter().map(|x| x.to_bits()).collect()
-}
-
-/// Probabilities and log-probabilities of `x` from the reference.
-fn probs(x: &[f32]) -> (Vec<f32>, Vec<f32>) {
-    let mut p = vec![0.0; x.len()];
-    let mut y = vec![0.0; x.len()];
-    reference::softmax(x, &mut p);
-    reference::log_softmax(x, &mut y);
-    (p, y)
-}
-
-/// Both passes over rows of `row_len`, against the reference row by row;
-/// returns the worst share of the bound (softmax, log-softmax).
-fn check(sm: &Softmax, x: &[f32], g: &[f32], row_len: usize, what: &str) -> (f64, f64) {
-    let (mut p, mut y) = (vec![0.0; x.len()], vec![0.0; x.len()]);
-    for (r, row) in x.chunks(row_len.max(1)).enumerate() {
-        let (pr, yr) = probs(row);
-        p[r * row_len..(r + 1) * row_len].copy_from_slice(&pr);
-        y[r * row_len..(r + 1) * row_len].copy_from_slice(&yr);
-    }
-    let mut worst = (0.0f64, 0.0f64);
-    for log in [false, true] {
-        let input = if log { &y } else { &p };
-        let mut out = vec![7.0f32; x.len()];
-        if log {
-            sm.run_log_backward_rows(input, g, &mut out, row_len)
-                .unwrap();
-        } else {
-            sm.run_backward_rows(input, g, &mut out, row_len).unwrap();
-        }
-        for (r, ((a, gr), got)) in input
-            .chunks(row_len.max(1))
-            .zip(g.chunks(row_len.max(1)))
-            .zip(out.chunks(row_len.max(1)))
-            .enumerate()
-        {
-            let want = if log {
-                reference::log_softmax_backward_f64(a, gr)
-            } else {
-                reference::softmax_backward_f64(a, gr)
-            };
-            let tol = reference::backward_tolerance(gr, &want);
-            for (i, (&got, &want)) in got.iter().zip(&want).enumerate() {
-                if want.is_nan() {
-                    assert!(got.is_nan(), "{what} log={log} row {r}[{i}]: {got} vs NaN");
-                    continue;
-                }
-                let err = (f64::from(got) - want).abs();
-                let share = if tol > 0.0 {
-                    err / tol
-                } else if err == 0.0 {
-                    0.0
-                } else {
-                    f64::INFINITY
-                };
-                assert!(
-                    share <= 1.0,
-                    "{what} {sm:?} log={log} row {r}[{i}]: {got} vs {want} ({share:.2} of the bound)"
-                );
-                if log {
-                    worst.1 = worst.1.max(share);
-                } else {
-                    worst.0 = worst.0.max(share);
-                }
-            }
-        }
-    }
-    worst
 }
 
 fn builders() -> Vec<Softmax<'static>> {
@@ -97,7 +30,7 @@ fn every_length_and_offset() {
                 let xb = normal_row(&mut r, n + 8, 3.0);
                 let gb = normal_row(&mut r, n + 8, 1.0);
                 let (x, g) = (&xb[offset..offset + n], &gb[offset..offset + n]);
-                let w = check(&sm, x, g, n.max(1), &format!("n={n} offset={offset}"));
+                let w = check_backward(&sm, x, g, n.max(1), &format!("n={n} offset={offset}"));
                 worst = (worst.0.max(w.0), worst.1.max(w.1));
             }
         }
@@ -137,7 +70,8 @@ fn long_rows_and_hard_gradients() {
                     ("huge", normal_row(&mut r, n, 1e30)),
                 ];
                 for (name, g) in gs {
-                    let w = check(&sm, &x, &g, n, &format!("n={n} sigma={sigma} g={name}"));
+                    let w =
+                        check_backward(&sm, &x, &g, n, &format!("n={n} sigma={sigma} g={name}"));
                     worst = (worst.0.max(w.0), worst.1.max(w.1));
                 }
             }
@@ -180,7 +114,7 @@ fn rows_threads_and_shapes() {
     let x = normal_row(&mut r, rows * row_len, 2.0);
     let g = normal_row(&mut r, rows * row_len, 1.0);
     for sm in builders() {
-        check(&sm, &x, &g, row_len, "rows");
+        check_backward(&sm, &x, &g, row_len, "rows");
         let run = |threads: usize, log: bool| {
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)

@@ -6,9 +6,10 @@
 
 mod common;
 
+use common::check::check_cross_entropy;
 use common::{backends, normal_row, rng};
 use rand::RngExt;
-use simd_softmax::{CrossEntropyOptions, Error, Reduction, Softmax, reference};
+use simd_softmax::{CrossEntropyOptions, Error, Reduction, Softmax};
 
 fn bits(v: &[f32]) -> Vec<u32> {
     v.iter().map(|x| x.to_bits()).collect()
@@ -19,146 +20,6 @@ fn builders() -> Vec<Softmax<'static>> {
         .into_iter()
         .map(|b| Softmax::new().backend(b))
         .collect()
-}
-
-/// Runs the call with and without a gradient under (ε, ignore_index,
-/// reduction),
-/// checks losses, the reduction and the gradient against the reference.
-/// Returns the worst share of the bounds (loss, gradient).
-fn check(
-    sm: &Softmax,
-    x: &[f32],
-    row_len: usize,
-    targets: &[usize],
-    (eps, ignore, reduction): (f32, Option<usize>, Reduction),
-    what: &str,
-) -> (f64, f64) {
-    let mut grad = vec![7.0f32; x.len()];
-    let opts = |grad| CrossEntropyOptions {
-        label_smoothing: eps,
-        ignore_index: ignore,
-        reduction,
-        grad,
-    };
-    let with = sm
-        .run_cross_entropy(x, row_len, targets, opts(Some(&mut grad)))
-        .unwrap();
-    let without = sm
-        .run_cross_entropy(x, row_len, targets, opts(None))
-        .unwrap();
-    // With a gradient the sum comes from the blocked softmax's partials,
-    // without one from the online pass: both are checked below, and may
-    // differ in their last bits.
-
-    let counted = targets.iter().filter(|&&t| Some(t) != ignore).count();
-    assert_eq!(with.counted, counted);
-    let weight = if reduction == Reduction::Mean {
-        1.0 / counted as f64
-    } else {
-        1.0
-    };
-    let (mut worst_loss, mut worst_grad) = (0.0f64, 0.0f64);
-    let mut total = 0.0f64;
-    for (r, ((row, &t), g)) in x
-        .chunks(row_len)
-        .zip(targets)
-        .zip(grad.chunks(row_len))
-        .enumerate()
-    {
-        let at = || format!("{what} {sm:?} row {r} target {t}");
-        if Some(t) == ignore {
-            assert_eq!(with.per_row[r], 0.0, "{}", at());
-            assert!(
-                g.iter().all(|&v| v.to_bits() == 0),
-                "{}: ignored row's grad",
-                at()
-            );
-            continue;
-        }
-        let want = reference::cross_entropy_f64(row, t, f64::from(eps));
-        total += want;
-        for got in [with.per_row[r], without.per_row[r]].map(f64::from) {
-            // Beyond f32::MAX the correctly rounded loss is +inf.
-            let want = saturated(want);
-            if want.is_nan() || want.is_infinite() {
-                assert!(
-                    got.is_nan() == want.is_nan() && (want.is_nan() || got == want),
-                    "{}: {got} vs {want}",
-                    at()
-                );
-            } else {
-                let share = (got - want).abs() / (want.abs() * 2f64.powi(-22) + 2f64.powi(-21));
-                assert!(
-                    share <= 1.0,
-                    "{}: loss {got} vs {want} ({share:.2} of the bound)",
-                    at()
-                );
-                worst_loss = worst_loss.max(share);
-            }
-        }
-        let want_g = reference::cross_entropy_grad_f64(row, t, f64::from(eps), weight);
-        let p = reference::softmax_f64(row);
-        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        for (i, (&got, &want)) in g.iter().zip(&want_g).enumerate() {
-            if want.is_nan() {
-                assert!(got.is_nan(), "{} [{i}]", at());
-                continue;
-            }
-            let q =
-                f64::from(eps) / row_len as f64 + if i == t { 1.0 - f64::from(eps) } else { 0.0 };
-            let tol = weight * (softmax_part(row[i], max, p[i]) + 2f64.powi(-22) * (p[i] + q));
-            let err = (f64::from(got) - want).abs();
-            let share = if err == 0.0 { 0.0 } else { err / tol };
-            assert!(
-                share <= 1.0,
-                "{} grad[{i}] {got} vs {want} ({share:.2} of the bound)",
-                at()
-            );
-            // Outputs near 2^-126 use the absolute term in full (flush to
-            // 0); the reported worst leaves them out.
-            if want.abs() > 1e-30 {
-                worst_grad = worst_grad.max(share);
-            }
-        }
-    }
-    let want_total = if reduction == Reduction::Mean {
-        total / counted as f64
-    } else {
-        total
-    };
-    let want_total = saturated(want_total);
-    for got in [with.loss, without.loss].map(f64::from) {
-        if want_total.is_finite() {
-            assert!(
-                (got - want_total).abs() <= want_total.abs() * 2f64.powi(-22) + 2f64.powi(-21),
-                "{what}: loss {got} vs {want_total}"
-            );
-        } else {
-            assert!(
-                got.is_nan() == want_total.is_nan() && (want_total.is_nan() || got == want_total),
-                "{what}: loss {got} vs {want_total}"
-            );
-        }
-    }
-    (worst_loss, worst_grad)
-}
-
-/// `v`, or +inf where its correctly rounded f32 is (beyond f32::MAX).
-fn saturated(v: f64) -> f64 {
-    if v.is_finite() && (v as f32).is_infinite() {
-        f64::INFINITY
-    } else {
-        v
-    }
-}
-
-/// The softmax bound's part; special-value rows (max ±inf) are exact.
-fn softmax_part(x: f32, max: f32, p: f64) -> f64 {
-    if max.is_finite() {
-        reference::tolerance(x, max, p)
-    } else {
-        2f64.powi(-126)
-    }
 }
 
 #[test]
@@ -179,7 +40,7 @@ fn every_row_length_reduction_and_smoothing() {
                 (0.0, Reduction::None),
                 (0.3, Reduction::Mean),
             ] {
-                let w = check(
+                let w = check_cross_entropy(
                     &sm,
                     &x,
                     n,
@@ -212,7 +73,7 @@ fn long_rows_confident_and_ignored() {
             x[n + 5] = -60.0;
             for eps in [0.0, 0.05] {
                 for reduction in [Reduction::Mean, Reduction::Sum] {
-                    let w = check(
+                    let w = check_cross_entropy(
                         &sm,
                         &x,
                         n,
@@ -223,7 +84,7 @@ fn long_rows_confident_and_ignored() {
                     worst = (worst.0.max(w.0), worst.1.max(w.1));
                 }
                 // A single long row (split across threads when it has a grad).
-                let w = check(
+                let w = check_cross_entropy(
                     &sm,
                     &x[..n],
                     n,
@@ -260,7 +121,7 @@ fn special_values() {
         ];
         for (name, x, t) in &cases {
             for eps in [0.0, 0.2] {
-                check(&sm, x, 4, &[*t], (eps, None, Reduction::Sum), name);
+                check_cross_entropy(&sm, x, 4, &[*t], (eps, None, Reduction::Sum), name);
             }
         }
         let ce = |x: &[f32], t: usize| {

@@ -10,7 +10,7 @@ use std::fmt::Debug;
 use std::path::{Path, PathBuf};
 
 use arbitrary::{Arbitrary, Unstructured};
-use check::{ExpCase, SoftmaxCase};
+use check::{BackwardCase, CrossEntropyCase, ExpCase, SettingsCase, SoftmaxCase};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
@@ -74,6 +74,30 @@ fn argmax_diff_regressions() {
 }
 
 #[test]
+fn settings_diff_regressions() {
+    let n = replay::<SettingsCase, _>("settings_diff", SettingsCase::check);
+    println!("settings_diff: replayed {n} regression inputs");
+}
+
+#[test]
+fn cross_entropy_diff_regressions() {
+    let n = replay::<CrossEntropyCase, _>("cross_entropy_diff", CrossEntropyCase::check);
+    println!("cross_entropy_diff: replayed {n} regression inputs");
+}
+
+#[test]
+fn backward_diff_regressions() {
+    let n = replay::<BackwardCase, _>("backward_diff", BackwardCase::check);
+    println!("backward_diff: replayed {n} regression inputs");
+}
+
+#[test]
+fn entropy_diff_regressions() {
+    let n = replay::<SoftmaxCase, _>("entropy_diff", SoftmaxCase::check_entropy);
+    println!("entropy_diff: replayed {n} regression inputs");
+}
+
+#[test]
 fn exp_diff_regressions() {
     let n = replay::<ExpCase, _>("exp_diff", ExpCase::check);
     println!("exp_diff: replayed {n} regression inputs");
@@ -95,17 +119,27 @@ fn regression_many_pos_inf() {
 /// long runs, so only one long row (over 16384 values, up to 2^17) in 50 is
 /// kept, for speed. Returns how many were checked and their results.
 fn random_softmax_cases<R>(seed: u64, check: impl Fn(&SoftmaxCase) -> R) -> Vec<R> {
+    random_cases(seed, |c: &SoftmaxCase| c, check)
+}
+
+/// [`random_softmax_cases`] for any case type holding its rows as a
+/// `SoftmaxCase` (`rows` picks them out).
+fn random_cases<T: for<'a> Arbitrary<'a> + Debug, R>(
+    seed: u64,
+    rows: impl Fn(&T) -> &SoftmaxCase,
+    check: impl Fn(&T) -> R,
+) -> Vec<R> {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut results = Vec::new();
     for i in 0..3000 {
         let bytes = random_bytes(&mut rng, 300);
-        if let Ok(case) = SoftmaxCase::arbitrary_take_rest(Unstructured::new(&bytes))
-            && check::expand(&case.items).len() > 16384
+        if let Ok(case) = T::arbitrary_take_rest(Unstructured::new(&bytes))
+            && check::expand(&rows(&case).items).len() > 16384
             && i % 50 != 0
         {
             continue;
         }
-        results.extend(run::<SoftmaxCase, _>(&bytes, &check));
+        results.extend(run::<T, _>(&bytes, &check));
     }
     assert!(
         results.len() > 1000,
@@ -144,6 +178,58 @@ fn argmax_diff_random_cases() {
 }
 
 #[test]
+fn settings_diff_random_cases() {
+    let results = random_cases(35, |c: &SettingsCase| &c.rows, SettingsCase::check);
+    let worst = results
+        .iter()
+        .fold((0.0f64, 0.0f64), |a, e| (a.0.max(e.0), a.1.max(e.1)));
+    println!(
+        "settings_diff: {} random cases, worst {:.3} (softmax), {:.3} (log-softmax) of the bound",
+        results.len(),
+        worst.0,
+        worst.1
+    );
+}
+
+#[test]
+fn cross_entropy_diff_random_cases() {
+    let results = random_cases(36, |c: &CrossEntropyCase| &c.rows, CrossEntropyCase::check);
+    let worst = results
+        .iter()
+        .fold((0.0f64, 0.0f64), |a, e| (a.0.max(e.0), a.1.max(e.1)));
+    println!(
+        "cross_entropy_diff: {} random cases, worst {:.3} (loss), {:.3} (gradient) of the bound",
+        results.len(),
+        worst.0,
+        worst.1
+    );
+}
+
+#[test]
+fn backward_diff_random_cases() {
+    let results = random_cases(37, |c: &BackwardCase| &c.rows, BackwardCase::check);
+    let worst = results
+        .iter()
+        .fold((0.0f64, 0.0f64), |a, e| (a.0.max(e.0), a.1.max(e.1)));
+    println!(
+        "backward_diff: {} random cases, worst {:.3} (softmax), {:.3} (log-softmax) of the bound",
+        results.len(),
+        worst.0,
+        worst.1
+    );
+}
+
+#[test]
+fn entropy_diff_random_cases() {
+    let results = random_softmax_cases(38, SoftmaxCase::check_entropy);
+    let worst = results.iter().fold(0.0f64, |a, &e| a.max(e));
+    println!(
+        "entropy_diff: {} random cases, worst {worst:.3} of the bound",
+        results.len()
+    );
+}
+
+#[test]
 fn exp_diff_random_cases() {
     let mut rng = StdRng::seed_from_u64(31);
     let mut worst = 0.0f64;
@@ -167,6 +253,11 @@ fn write_seed_corpus() {
     for (target, max_len) in [
         ("softmax_diff", 600),
         ("log_softmax_diff", 600),
+        ("argmax_diff", 600),
+        ("settings_diff", 600),
+        ("cross_entropy_diff", 600),
+        ("backward_diff", 600),
+        ("entropy_diff", 600),
         ("exp_diff", 400),
     ] {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -181,4 +272,64 @@ fn write_seed_corpus() {
             .unwrap();
         }
     }
+}
+
+/// Found by `settings_diff_random_cases`: the keep mask was applied before
+/// the additive mask, so a dropped entry (−inf) plus an additive +inf made
+/// NaN, and the row NaN instead of the +inf split. The keep mask now
+/// applies last.
+#[test]
+fn regression_keep_mask_then_additive_inf() {
+    SettingsCase {
+        rows: SoftmaxCase {
+            row_len: check::RowLen::Any(14228),
+            offset: 138,
+            items: vec![
+                check::Item::Run {
+                    count: 52,
+                    of: check::Scalar::Bits(0x1a5f_442c),
+                },
+                check::Item::LongRun {
+                    kibi: 125,
+                    of: check::Scalar::Bits(0xd5e0_0000),
+                },
+            ],
+        },
+        temperature: check::TemperatureChoice::One,
+        scale: Some(128),
+        keep: Some(check::MaskSeed {
+            per_row: true,
+            seed: 16129620586150417050,
+        }),
+        add: Some(check::MaskSeed {
+            per_row: false,
+            seed: 9782406406402035757,
+        }),
+        causal: Some(109),
+    }
+    .check();
+}
+
+/// Found by `backward_diff_random_cases`: Σg of 197 × (−f32::MAX) overflows
+/// f32; rounded to −inf it made outputs inf or NaN whose exact values are
+/// finite (and on the non-FMA backends the product overflowed before the
+/// add). The sum is now carried as a power of two times an f32.
+#[test]
+fn regression_backward_sum_beyond_f32() {
+    BackwardCase {
+        rows: SoftmaxCase {
+            row_len: check::RowLen::Whole,
+            offset: 34,
+            items: vec![
+                check::Item::One(check::Scalar::Bits(0x3f80_0000)),
+                check::Item::One(check::Scalar::Bits(0xc2ae_0000)),
+                check::Item::Run {
+                    count: 195,
+                    of: check::Scalar::Bits(0x42b0_c09d),
+                },
+            ],
+        },
+        grad: vec![check::Item::One(check::Scalar::Bits(0xff7f_ffff))],
+    }
+    .check();
 }

@@ -7,96 +7,12 @@
 
 mod common;
 
+use common::check::{bits, check_with_settings, with_settings};
 use common::{configs, normal, normal_row, rng};
 use rand::RngExt;
 use rand::rngs::StdRng;
-use simd_softmax::reference::{LogitSettings, softmax_row_with};
+use simd_softmax::reference::LogitSettings;
 use simd_softmax::{Error, Softmax};
-
-fn with<'m>(sm: Softmax<'m>, ls: &LogitSettings<'m>) -> Softmax<'m> {
-    let mut sm = sm;
-    if ls.temperature != 1.0 {
-        sm = sm.temperature(ls.temperature);
-    }
-    if ls.scale != 1.0 {
-        sm = sm.scale(ls.scale);
-    }
-    if let Some(k) = ls.keep_mask {
-        sm = sm.keep_mask(k);
-    }
-    if let Some(a) = ls.additive_mask {
-        sm = sm.additive_mask(a);
-    }
-    if let Some(o) = ls.causal {
-        sm = sm.causal(o);
-    }
-    sm
-}
-
-fn bits(v: &[f32]) -> Vec<u32> {
-    v.iter().map(|x| x.to_bits()).collect()
-}
-
-/// Softmax and log-softmax of `x` in rows of `row_len` under `ls`, out of
-/// place and in place (same bits), each output against the reference.
-/// Returns the worst share of the bound (softmax, log-softmax).
-fn check(
-    sm: Softmax<'_>,
-    ls: &LogitSettings<'_>,
-    x: &[f32],
-    row_len: usize,
-    what: &str,
-) -> (f64, f64) {
-    let sm = with(sm, ls);
-    let mut worst = (0.0f64, 0.0f64);
-    for log in [false, true] {
-        let mut y = vec![0.5f32; x.len()];
-        let mut z = x.to_vec();
-        if log {
-            sm.run_log_rows(x, &mut y, row_len).unwrap();
-            sm.run_log_rows_in_place(&mut z, row_len).unwrap();
-        } else {
-            sm.run_rows(x, &mut y, row_len).unwrap();
-            sm.run_rows_in_place(&mut z, row_len).unwrap();
-        }
-        assert_eq!(bits(&y), bits(&z), "{what} log={log}: in place differs");
-        for (r, (row, out)) in x.chunks(row_len).zip(y.chunks(row_len)).enumerate() {
-            let want = softmax_row_with(row, r, ls, log);
-            for (i, (&got, e)) in out.iter().zip(&want).enumerate() {
-                let at = || {
-                    format!(
-                        "{what} {sm:?} log={log} row {r} [{i}] x={} got {got} want {}",
-                        row[i], e.value
-                    )
-                };
-                if e.value.is_nan() {
-                    assert!(got.is_nan(), "{}", at());
-                    continue;
-                }
-                if e.value == 0.0 || e.value.is_infinite() {
-                    // Masked, underflowed or a special-value row: exact.
-                    assert_eq!(f64::from(got), e.value, "{}", at());
-                    continue;
-                }
-                let tol = if log {
-                    e.log_tolerance()
-                } else {
-                    e.tolerance()
-                };
-                let share = (f64::from(got) - e.value).abs() / tol;
-                assert!(share <= 1.0, "{} ({share:.2} of the bound)", at());
-                // The reported worst leaves out outputs near 2^-126, whose
-                // flush to 0 uses the bound's absolute term in full.
-                if log {
-                    worst.1 = worst.1.max(share);
-                } else if e.value > 1e-30 {
-                    worst.0 = worst.0.max(share);
-                }
-            }
-        }
-    }
-    worst
-}
 
 fn keep_flags(r: &mut StdRng, n: usize, p: f64) -> Vec<bool> {
     (0..n).map(|_| r.random_bool(p)).collect()
@@ -136,7 +52,7 @@ fn temperature_and_scale_every_length() {
                     scale: s,
                     ..Default::default()
                 };
-                let w = check(sm, &ls, x, n.max(1), &format!("n={n} t={t} s={s}"));
+                let w = check_with_settings(sm, &ls, x, n.max(1), &format!("n={n} t={t} s={s}"));
                 worst = (worst.0.max(w.0), worst.1.max(w.1));
             }
         }
@@ -179,7 +95,7 @@ fn long_rows_with_settings() {
                     ..Default::default()
                 },
             ] {
-                let w = check(sm, &ls, &x, n, &format!("long n={n}"));
+                let w = check_with_settings(sm, &ls, &x, n, &format!("long n={n}"));
                 worst = (worst.0.max(w.0), worst.1.max(w.1));
             }
         }
@@ -215,7 +131,7 @@ fn masks_broadcast_and_per_row() {
                         let what = format!(
                             "row_len={row_len} per_row={per_row} causal={causal:?} keep={k} add={a}"
                         );
-                        let w = check(sm, &ls, &x, row_len, &what);
+                        let w = check_with_settings(sm, &ls, &x, row_len, &what);
                         worst = (worst.0.max(w.0), worst.1.max(w.1));
                     }
                 }
@@ -252,9 +168,9 @@ fn masked_entries_are_exactly_zero_whatever_they_hold() {
                 keep_mask: Some(&keep),
                 ..Default::default()
             };
-            check(sm, &ls, &x, n, &format!("hostile masked n={n}"));
+            check_with_settings(sm, &ls, &x, n, &format!("hostile masked n={n}"));
             let mut p = vec![0.0f32; n];
-            with(sm, &ls).run(&x, &mut p).unwrap();
+            with_settings(sm, &ls).run(&x, &mut p).unwrap();
             assert!(
                 p.iter().zip(&keep).all(|(&p, &k)| k || p.to_bits() == 0),
                 "{sm:?} n={n}"
@@ -360,7 +276,7 @@ fn limits_against_the_reference_with_masks() {
                         additive_mask: a.then_some(&add[..]),
                         ..Default::default()
                     };
-                    check(
+                    check_with_settings(
                         sm,
                         &ls,
                         &x,

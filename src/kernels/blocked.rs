@@ -15,9 +15,11 @@ pub(crate) const BLOCK: usize = 2048;
 /// clearing a large stack array every call slowed short rows by half.
 const STACK_BLOCKS: usize = 16;
 
+/// Returns the row's sum (NaN when a logit was NaN; 0 for the rows
+/// `nonfinite_row` finishes).
 #[inline(always)]
-pub(crate) fn softmax(exec: &impl Exec, io: Io<'_, impl Logits>) {
-    softmax_affine(exec, io, 1.0, 0.0);
+pub(crate) fn softmax(exec: &impl Exec, io: Io<'_, impl Logits>) -> f64 {
+    softmax_affine(exec, io, 1.0, 0.0).sum
 }
 
 /// Writes `p·weight + offset` for the softmax `p` of the row and returns
@@ -55,10 +57,7 @@ pub(crate) fn softmax_affine(
         // Blocks already hold exp(x − block max) (in place): NaN where x was
         // NaN and never +inf, so the rule still reads them right.
         nonfinite_row(io, false);
-        return Partial {
-            max: m,
-            sum: f64::NAN,
-        };
+        return Partial { max: m, sum: 0.0 };
     }
     let c = io.logits().factor();
     let sum: f64 = parts.iter().map(|p| p.sum_at(m, c)).sum();

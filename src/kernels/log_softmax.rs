@@ -8,15 +8,19 @@ use super::online::max_sum_of;
 use super::{CHUNK, Io, Logits, Map, Partial, nonfinite_row};
 use crate::lanes::Lanes;
 
+/// Returns the row's sum (NaN when a logit was NaN; 0 for the rows
+/// `nonfinite_row` finishes).
 #[inline(always)]
-pub(crate) fn log_softmax(exec: &impl Exec, mut io: Io<'_, impl Logits>) {
+pub(crate) fn log_softmax(exec: &impl Exec, mut io: Io<'_, impl Logits>) -> f64 {
     let total = max_sum_of(exec, &mut io);
     if !total.max.is_finite() {
-        return nonfinite_row(io, true);
+        nonfinite_row(io, true);
+        return 0.0;
     }
     // NaN anywhere made the sum NaN, and NaN reaches every output.
     let log_sum = total.sum.ln() as f32;
     exec.fold(&mut io, CHUNK, &Shift(total.max, log_sum), (), |(), ()| ());
+    total.sum
 }
 
 /// Writes `shift(v, max) − log_sum`.

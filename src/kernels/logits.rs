@@ -36,6 +36,12 @@ pub(crate) trait Logits: Copy + Send + Sync {
     fn factor(self) -> f64;
     /// The logit of element `i` holding `x`, for the rare scalar rows.
     fn value(self, x: f32, i: usize) -> f32;
+    /// Whether the keep mask drops element `i` (its output is exactly 0,
+    /// or −inf for log, even when the rest of the row is NaN).
+    #[inline(always)]
+    fn is_masked(self, _i: usize) -> bool {
+        false
+    }
 }
 
 /// The input as it is.
@@ -85,8 +91,9 @@ impl Factor {
     }
 }
 
-/// Masks: `keep[i]` false makes the logit −inf; an additive mask makes it
-/// `x·c + add[i]`. Either may be absent; both are this row's part.
+/// Masks: an additive mask makes the logit `x·c + add[i]`, and then
+/// `keep[i]` false makes it −inf. Either may be absent; both are this
+/// row's part.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Masked<'a> {
     pub keep: Option<&'a [bool]>,
@@ -161,27 +168,29 @@ impl Logits for Masked<'_> {
             c: self.c,
         }
     }
+    // The keep mask applies last: a dropped entry is −inf whatever `x`
+    // and the additive mask hold (−inf + inf would be NaN).
     #[inline(always)]
     fn read<S: Lanes>(self, s: S, x: S::V, i: usize) -> S::V {
-        let kept = match self.keep {
-            Some(keep) => s.keep_where(&keep[i..], x),
+        let w = match self.add {
+            Some(add) => s.mul_add(x, s.splat(self.c.hi), s.load(&add[i..])),
             None => x,
         };
-        match self.add {
-            Some(add) => s.mul_add(kept, s.splat(self.c.hi), s.load(&add[i..])),
-            None => kept,
+        match self.keep {
+            Some(keep) => s.keep_where(&keep[i..], w),
+            None => w,
         }
     }
     #[inline(always)]
     fn read_partial<S: Lanes>(self, s: S, x: S::V, i: usize) -> S::V {
         // Lanes past the end are −inf (x's fill, or the keep mask's).
-        let kept = match self.keep {
-            Some(keep) => s.keep_where_partial(&keep[i..], x),
+        let w = match self.add {
+            Some(add) => s.mul_add(x, s.splat(self.c.hi), s.load_partial(&add[i..], 0.0)),
             None => x,
         };
-        match self.add {
-            Some(add) => s.mul_add(kept, s.splat(self.c.hi), s.load_partial(&add[i..], 0.0)),
-            None => kept,
+        match self.keep {
+            Some(keep) => s.keep_where_partial(&keep[i..], w),
+            None => w,
         }
     }
     #[inline(always)]
@@ -207,14 +216,17 @@ impl Logits for Masked<'_> {
         }
     }
     #[inline(always)]
+    fn is_masked(self, i: usize) -> bool {
+        self.keep.is_some_and(|k| !k[i])
+    }
+    #[inline(always)]
     fn value(self, x: f32, i: usize) -> f32 {
-        let kept = match self.keep {
-            Some(keep) if !keep[i] => f32::NEG_INFINITY,
-            _ => x,
-        };
+        if self.is_masked(i) {
+            return f32::NEG_INFINITY;
+        }
         match self.add {
-            Some(add) => kept * self.c.hi + add[i],
-            None => kept,
+            Some(add) => x * self.c.hi + add[i],
+            None => x,
         }
     }
 }

@@ -509,8 +509,11 @@ pub(crate) fn nonfinite_row(io: Io<'_, impl Logits>, log: bool) {
     } else {
         ((1.0 / k) as f32, 0.0)
     };
-    let value = |v: f32| {
-        if has_nan {
+    // A masked entry is `rest` even in a NaN row.
+    let value = |v: f32, i: usize| {
+        if t.is_masked(i) {
+            rest
+        } else if has_nan {
             f32::NAN
         } else if v == f32::INFINITY {
             share
@@ -522,11 +525,11 @@ pub(crate) fn nonfinite_row(io: Io<'_, impl Logits>, log: bool) {
         Data::InPlace(data) => data
             .iter_mut()
             .enumerate()
-            .for_each(|(i, v)| *v = value(t.value(*v, i))),
+            .for_each(|(i, v)| *v = value(t.value(*v, i), i)),
         Data::OutOfPlace { input, output } => output
             .iter_mut()
             .zip(input)
             .enumerate()
-            .for_each(|(i, (y, &x))| *y = value(t.value(x, i))),
+            .for_each(|(i, (y, &x))| *y = value(t.value(x, i), i)),
     }
 }

@@ -6,14 +6,18 @@ use super::exec::{ChunkJob, Exec};
 use super::{CHUNK, ExpMinus, ExpMinusTimes, Io, Logits, Partial, max, nonfinite_row, sum_of};
 use crate::lanes::Lanes;
 
+/// Returns the row's sum (NaN when a logit was NaN; 0 for the rows
+/// `nonfinite_row` finishes).
 #[inline(always)]
-pub(crate) fn softmax<T: Logits>(exec: &impl Exec, mut io: Io<'_, T>) {
+pub(crate) fn softmax<T: Logits>(exec: &impl Exec, mut io: Io<'_, T>) -> f64 {
     let total = max_sum_of(exec, &mut io);
     if !total.max.is_finite() {
-        return nonfinite_row(io, false);
+        nonfinite_row(io, false);
+        return 0.0;
     }
     let r = (1.0 / total.sum) as f32;
     exec.fold(&mut io, CHUNK, &ExpScale(total.max, r), (), |(), ()| ());
+    total.sum
 }
 
 /// Max and sum of a whole row, chunk by chunk, merged in chunk order.

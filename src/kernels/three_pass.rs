@@ -5,17 +5,21 @@ use super::exec::{ChunkJob, Exec};
 use super::{CHUNK, ExpMinus, Io, Logits, nonfinite_row, scale};
 use crate::lanes::Lanes;
 
+/// Returns the row's sum (NaN when a logit was NaN; 0 for the rows
+/// `nonfinite_row` finishes).
 #[inline(always)]
-pub(crate) fn softmax(exec: &impl Exec, mut io: Io<'_, impl Logits>) {
+pub(crate) fn softmax(exec: &impl Exec, mut io: Io<'_, impl Logits>) -> f64 {
     let m = exec.fold(&mut io, CHUNK, &Max, f32::NEG_INFINITY, |a, b| {
         if b > a { b } else { a }
     });
     if !m.is_finite() {
-        return nonfinite_row(io, false);
+        nonfinite_row(io, false);
+        return 0.0;
     }
     let sum = exec.fold(&mut io, CHUNK, &ExpStoreSum(m), 0.0, |a, b| a + b);
     let r = (1.0 / sum) as f32;
     exec.fold(&mut io, CHUNK, &Scale(r), (), |(), ()| ());
+    sum
 }
 
 struct Max;

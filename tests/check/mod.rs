@@ -12,7 +12,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use arbitrary::Arbitrary;
 use simd_softmax::exp::{CUTOFF, DOMAIN_MAX, exp_slice};
-use simd_softmax::{Algorithm, BACKEND_ENV, Backend, Error, Softmax, reference};
+use simd_softmax::reference::{LogitSettings, softmax_row_with};
+use simd_softmax::{
+    Algorithm, BACKEND_ENV, Backend, CrossEntropyOptions, Error, Reduction, Softmax, reference,
+};
 
 /// Longest row a case expands to: long enough for blocks, chunks and the
 /// split across threads (65536), short enough to fuzz fast.
@@ -307,7 +310,7 @@ fn pool(threads: usize) -> &'static rayon::ThreadPool {
     &pools[threads - 1]
 }
 
-fn bits(v: &[f32]) -> Vec<u32> {
+pub fn bits(v: &[f32]) -> Vec<u32> {
     v.iter().map(|x| x.to_bits()).collect()
 }
 
@@ -710,5 +713,625 @@ impl SoftmaxCase {
     pub fn check_argmax(&self) {
         let x = expand(&self.items);
         check_argmax(&x, self.row_len.resolve(x.len()), usize::from(self.offset))
+    }
+}
+
+// ------------------------------------------------------------ logit settings
+
+pub fn with_settings<'m>(sm: Softmax<'m>, ls: &LogitSettings<'m>) -> Softmax<'m> {
+    let mut sm = sm;
+    if ls.temperature != 1.0 {
+        sm = sm.temperature(ls.temperature);
+    }
+    if ls.scale != 1.0 {
+        sm = sm.scale(ls.scale);
+    }
+    if let Some(k) = ls.keep_mask {
+        sm = sm.keep_mask(k);
+    }
+    if let Some(a) = ls.additive_mask {
+        sm = sm.additive_mask(a);
+    }
+    if let Some(o) = ls.causal {
+        sm = sm.causal(o);
+    }
+    sm
+}
+
+/// Softmax and log-softmax of `x` in rows of `row_len` under `ls`, out of
+/// place and in place (same bits), each output against the reference.
+/// Returns the worst share of the bound (softmax, log-softmax).
+pub fn check_with_settings(
+    sm: Softmax<'_>,
+    ls: &LogitSettings<'_>,
+    x: &[f32],
+    row_len: usize,
+    what: &str,
+) -> (f64, f64) {
+    let sm = with_settings(sm, ls);
+    let mut worst = (0.0f64, 0.0f64);
+    for log in [false, true] {
+        let mut y = vec![0.5f32; x.len()];
+        let mut z = x.to_vec();
+        if log {
+            sm.run_log_rows(x, &mut y, row_len).unwrap();
+            sm.run_log_rows_in_place(&mut z, row_len).unwrap();
+        } else {
+            sm.run_rows(x, &mut y, row_len).unwrap();
+            sm.run_rows_in_place(&mut z, row_len).unwrap();
+        }
+        assert_eq!(bits(&y), bits(&z), "{what} log={log}: in place differs");
+        for (r, (row, out)) in x.chunks(row_len).zip(y.chunks(row_len)).enumerate() {
+            let want = softmax_row_with(row, r, ls, log);
+            for (i, (&got, e)) in out.iter().zip(&want).enumerate() {
+                let at = || {
+                    format!(
+                        "{what} {sm:?} log={log} row {r} [{i}] x={} got {got} want {}",
+                        row[i], e.value
+                    )
+                };
+                if e.value.is_nan() {
+                    assert!(got.is_nan(), "{}", at());
+                    continue;
+                }
+                if e.value == 0.0 || e.value.is_infinite() {
+                    // Masked, underflowed or a special-value row: exact.
+                    assert_eq!(f64::from(got), e.value, "{}", at());
+                    continue;
+                }
+                let tol = if log {
+                    e.log_tolerance()
+                } else {
+                    e.tolerance()
+                };
+                let share = (f64::from(got) - e.value).abs() / tol;
+                assert!(share <= 1.0, "{} ({share:.2} of the bound)", at());
+                // The reported worst leaves out outputs near 2^-126, whose
+                // flush to 0 uses the bound's absolute term in full.
+                if log {
+                    worst.1 = worst.1.max(share);
+                } else if e.value > 1e-30 {
+                    worst.0 = worst.0.max(share);
+                }
+            }
+        }
+    }
+    worst
+}
+
+// ------------------------------------------------------------ cross-entropy
+
+/// Runs the call with and without a gradient under (ε, ignore_index,
+/// reduction),
+/// checks losses, the reduction and the gradient against the reference.
+/// Returns the worst share of the bounds (loss, gradient).
+pub fn check_cross_entropy(
+    sm: &Softmax,
+    x: &[f32],
+    row_len: usize,
+    targets: &[usize],
+    (eps, ignore, reduction): (f32, Option<usize>, Reduction),
+    what: &str,
+) -> (f64, f64) {
+    let mut grad = vec![7.0f32; x.len()];
+    let opts = |grad| CrossEntropyOptions {
+        label_smoothing: eps,
+        ignore_index: ignore,
+        reduction,
+        grad,
+    };
+    let with = sm
+        .run_cross_entropy(x, row_len, targets, opts(Some(&mut grad)))
+        .unwrap();
+    let without = sm
+        .run_cross_entropy(x, row_len, targets, opts(None))
+        .unwrap();
+    // With a gradient the sum comes from the blocked softmax's partials,
+    // without one from the online pass: both are checked below, and may
+    // differ in their last bits.
+
+    let counted = targets.iter().filter(|&&t| Some(t) != ignore).count();
+    assert_eq!(with.counted, counted);
+    let weight = if reduction == Reduction::Mean {
+        1.0 / counted as f64
+    } else {
+        1.0
+    };
+    let (mut worst_loss, mut worst_grad) = (0.0f64, 0.0f64);
+    let mut total = 0.0f64;
+    for (r, ((row, &t), g)) in x
+        .chunks(row_len)
+        .zip(targets)
+        .zip(grad.chunks(row_len))
+        .enumerate()
+    {
+        let at = || format!("{what} {sm:?} row {r} target {t}");
+        if Some(t) == ignore {
+            assert_eq!(with.per_row[r], 0.0, "{}", at());
+            assert!(
+                g.iter().all(|&v| v.to_bits() == 0),
+                "{}: ignored row's grad",
+                at()
+            );
+            continue;
+        }
+        let want = reference::cross_entropy_f64(row, t, f64::from(eps));
+        total += want;
+        for got in [with.per_row[r], without.per_row[r]].map(f64::from) {
+            // Beyond f32::MAX the correctly rounded loss is +inf.
+            let want = saturated(want);
+            if want.is_nan() || want.is_infinite() {
+                assert!(
+                    got.is_nan() == want.is_nan() && (want.is_nan() || got == want),
+                    "{}: {got} vs {want}",
+                    at()
+                );
+            } else {
+                let share = (got - want).abs() / (want.abs() * 2f64.powi(-22) + 2f64.powi(-21));
+                assert!(
+                    share <= 1.0,
+                    "{}: loss {got} vs {want} ({share:.2} of the bound)",
+                    at()
+                );
+                worst_loss = worst_loss.max(share);
+            }
+        }
+        let want_g = reference::cross_entropy_grad_f64(row, t, f64::from(eps), weight);
+        let p = reference::softmax_f64(row);
+        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        for (i, (&got, &want)) in g.iter().zip(&want_g).enumerate() {
+            if want.is_nan() {
+                assert!(got.is_nan(), "{} [{i}]", at());
+                continue;
+            }
+            let q =
+                f64::from(eps) / row_len as f64 + if i == t { 1.0 - f64::from(eps) } else { 0.0 };
+            let tol = weight * (softmax_part(row[i], max, p[i]) + 2f64.powi(-22) * (p[i] + q));
+            let err = (f64::from(got) - want).abs();
+            let share = if err == 0.0 { 0.0 } else { err / tol };
+            assert!(
+                share <= 1.0,
+                "{} grad[{i}] {got} vs {want} ({share:.2} of the bound)",
+                at()
+            );
+            // Outputs near 2^-126 use the absolute term in full (flush to
+            // 0); the reported worst leaves them out.
+            if want.abs() > 1e-30 {
+                worst_grad = worst_grad.max(share);
+            }
+        }
+    }
+    let want_total = if reduction == Reduction::Mean {
+        total / counted as f64
+    } else {
+        total
+    };
+    let want_total = saturated(want_total);
+    for got in [with.loss, without.loss].map(f64::from) {
+        if want_total.is_finite() {
+            assert!(
+                (got - want_total).abs() <= want_total.abs() * 2f64.powi(-22) + 2f64.powi(-21),
+                "{what}: loss {got} vs {want_total}"
+            );
+        } else {
+            assert!(
+                got.is_nan() == want_total.is_nan() && (want_total.is_nan() || got == want_total),
+                "{what}: loss {got} vs {want_total}"
+            );
+        }
+    }
+    (worst_loss, worst_grad)
+}
+
+/// `v`, or +inf where its correctly rounded f32 is (beyond f32::MAX).
+pub fn saturated(v: f64) -> f64 {
+    if v.is_finite() && (v as f32).is_infinite() {
+        f64::INFINITY
+    } else {
+        v
+    }
+}
+
+/// The softmax bound's part; special-value rows (max ±inf) are exact.
+pub fn softmax_part(x: f32, max: f32, p: f64) -> f64 {
+    if max.is_finite() {
+        reference::tolerance(x, max, p)
+    } else {
+        2f64.powi(-126)
+    }
+}
+
+// ------------------------------------------------------------ backward
+
+/// Probabilities and log-probabilities of `x` from the reference.
+pub fn probs(x: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    let mut p = vec![0.0; x.len()];
+    let mut y = vec![0.0; x.len()];
+    reference::softmax(x, &mut p);
+    reference::log_softmax(x, &mut y);
+    (p, y)
+}
+
+/// Both passes over rows of `row_len`, against the reference row by row;
+/// returns the worst share of the bound (softmax, log-softmax).
+pub fn check_backward(
+    sm: &Softmax,
+    x: &[f32],
+    g: &[f32],
+    row_len: usize,
+    what: &str,
+) -> (f64, f64) {
+    let (mut p, mut y) = (vec![0.0; x.len()], vec![0.0; x.len()]);
+    for (r, row) in x.chunks(row_len.max(1)).enumerate() {
+        let (pr, yr) = probs(row);
+        p[r * row_len..(r + 1) * row_len].copy_from_slice(&pr);
+        y[r * row_len..(r + 1) * row_len].copy_from_slice(&yr);
+    }
+    let mut worst = (0.0f64, 0.0f64);
+    for log in [false, true] {
+        let input = if log { &y } else { &p };
+        let mut out = vec![7.0f32; x.len()];
+        if log {
+            sm.run_log_backward_rows(input, g, &mut out, row_len)
+                .unwrap();
+        } else {
+            sm.run_backward_rows(input, g, &mut out, row_len).unwrap();
+        }
+        for (r, ((a, gr), got)) in input
+            .chunks(row_len.max(1))
+            .zip(g.chunks(row_len.max(1)))
+            .zip(out.chunks(row_len.max(1)))
+            .enumerate()
+        {
+            let want = if log {
+                reference::log_softmax_backward_f64(a, gr)
+            } else {
+                reference::softmax_backward_f64(a, gr)
+            };
+            let tol = reference::backward_tolerance(gr, &want);
+            for (i, (&got, &want)) in got.iter().zip(&want).enumerate() {
+                if (want as f32).is_infinite() {
+                    // ±inf, or beyond f32::MAX: the correctly rounded result is ±inf.
+                    assert_eq!(got, want as f32, "{what} log={log} row {r}[{i}]");
+                    continue;
+                }
+                if want.is_nan() {
+                    assert!(got.is_nan(), "{what} log={log} row {r}[{i}]: {got} vs NaN");
+                    continue;
+                }
+                let err = (f64::from(got) - want).abs();
+                let share = if tol > 0.0 {
+                    err / tol
+                } else if err == 0.0 {
+                    0.0
+                } else {
+                    f64::INFINITY
+                };
+                assert!(
+                    share <= 1.0,
+                    "{what} {sm:?} log={log} row {r}[{i}]: {got} vs {want} ({share:.2} of the bound)"
+                );
+                if log {
+                    worst.1 = worst.1.max(share);
+                } else {
+                    worst.0 = worst.0.max(share);
+                }
+            }
+        }
+    }
+    worst
+}
+
+// ------------------------------------------------------------ entropy
+
+/// Entropy of each row against the reference; the worst share of the bound.
+pub fn check_entropy(sm: &Softmax, x: &[f32], row_len: usize, what: &str) -> f64 {
+    let rows = x.len().checked_div(row_len).unwrap_or(0);
+    let mut h = vec![7.0f32; rows];
+    sm.run_entropy_rows(x, row_len, &mut h).unwrap();
+    let mut worst = 0.0f64;
+    for (r, (row, &got)) in x.chunks(row_len.max(1)).zip(&h).enumerate() {
+        let want = reference::entropy_f64(row);
+        if want.is_nan() {
+            assert!(got.is_nan(), "{what} row {r}: {got} vs NaN");
+            continue;
+        }
+        let share = (f64::from(got) - want).abs() / reference::entropy_tolerance(row);
+        assert!(
+            share <= 1.0,
+            "{what} {sm:?} row {r}: {got} vs {want} ({share:.2} of the bound)"
+        );
+        worst = worst.max(share);
+    }
+    worst
+}
+
+// ------------------------------------------------------------ family fuzz cases
+
+/// splitmix64 of `(seed, i)`: masks and values derived from one seed, so a
+/// case stays short and its reproducer prints in one line.
+pub fn mix(seed: u64, i: u64) -> u64 {
+    let mut z = seed ^ i.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// The valid rows of a case: `Some((x at its offset, row_len))`, or `None`
+/// when the shape is bad (shapes are `softmax_diff`'s job) or empty.
+fn rows_of(case: &SoftmaxCase) -> Option<(Vec<f32>, usize)> {
+    let x = expand(&case.items);
+    let row_len = case.row_len.resolve(x.len());
+    if x.is_empty() || row_len == 0 || expected(x.len(), row_len).is_err() {
+        return None;
+    }
+    Some((x, row_len))
+}
+
+#[derive(Arbitrary, Clone, Copy, Debug, PartialEq)]
+pub enum TemperatureChoice {
+    One,
+    /// (k + 1)/16.
+    Finite(u8),
+    Zero,
+    Infinite,
+    /// −1 (true) or NaN (false): every call must be an error.
+    Bad(bool),
+}
+
+/// One mask: a row broadcast to every row, or one entry per element.
+#[derive(Arbitrary, Clone, Copy, Debug, PartialEq)]
+pub struct MaskSeed {
+    pub per_row: bool,
+    pub seed: u64,
+}
+
+/// Softmax and log-softmax under temperature, scale, masks and causal.
+#[derive(Arbitrary, Clone, Debug, PartialEq)]
+pub struct SettingsCase {
+    pub rows: SoftmaxCase,
+    pub temperature: TemperatureChoice,
+    /// (k + 1)/64.
+    pub scale: Option<u8>,
+    pub keep: Option<MaskSeed>,
+    pub add: Option<MaskSeed>,
+    pub causal: Option<i8>,
+}
+
+impl SettingsCase {
+    /// The `settings_diff` body: every backend and algorithm against
+    /// `reference::softmax_row_with`, 1 and 2 threads bit-identical, bad
+    /// temperatures an error that writes nothing.
+    pub fn check(&self) -> (f64, f64) {
+        let Some((x, row_len)) = rows_of(&self.rows) else {
+            return (0.0, 0.0);
+        };
+        let mask_len = |m: MaskSeed| if m.per_row { x.len() } else { row_len };
+        let keep: Option<Vec<bool>> = self.keep.map(|m| {
+            (0..mask_len(m))
+                .map(|i| !mix(m.seed, i as u64).is_multiple_of(4))
+                .collect()
+        });
+        let add: Option<Vec<f32>> = self.add.map(|m| {
+            (0..mask_len(m))
+                .map(|i| match mix(m.seed, i as u64) {
+                    h if h % 8 == 0 => f32::NEG_INFINITY,
+                    h if h % 8 == 1 => 0.0,
+                    h if h % 64 == 2 => f32::INFINITY,
+                    h if h % 64 == 3 => f32::NAN,
+                    h => (h >> 40) as f32 / (1u64 << 24) as f32 * 20.0 - 10.0,
+                })
+                .collect()
+        });
+        let temperature = match self.temperature {
+            TemperatureChoice::One => 1.0,
+            TemperatureChoice::Finite(k) => (f32::from(k) + 1.0) / 16.0,
+            TemperatureChoice::Zero => 0.0,
+            TemperatureChoice::Infinite => f32::INFINITY,
+            TemperatureChoice::Bad(true) => -1.0,
+            TemperatureChoice::Bad(false) => f32::NAN,
+        };
+        let ls = LogitSettings {
+            temperature,
+            scale: self.scale.map_or(1.0, |k| (f32::from(k) + 1.0) / 64.0),
+            keep_mask: keep.as_deref(),
+            additive_mask: add.as_deref(),
+            causal: self.causal.map(isize::from),
+        };
+        let (buffer, offset) = at_offset(&x, usize::from(self.rows.offset));
+        let input = &buffer[offset..offset + x.len()];
+        if matches!(self.temperature, TemperatureChoice::Bad(_)) {
+            for backend in backends() {
+                let sm = with_settings(Softmax::new().backend(backend), &ls);
+                let mut y = vec![7.0f32; x.len()];
+                let got = sm.run_rows(input, &mut y, row_len);
+                assert!(
+                    matches!(got, Err(Error::InvalidParameter { .. })),
+                    "{got:?}"
+                );
+                assert!(y.iter().all(|&v| v == 7.0), "an error wrote");
+            }
+            return (0.0, 0.0);
+        }
+        let mut worst = (0.0f64, 0.0f64);
+        for backend in backends() {
+            for algorithm in Algorithm::ALL {
+                let sm = Softmax::new().backend(backend).algorithm(algorithm);
+                let w = pool(1).install(|| check_with_settings(sm, &ls, input, row_len, "fuzz"));
+                worst = (worst.0.max(w.0), worst.1.max(w.1));
+                let sm = with_settings(sm, &ls);
+                let run = |threads: usize| {
+                    let mut y = vec![0.0f32; x.len()];
+                    pool(threads).install(|| sm.run_rows(input, &mut y, row_len).unwrap());
+                    bits(&y)
+                };
+                assert_eq!(run(1), run(2), "{sm:?}: 2 threads differ");
+            }
+        }
+        worst
+    }
+}
+
+/// Cross-entropy rows against targets derived from the case.
+#[derive(Arbitrary, Clone, Debug, PartialEq)]
+pub struct CrossEntropyCase {
+    pub rows: SoftmaxCase,
+    /// Row r's target is `targets[r % len] % (row_len + 2)`: sometimes out
+    /// of range (an error unless it is the ignore index).
+    pub targets: Vec<u16>,
+    /// ε = 0 below 128, else (k − 128)/128.
+    pub smoothing: u8,
+    pub ignore: Option<u16>,
+    pub reduction: u8,
+}
+
+impl CrossEntropyCase {
+    /// The `cross_entropy_diff` body: every backend against the reference
+    /// with and without a gradient, 1 and 2 threads bit-identical; a target
+    /// out of range is `TargetOutOfRange` for the first such row and
+    /// writes nothing.
+    pub fn check(&self) -> (f64, f64) {
+        let Some((x, row_len)) = rows_of(&self.rows) else {
+            return (0.0, 0.0);
+        };
+        let rows = x.len() / row_len;
+        let wrap = |t: u16| usize::from(t) % (row_len + 2);
+        let targets: Vec<usize> = (0..rows)
+            .map(|r| {
+                self.targets
+                    .get(r % self.targets.len().max(1))
+                    .map_or(0, |&t| wrap(t))
+            })
+            .collect();
+        let ignore = self.ignore.map(wrap);
+        let eps = if self.smoothing < 128 {
+            0.0
+        } else {
+            f32::from(self.smoothing - 128) / 128.0
+        };
+        let reduction =
+            [Reduction::Mean, Reduction::Sum, Reduction::None][usize::from(self.reduction % 3)];
+        let bad = targets
+            .iter()
+            .enumerate()
+            .find(|&(_, &t)| Some(t) != ignore && t >= row_len);
+        let mut worst = (0.0f64, 0.0f64);
+        for backend in backends() {
+            let sm = Softmax::new().backend(backend);
+            if let Some((row, &target)) = bad {
+                let mut grad = vec![7.0f32; x.len()];
+                let got = sm.run_cross_entropy(
+                    &x,
+                    row_len,
+                    &targets,
+                    CrossEntropyOptions {
+                        label_smoothing: eps,
+                        ignore_index: ignore,
+                        reduction,
+                        grad: Some(&mut grad),
+                    },
+                );
+                assert_eq!(
+                    got,
+                    Err(Error::TargetOutOfRange {
+                        row,
+                        target,
+                        row_len
+                    })
+                );
+                assert!(grad.iter().all(|&v| v == 7.0), "an error wrote");
+                continue;
+            }
+            let w = pool(1).install(|| {
+                check_cross_entropy(&sm, &x, row_len, &targets, (eps, ignore, reduction), "fuzz")
+            });
+            worst = (worst.0.max(w.0), worst.1.max(w.1));
+            let run = |threads: usize| {
+                let mut grad = vec![0.0f32; x.len()];
+                let ce = pool(threads)
+                    .install(|| {
+                        sm.run_cross_entropy(
+                            &x,
+                            row_len,
+                            &targets,
+                            CrossEntropyOptions {
+                                label_smoothing: eps,
+                                ignore_index: ignore,
+                                reduction,
+                                grad: Some(&mut grad),
+                            },
+                        )
+                    })
+                    .unwrap();
+                (ce.loss.to_bits(), bits(&ce.per_row), bits(&grad))
+            };
+            assert_eq!(run(1), run(2), "{backend}: 2 threads differ");
+        }
+        worst
+    }
+}
+
+/// Backward passes: the logits give the probabilities, `grad` the gradient.
+#[derive(Arbitrary, Clone, PartialEq)]
+pub struct BackwardCase {
+    pub rows: SoftmaxCase,
+    /// Cycled over the row's length (zeros when empty).
+    pub grad: Vec<Item>,
+}
+
+impl fmt::Debug for BackwardCase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "BackwardCase: logits {:?}", self.rows)?;
+        write!(f, "grad (cycled): ")?;
+        write_runs(f, &expand(&self.grad))
+    }
+}
+
+impl BackwardCase {
+    /// The `backward_diff` body: both passes on every backend against the
+    /// reference, 1 and 2 threads bit-identical.
+    pub fn check(&self) -> (f64, f64) {
+        let Some((x, row_len)) = rows_of(&self.rows) else {
+            return (0.0, 0.0);
+        };
+        let g0 = expand(&self.grad);
+        let g: Vec<f32> = (0..x.len())
+            .map(|i| if g0.is_empty() { 0.0 } else { g0[i % g0.len()] })
+            .collect();
+        let mut worst = (0.0f64, 0.0f64);
+        for backend in backends() {
+            let sm = Softmax::new().backend(backend);
+            let w = pool(1).install(|| check_backward(&sm, &x, &g, row_len, "fuzz"));
+            worst = (worst.0.max(w.0), worst.1.max(w.1));
+            let run = |threads: usize| {
+                let mut out = vec![0.0f32; x.len()];
+                pool(threads).install(|| sm.run_backward_rows(&x, &g, &mut out, row_len).unwrap());
+                bits(&out)
+            };
+            assert_eq!(run(1), run(2), "{backend}: 2 threads differ");
+        }
+        worst
+    }
+}
+
+impl SoftmaxCase {
+    /// The `entropy_diff` body: entropy rows on every backend against the
+    /// reference, 1 and 2 threads bit-identical.
+    pub fn check_entropy(&self) -> f64 {
+        let Some((x, row_len)) = rows_of(self) else {
+            return 0.0;
+        };
+        let mut worst = 0.0f64;
+        for backend in backends() {
+            let sm = Softmax::new().backend(backend);
+            worst = worst.max(pool(1).install(|| check_entropy(&sm, &x, row_len, "fuzz")));
+            let run = |threads: usize| {
+                let mut h = vec![0.0f32; x.len() / row_len];
+                pool(threads).install(|| sm.run_entropy_rows(&x, row_len, &mut h).unwrap());
+                bits(&h)
+            };
+            assert_eq!(run(1), run(2), "{backend}: 2 threads differ");
+        }
+        worst
     }
 }
