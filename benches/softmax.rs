@@ -5,7 +5,7 @@
 mod logits;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use simd_softmax::{Algorithm, Softmax};
+use simd_softmax::{Algorithm, CrossEntropyOptions, Softmax};
 
 /// A buffer of `n` f32 starting on a 64-byte boundary, so runs compare at
 /// the same alignment.
@@ -78,6 +78,66 @@ fn family(c: &mut Criterion, shapes: &[(usize, usize)]) {
         g.bench_function(BenchmarkId::new("argmax", &shape), |b| {
             b.iter(|| sm.run_argmax_rows(x.get(), cols, &mut indices).unwrap())
         });
+        g.bench_function(BenchmarkId::new("entropy", &shape), |b| {
+            b.iter(|| sm.run_entropy_rows(x.get(), cols, &mut per_row).unwrap())
+        });
+        // Forward and gradient together (issue target: ≤ 1.25× softmax).
+        let targets: Vec<usize> = (0..rows).map(|r| (r * 7919 + 13) % cols).collect();
+        g.bench_function(BenchmarkId::new("cross_entropy", &shape), |b| {
+            b.iter(|| {
+                let options = CrossEntropyOptions {
+                    grad: Some(y.get_mut()),
+                    ..Default::default()
+                };
+                sm.run_cross_entropy(x.get(), cols, &targets, options)
+                    .unwrap()
+            })
+        });
+        // The backward passes, with the logits standing in for the gradient.
+        let mut p = Aligned::new(rows * cols);
+        sm.run_rows(x.get(), p.get_mut(), cols).unwrap();
+        g.bench_function(BenchmarkId::new("softmax_backward", &shape), |b| {
+            b.iter(|| {
+                sm.run_backward_rows(p.get(), x.get(), y.get_mut(), cols)
+                    .unwrap()
+            })
+        });
+        sm.run_log_rows(x.get(), p.get_mut(), cols).unwrap();
+        g.bench_function(BenchmarkId::new("log_softmax_backward", &shape), |b| {
+            b.iter(|| {
+                sm.run_log_backward_rows(p.get(), x.get(), y.get_mut(), cols)
+                    .unwrap()
+            })
+        });
+    }
+    g.finish();
+}
+
+/// Temperature, scale and masks on attention-like rows, next to the plain
+/// softmax of the same rows: what the settings cost inside the kernel.
+fn settings(c: &mut Criterion, shapes: &[(usize, usize)]) {
+    let mut g = c.benchmark_group("settings");
+    for &(rows, cols) in shapes {
+        let x = logits(rows * cols);
+        let mut y = Aligned::new(rows * cols);
+        let keep: Vec<bool> = (0..cols).map(|i| i % 7 != 3).collect();
+        let bias: Vec<f32> = (0..cols).map(|i| -((i % 5) as f32)).collect();
+        let shape = format!("{rows}x{cols}");
+        g.throughput(Throughput::Elements((rows * cols) as u64));
+        let plain = Softmax::new();
+        let configs = [
+            ("plain", plain),
+            ("scale", plain.scale(0.125)),
+            ("temperature", plain.temperature(0.8)),
+            ("causal", plain.causal(0)),
+            ("keep_mask", plain.keep_mask(&keep)),
+            ("additive_mask", plain.additive_mask(&bias)),
+        ];
+        for (name, sm) in configs {
+            g.bench_function(BenchmarkId::new(name, &shape), |b| {
+                b.iter(|| sm.run_rows(x.get(), y.get_mut(), cols).unwrap())
+            });
+        }
     }
     g.finish();
 }
@@ -91,6 +151,7 @@ fn benches(c: &mut Criterion) {
     group(c, "batch", &[(64, 50257), (32, 128256), (16, 256000)]);
     group(c, "attention", &[(4096, 1024), (16384, 128)]);
     family(c, &[(1, 128256), (32, 128256)]);
+    settings(c, &[(1, 128256), (4096, 1024)]);
 }
 
 criterion_group! {

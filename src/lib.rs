@@ -2,9 +2,16 @@
 //!
 //! Row-wise softmax over f32 logits, in place or out of place, one row or a
 //! batch of rows, for vocabularies of 50k–256k entries and for short
-//! attention rows. Our own polynomial `exp`, three algorithms chosen by row
-//! length, AVX2+FMA detected at run time (a plain `cargo build --release`
-//! is fast), rows across the caller's rayon pool.
+//! attention rows. Our own polynomial `exp`, three algorithms chosen by
+//! data size, AVX-512 and AVX2+FMA detected at run time (a plain
+//! `cargo build --release` is fast), rows across the caller's rayon pool.
+//!
+//! Around it, the family, each fused to read the data as few times as it
+//! can: [`log_softmax`], [`logsumexp`], [`argmax`], [`entropy`],
+//! [`cross_entropy`] with its gradient, [`softmax_backward`] and
+//! [`log_softmax_backward`], and temperature, scale, keep and additive masks
+//! and the causal mask on the [`Softmax`] builder (applied inside the
+//! kernels: no extra pass, no copy).
 //!
 //! ```
 //! let logits = [1.0f32, 2.0, 3.0, f32::NEG_INFINITY];
@@ -24,8 +31,10 @@
 //!
 //! Every statement here is checked by the test named next to it, on every
 //! backend and algorithm (CI runs the suite once per backend), and by the
-//! fuzz targets `softmax_diff`, `log_softmax_diff`, `argmax_diff` and `exp_diff`, whose bodies
-//! (`tests/check/mod.rs`) also run on stable in `tests/fuzz_cases.rs`.
+//! fuzz targets `softmax_diff`, `log_softmax_diff`, `argmax_diff`,
+//! `settings_diff`, `cross_entropy_diff`, `backward_diff`, `entropy_diff`
+//! and `exp_diff`, whose bodies (`tests/check/mod.rs`) also run on stable
+//! in `tests/fuzz_cases.rs`.
 //!
 //! **Special values** (`tests/semantics.rs`):
 //!
@@ -67,6 +76,46 @@
 //! equal, +inf is largest, all −inf gives 0), `None` for an empty row or
 //! any NaN.
 //!
+//! **Temperature, scale and masks** ([`Softmax::temperature`],
+//! [`Softmax::scale`], [`Softmax::keep_mask`], [`Softmax::additive_mask`],
+//! [`Softmax::causal`]; `tests/logit_settings.rs`, against
+//! [`reference::softmax_row_with`]): the logit of entry `i` is
+//! `x_i·s/t (+ a_i)`. Without an additive mask the exponent is computed as
+//! `(x − max)·(s/t)` with the product kept exact into the exp, so the core
+//! bound holds with `|x − max|` replaced by `|x − max|·s/t`; with one, the
+//! logit `w` is rounded to f32 once, and the bound adds
+//! `2·|x·s/t| + |w| + |max w|` to that term ([`reference::Expected`]; the
+//! log-softmax bound adds 2^-24 times it). Entries the keep mask or the
+//! causal mask drop are exactly 0 (−inf for log-softmax), whatever they hold
+//! and even when NaN elsewhere makes the row NaN; a row with nothing kept is
+//! all zeros (all −inf). The additive mask is arithmetic: −inf drops an
+//! entry, NaN or `+inf + −inf` makes the row NaN. Temperature 0 and +inf
+//! are the limits (see [`Softmax::temperature`]). A negative or NaN
+//! temperature, a scale that is not finite and positive, or a mask of the
+//! wrong length is an [`Error`] before anything is written.
+//!
+//! **Backward passes** ([`softmax_backward`], [`log_softmax_backward`];
+//! `tests/backward.rs`): within 2^-20·G of [`reference::softmax_backward_f64`]
+//! / [`reference::log_softmax_backward_f64`], G the row's largest magnitude
+//! among `grad_out` and the exact `grad_in` ([`reference::backward_tolerance`]),
+//! including gradients that cancel or whose sum is beyond f32 (outputs are
+//! ±inf only where the exact value is); NaN propagates.
+//!
+//! **Cross-entropy** ([`cross_entropy`]; `tests/cross_entropy.rs`): each
+//! row's loss within 2^-22·L + 2^-21 of [`reference::cross_entropy_f64`]
+//! (the loss is a sum of non-negative parts, so small losses keep their
+//! relative accuracy), the reduction in f64; the gradient within the
+//! softmax bound plus 2^-22·(p + q), times the reduction's weight, of
+//! [`reference::cross_entropy_grad_f64`]. A target whose logit is −inf costs
+//! +inf, NaN in a row gives NaN, +inf logits follow the softmax rule;
+//! ignored rows count nowhere and get zero gradient; a mean over no rows
+//! is NaN.
+//!
+//! **Entropy** ([`entropy`]; `tests/entropy.rs`): within
+//! 2^-24·(16·H + Σ p·(x − max)²) + 2^-21 of [`reference::entropy_f64`]
+//! ([`reference::entropy_tolerance`]); NaN → NaN, k entries of +inf → ln k,
+//! only −inf or empty → 0.
+//!
 //! **exp** (`exp::exp_slice`, the polynomial all kernels use): within 2 ULP
 //! of the correctly rounded result for every f32 in
 //! `[exp::CUTOFF, exp::DOMAIN_MAX] ≈ [−87.3365, 88.3762]` (checked
@@ -98,13 +147,14 @@
 //!
 //! # Algorithms
 //!
-//! See [`Algorithm`]; [`Algorithm::Auto`] chooses by row length.
+//! See [`Algorithm`]; [`Algorithm::Auto`] chooses by data size.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
-#[allow(unsafe_code)] // the AVX2 lanes: the only unsafe code, each block with a SAFETY note
+#[allow(unsafe_code)]
+// the AVX2 and AVX-512 lanes: the only unsafe code, each block with a SAFETY note
 mod arch;
 mod cross_entropy;
 mod dispatch;
@@ -259,11 +309,15 @@ impl<'m> Softmax<'m> {
         self
     }
 
-    /// Divide the logits by `t`: `t > 0` (finite). `t = 0` is the limit
-    /// t → 0: all the mass on the largest logits, split equally among ties;
-    /// `t = +inf` is the limit t → ∞: uniform over the entries that are not
-    /// −inf. A negative or NaN `t` makes every call an
-    /// [`Error::InvalidParameter`].
+    /// Divide the logits by `t > 0`. `t = 0` is the limit t → 0: all the
+    /// mass on the largest logits, split equally among ties; `t = +inf` is
+    /// the limit t → ∞: uniform over the entries that are not −inf. Under
+    /// masks, the limits take only the entries the masks keep (and whose
+    /// additive mask is not −inf), and an additive mask splits the mass
+    /// among them as its own softmax, as the limit does. A negative or NaN
+    /// `t` makes every call an [`Error::InvalidParameter`]. A scale so
+    /// large, or a temperature so small, that `s/t` exceeds f32 is the
+    /// t → 0 limit.
     pub fn temperature(mut self, t: f32) -> Self {
         self.temperature = Some(t);
         self
