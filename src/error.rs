@@ -83,6 +83,14 @@ pub enum Error {
         /// The operation called.
         operation: &'static str,
     },
+    /// A row no token can be drawn from: it holds NaN, is empty, or has
+    /// nothing above −inf.
+    CannotSample {
+        /// The row (0 for a single row).
+        row: usize,
+        /// Why.
+        reason: &'static str,
+    },
     /// The requested backend needs instructions this CPU lacks.
     BackendUnavailable(Backend),
     /// `SIMD_SOFTMAX_BACKEND` holds a name that is no backend.
@@ -143,6 +151,9 @@ impl fmt::Display for Error {
             ),
             Error::NotApplicable { setting, operation } => {
                 write!(f, "{setting} does not apply to {operation}")
+            }
+            Error::CannotSample { row, reason } => {
+                write!(f, "row {row} cannot be sampled: {reason}")
             }
             Error::BackendUnavailable(b) => write!(
                 f,

@@ -59,6 +59,8 @@ pub(crate) trait Lanes: Copy + Send + Sync + 'static {
     fn or_nan(self, flags: Self::V, x: Self::V) -> Self::V;
     /// Whether any lane of `flags` has a bit set.
     fn any_flag(self, flags: Self::V) -> bool;
+    /// Whether `a > b` in any lane (NaN compares false).
+    fn any_greater(self, a: Self::V, b: Self::V) -> bool;
     /// `(hi, lo)` with `hi = a·b` rounded and `hi + lo = a·b` exactly
     /// (while nothing overflows or underflows). Dekker's product through
     /// Veltkamp splitting; backends with FMA override it with `fma(a, b, −hi)`.
@@ -183,6 +185,10 @@ impl Lanes for Scalar {
         flags.to_bits() != 0
     }
     #[inline(always)]
+    fn any_greater(self, a: f32, b: f32) -> bool {
+        a > b
+    }
+    #[inline(always)]
     fn keep_where(self, keep: &[bool], x: f32) -> f32 {
         if keep[0] { x } else { f32::NEG_INFINITY }
     }
@@ -283,6 +289,10 @@ impl Lanes for Portable {
         bits.iter().any(|&b| b != 0)
     }
     #[inline(always)]
+    fn any_greater(self, a: f32x8, b: f32x8) -> bool {
+        a.simd_gt(b).any()
+    }
+    #[inline(always)]
     fn keep_where(self, keep: &[bool], x: f32x8) -> f32x8 {
         let keep: [bool; 8] = keep[..8].try_into().unwrap();
         let lanes = keep.map(|k| if k { -1i32 } else { 0 });
@@ -363,6 +373,29 @@ mod tests {
         }
     }
 
+    /// `any_greater` in each lane alone, with NaN on either side.
+    fn check_any_greater<S: Lanes>(s: S) {
+        let l = S::LANES;
+        for k in 0..l {
+            for (a, b, want) in [
+                (2.0, 1.0, true),
+                (1.0, 1.0, false),
+                (f32::NAN, 1.0, false),
+                (1.0, f32::NAN, false),
+            ] {
+                let mut x = vec![0.0f32; l];
+                let mut y = vec![5.0f32; l];
+                x[k] = a;
+                y[k] = b;
+                assert_eq!(
+                    s.any_greater(s.load(&x), s.load(&y)),
+                    want,
+                    "lane {k}: {a} > {b}"
+                );
+            }
+        }
+    }
+
     /// `keep_where` and its partial form against a plain select.
     fn check_keep<S: Lanes>(s: S) {
         let l = S::LANES;
@@ -402,6 +435,8 @@ mod tests {
     fn lanes_match_plain_f32() {
         check_two_prod(Scalar);
         check_two_prod(Portable);
+        check_any_greater(Scalar);
+        check_any_greater(Portable);
         check_keep(Scalar);
         check_keep(Portable);
         check(Scalar);
@@ -412,6 +447,7 @@ mod tests {
                 check(avx2);
                 check_keep(avx2);
                 check_two_prod(avx2);
+                check_any_greater(avx2);
             }
             None => eprintln!("SKIPPED avx2 lanes: not available on this CPU"),
         }
@@ -421,6 +457,7 @@ mod tests {
                 check(avx512);
                 check_keep(avx512);
                 check_two_prod(avx512);
+                check_any_greater(avx512);
             }
             None => eprintln!("SKIPPED avx512 lanes: not available on this CPU"),
         }

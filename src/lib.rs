@@ -165,6 +165,7 @@ mod kernels;
 mod lanes;
 pub mod reference;
 mod rows;
+mod sample;
 
 /// The README's example runs as a doctest.
 #[cfg(doctest)]
@@ -174,6 +175,7 @@ struct ReadmeDoctests;
 pub use cross_entropy::{CrossEntropy, CrossEntropyOptions, Reduction, cross_entropy};
 pub use dispatch::{BACKEND_ENV, Backend, backend, try_backend};
 pub use error::Error;
+pub use sample::{Sampler, SamplerBuilder, top_k_log_probs, top_k_probs};
 
 use kernels::Io;
 use rows::{RowLogits, RowOp};

@@ -452,3 +452,72 @@ pub fn entropy_tolerance(row: &[f32]) -> f64 {
     };
     2f64.powi(-24) * (16.0 * entropy_f64(row).abs() + moment) + 2f64.powi(-21)
 }
+
+/// The sampler's settings, for [`sample_distribution`].
+#[derive(Clone, Copy, Debug)]
+pub struct SamplingSettings {
+    /// 0 is greedy.
+    pub temperature: f32,
+    /// Keep the k most probable.
+    pub top_k: Option<usize>,
+    /// Keep the smallest most-probable prefix reaching this mass.
+    pub top_p: Option<f32>,
+    /// Keep tokens with at least this share of the largest probability.
+    pub min_p: Option<f32>,
+}
+
+/// The distribution [`crate::Sampler`] draws from, the slow and obvious
+/// way: the full softmax of `x/t` in f64, the whole row sorted by
+/// probability (ties: lower index first), then top-k, top-p and min-p,
+/// each on the distribution renormalised over what the previous kept, and
+/// a final renormalisation. Tokens of probability 0 are never kept.
+/// `None` when nothing can be sampled (NaN, empty, nothing above −inf).
+pub fn sample_distribution(x: &[f32], settings: &SamplingSettings) -> Option<Vec<(usize, f64)>> {
+    if x.is_empty() || x.iter().any(|v| v.is_nan()) {
+        return None;
+    }
+    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    if max == f32::NEG_INFINITY {
+        return None;
+    }
+    if settings.temperature == 0.0 {
+        return argmax(x).map(|i| vec![(i, 1.0)]);
+    }
+    let t = f64::from(settings.temperature);
+    let mut kept: Vec<(usize, f64)> = x
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            let w = if max == f32::INFINITY {
+                if v == f32::INFINITY { 1.0 } else { 0.0 }
+            } else {
+                ((f64::from(v) - f64::from(max)) / t).exp()
+            };
+            (i, w)
+        })
+        .collect();
+    kept.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    if let Some(k) = settings.top_k {
+        kept.truncate(k);
+    }
+    kept.retain(|&(_, w)| w > 0.0);
+    if let Some(p) = settings.top_p {
+        let total: f64 = kept.iter().map(|k| k.1).sum();
+        let mut cum = 0.0;
+        let mut end = kept.len();
+        for (j, &(_, w)) in kept.iter().enumerate() {
+            cum += w / total;
+            if cum >= f64::from(p) {
+                end = j + 1;
+                break;
+            }
+        }
+        kept.truncate(end);
+    }
+    if let Some(p) = settings.min_p {
+        let top = kept[0].1;
+        kept.retain(|&(_, w)| w >= f64::from(p) * top);
+    }
+    let total: f64 = kept.iter().map(|k| k.1).sum();
+    Some(kept.into_iter().map(|(i, w)| (i, w / total)).collect())
+}

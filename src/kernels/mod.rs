@@ -14,6 +14,7 @@ pub(crate) mod exec;
 pub(crate) mod log_softmax;
 pub(crate) mod logits;
 pub(crate) mod online;
+pub(crate) mod select;
 pub(crate) mod three_pass;
 
 use core::ops::Range;

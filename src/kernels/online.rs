@@ -49,6 +49,29 @@ impl ChunkJob for MaxSum {
 /// The body of [`MaxSum`] over the logits of `x` under `t`.
 #[inline(always)]
 pub(crate) fn max_sum<S: Lanes, T: Logits>(s: S, x: &[f32], t: T) -> Partial {
+    max_sum_visiting(s, x, t, &mut ())
+}
+
+/// Something to do with each block while it is in L1 (the top-k scan of
+/// `top_k_probs`). A trait, not a closure: see `Map`.
+pub(crate) trait BlockVisitor {
+    /// `block` starts at element `start` of the slice.
+    fn visit<S: Lanes>(&mut self, s: S, block: &[f32], start: usize);
+}
+
+impl BlockVisitor for () {
+    #[inline(always)]
+    fn visit<S: Lanes>(&mut self, _: S, _: &[f32], _: usize) {}
+}
+
+/// [`max_sum`], handing each block to `visitor` after its max and sum.
+#[inline(always)]
+pub(crate) fn max_sum_visiting<S: Lanes, T: Logits>(
+    s: S,
+    x: &[f32],
+    t: T,
+    visitor: &mut impl BlockVisitor,
+) -> Partial {
     let c = t.factor();
     let mut m = f32::NEG_INFINITY;
     let mut sum = 0.0f64;
@@ -63,6 +86,7 @@ pub(crate) fn max_sum<S: Lanes, T: Logits>(s: S, x: &[f32], t: T) -> Partial {
         // Until a value above −inf shows up, exp(x − 0) keeps −inf at 0 and NaN as NaN.
         let reference = if m == f32::NEG_INFINITY { 0.0 } else { m };
         sum += sum_of(s, block, t, ExpMinus::new(s, reference, t));
+        visitor.visit(s, block, b * step);
     }
     Partial { max: m, sum }
 }

@@ -1,0 +1,147 @@
+//! Top-k selection in one read: a threshold (the k-th largest value so
+//! far) and a small buffer of candidates above it. Each vector costs one
+//! compare against the threshold; only vectors holding a value above it
+//! are looked at lane by lane, and when the buffer fills it is cut back to
+//! the best k (a linear-time selection), raising the threshold. On random
+//! logits the candidates thin out fast (about k·ln(n/k) in all), and the
+//! vocabulary is never sorted.
+//!
+//! Order: larger value first, then lower index (the crate's tie rule);
+//! −0 and +0 are equal. NaN is never a candidate, only flagged.
+
+use core::cmp::Ordering;
+
+use super::online::{BlockVisitor, max_sum_visiting};
+use super::{CHUNK, Partial, Plain};
+use crate::lanes::Lanes;
+
+/// The k largest values seen so far (and some candidates not yet cut).
+pub(crate) struct TopK {
+    k: usize,
+    /// (value, index); never NaN.
+    items: Vec<(f32, u32)>,
+    /// Once `k` items are held: the smallest of the best k. A later value
+    /// equal to it ranks after it (higher index), so only `> threshold`
+    /// can enter.
+    threshold: Option<f32>,
+}
+
+/// Larger value first, then lower index.
+pub(crate) fn rank(a: &(f32, u32), b: &(f32, u32)) -> Ordering {
+    b.0.partial_cmp(&a.0)
+        .unwrap_or(Ordering::Equal)
+        .then(a.1.cmp(&b.1))
+}
+
+impl TopK {
+    pub(crate) fn new(k: usize) -> Self {
+        TopK {
+            k,
+            items: Vec::with_capacity(4 * k + 64),
+            threshold: None,
+        }
+    }
+
+    fn push(&mut self, v: f32, i: usize) {
+        self.items.push((v, i as u32));
+        // Cut when the first k are in (to get a threshold), then whenever
+        // the buffer is full.
+        let first = self.threshold.is_none() && self.items.len() == self.k;
+        if first || self.items.len() >= 4 * self.k + 64 {
+            self.cut();
+        }
+    }
+
+    /// Keeps the best k and raises the threshold to the k-th.
+    fn cut(&mut self) {
+        let k = self.k;
+        if self.items.len() > k {
+            self.items.select_nth_unstable_by(k - 1, rank);
+            self.items.truncate(k);
+        }
+        let kth = self.items.iter().copied().max_by(rank).map(|(v, _)| v);
+        self.threshold = kth;
+    }
+
+    /// The best k (fewer if fewer values were seen), best first.
+    pub(crate) fn into_sorted(mut self) -> Vec<(f32, u32)> {
+        self.items.sort_unstable_by(rank);
+        self.items.truncate(self.k);
+        self.items
+    }
+}
+
+/// Adds the values of `x` (element `j` has index `base + j`) to `top`.
+/// Returns whether `x` holds a NaN.
+#[inline(always)]
+pub(crate) fn scan<S: Lanes>(s: S, x: &[f32], base: usize, top: &mut TopK) -> bool {
+    let l = S::LANES;
+    let mut i = 0;
+    let mut nan = false;
+    // Until k values are held, everything (but NaN) is a candidate.
+    while top.threshold.is_none() && i < x.len() {
+        if x[i].is_nan() {
+            nan = true;
+        } else {
+            top.push(x[i], base + i);
+        }
+        i += 1;
+    }
+    let mut flags = s.splat(0.0);
+    let mut bar = s.splat(top.threshold.unwrap_or(f32::INFINITY));
+    while i + l <= x.len() {
+        let v = s.load(&x[i..]);
+        flags = s.or_nan(flags, v);
+        if s.any_greater(v, bar) {
+            let t = top.threshold.unwrap_or(f32::INFINITY);
+            for (j, &value) in x[i..i + l].iter().enumerate() {
+                if value > t {
+                    top.push(value, base + i + j);
+                }
+            }
+            bar = s.splat(top.threshold.unwrap_or(f32::INFINITY));
+        }
+        i += l;
+    }
+    for (j, &value) in x[i..].iter().enumerate() {
+        if value.is_nan() {
+            nan = true;
+        } else if top.threshold.is_none_or(|t| value > t) {
+            top.push(value, base + i + j);
+        }
+    }
+    nan || s.any_flag(flags)
+}
+
+/// One read of `x`: its top k, its `(max, Σ exp(x − max))` and whether it
+/// holds NaN, each block scanned for candidates while it is in L1. The sum
+/// is `logsumexp`'s (same chunks, blocks and order).
+#[inline(always)]
+pub(crate) fn top_k_and_sum<S: Lanes>(
+    s: S,
+    x: &[f32],
+    k: usize,
+) -> (Vec<(f32, u32)>, Partial, bool) {
+    struct Scan {
+        top: TopK,
+        base: usize,
+        nan: bool,
+    }
+    impl BlockVisitor for Scan {
+        #[inline(always)]
+        fn visit<S: Lanes>(&mut self, s: S, block: &[f32], start: usize) {
+            self.nan |= scan(s, block, self.base + start, &mut self.top);
+        }
+    }
+    let mut visitor = Scan {
+        top: TopK::new(k),
+        base: 0,
+        nan: false,
+    };
+    let mut total = Partial::EMPTY;
+    for (c, chunk) in x.chunks(CHUNK).enumerate() {
+        visitor.base = c * CHUNK;
+        total = total.merge(max_sum_visiting(s, chunk, Plain, &mut visitor), 1.0);
+    }
+    (visitor.top.into_sorted(), total, visitor.nan)
+}

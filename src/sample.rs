@@ -1,0 +1,702 @@
+//! Token sampling: temperature, top-k, top-p and min-p over a row of
+//! logits, at about the cost of one read of the row.
+//!
+//! Filters apply in this order, each to the distribution the previous ones
+//! left (renormalised over the tokens still kept): temperature, top-k,
+//! top-p, min-p; the draw is from the final distribution renormalised.
+//!
+//! - With top-k (k smaller than the row) only the k largest logits matter:
+//!   one compare-only read finds them (`kernels::select`), and everything
+//!   after works on k values in f64. No exp over the row at all.
+//! - Without top-k and top-p, one read computes each block's (max, sum);
+//!   the draw picks a block by its share and then a token inside it,
+//!   recomputing that block's exps the same way.
+//! - top-p without top-k needs the order of the whole distribution: the
+//!   weights are computed once and the kept prefix found by selections of
+//!   growing size, not a full sort.
+
+use rand::rngs::StdRng;
+use rand::{Rng, RngExt, SeedableRng};
+use rayon::prelude::*;
+
+use crate::dispatch::{self, Backend, Job};
+use crate::kernels::select::{TopK, rank, scan, top_k_and_sum};
+use crate::kernels::{ExpMinus, Factor, Io, Partial, Plain, Scaled, max, sum_of};
+use crate::lanes::Lanes;
+use crate::{Error, try_backend};
+
+/// Elements per block of the temperature-only draw.
+const BLOCK: usize = 2048;
+
+/// Builds a [`Sampler`]; [`SamplerBuilder::build`] checks the settings.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SamplerBuilder {
+    temperature: Option<f32>,
+    top_k: Option<usize>,
+    top_p: Option<f32>,
+    min_p: Option<f32>,
+    backend: Option<Backend>,
+}
+
+/// A checked sampling configuration. See the module docs of
+/// [`Sampler::builder`] for the order of the filters.
+///
+/// ```
+/// use rand::SeedableRng;
+/// use simd_softmax::Sampler;
+/// let sampler = Sampler::builder().temperature(0.8).top_k(2).build()?;
+/// let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+/// let token = sampler.sample(&[0.0, 5.0, 4.9, -3.0], &mut rng)?;
+/// assert!(token == 1 || token == 2);
+/// assert_eq!(Sampler::builder().temperature(0.0).build()?.sample(&[1.0, 3.0, 3.0], &mut rng)?, 1);
+/// # Ok::<(), simd_softmax::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct Sampler {
+    temperature: f32,
+    top_k: Option<usize>,
+    top_p: Option<f32>,
+    min_p: Option<f32>,
+    backend: Option<Backend>,
+}
+
+impl SamplerBuilder {
+    /// Divide the logits by `t` (finite, `t ≥ 0`; default 1). `t = 0` is
+    /// greedy: the lowest index of the largest logit, whatever the filters.
+    pub fn temperature(mut self, t: f32) -> Self {
+        self.temperature = Some(t);
+        self
+    }
+
+    /// Keep the `k` most probable tokens (`k ≥ 1`; ties: lower index first;
+    /// `k` at least the row length keeps all).
+    pub fn top_k(mut self, k: usize) -> Self {
+        self.top_k = Some(k);
+        self
+    }
+
+    /// Keep the smallest prefix of the tokens sorted by probability (ties:
+    /// lower index first) whose cumulative probability reaches `p`
+    /// (`0 < p ≤ 1`).
+    pub fn top_p(mut self, p: f32) -> Self {
+        self.top_p = Some(p);
+        self
+    }
+
+    /// Keep the tokens whose probability is at least `p` times the largest
+    /// (`0 ≤ p < 1`), decided in logit space: `x ≥ max + t·ln p` in f64.
+    pub fn min_p(mut self, p: f32) -> Self {
+        self.min_p = Some(p);
+        self
+    }
+
+    /// Run on `backend` instead of the active one.
+    pub fn backend(mut self, backend: Backend) -> Self {
+        self.backend = Some(backend);
+        self
+    }
+
+    /// The sampler, or [`Error::InvalidParameter`] naming the first setting
+    /// outside its domain.
+    pub fn build(self) -> Result<Sampler, Error> {
+        let bad = |name, value: f64, expected| {
+            Err(Error::InvalidParameter {
+                name,
+                value,
+                expected,
+            })
+        };
+        let t = self.temperature.unwrap_or(1.0);
+        if !(t.is_finite() && t >= 0.0) {
+            return bad("temperature", f64::from(t), "finite and ≥ 0");
+        }
+        if self.top_k == Some(0) {
+            return bad("top_k", 0.0, "≥ 1");
+        }
+        if let Some(p) = self.top_p
+            && !(p > 0.0 && p <= 1.0)
+        {
+            return bad("top_p", f64::from(p), "in (0, 1]");
+        }
+        if let Some(p) = self.min_p
+            && !(0.0..1.0).contains(&p)
+        {
+            return bad("min_p", f64::from(p), "in [0, 1)");
+        }
+        if let Some(b) = self.backend {
+            b.check()?;
+        }
+        Ok(Sampler {
+            temperature: t,
+            top_k: self.top_k,
+            top_p: self.top_p,
+            min_p: self.min_p,
+            backend: self.backend,
+        })
+    }
+}
+
+impl Sampler {
+    /// A builder: temperature 1, no filters, the active backend.
+    pub fn builder() -> SamplerBuilder {
+        SamplerBuilder::default()
+    }
+
+    fn backend(&self) -> Result<Backend, Error> {
+        match self.backend {
+            Some(b) => Ok(b),
+            None => try_backend(),
+        }
+    }
+
+    /// One token drawn from `logits` after the filters. A row that is
+    /// empty, holds a NaN, or has nothing above −inf is an
+    /// [`Error::CannotSample`]; +inf logits share the mass equally.
+    pub fn sample(&self, logits: &[f32], rng: &mut impl Rng) -> Result<usize, Error> {
+        let backend = self.backend()?;
+        let u: f64 = rng.random();
+        sample_row(backend, self, logits, u)
+            .map_err(|reason| Error::CannotSample { row: 0, reason })
+    }
+
+    /// One token per row of `row_len` logits into `out`, rows in parallel.
+    /// Row `r` draws from a generator seeded by `(seed, r)`, so the tokens
+    /// do not depend on the thread count. Errors (nothing written): bad
+    /// shapes, `out` not one per row, or any row that cannot be sampled
+    /// (the first such row is named).
+    pub fn sample_rows(
+        &self,
+        logits: &[f32],
+        row_len: usize,
+        seed: u64,
+        out: &mut [usize],
+    ) -> Result<(), Error> {
+        crate::check_rows(logits.len(), row_len)?;
+        let rows = logits.len().checked_div(row_len).unwrap_or(0);
+        if out.len() != rows {
+            return Err(Error::RowOutputs {
+                rows,
+                output: out.len(),
+            });
+        }
+        let backend = self.backend()?;
+        let results: Vec<Result<usize, &'static str>> = logits
+            .par_chunks(row_len.max(1))
+            .enumerate()
+            .map(|(r, row)| {
+                let u: f64 = row_generator(seed, r).random();
+                sample_row(backend, self, row, u)
+            })
+            .collect();
+        if let Some((row, Err(reason))) = results.iter().enumerate().find(|(_, r)| r.is_err()) {
+            return Err(Error::CannotSample { row, reason });
+        }
+        for (o, r) in out.iter_mut().zip(results) {
+            *o = r.unwrap_or(0);
+        }
+        Ok(())
+    }
+
+    /// The distribution a draw comes from: the kept tokens, most probable
+    /// first (ties: lower index first), with their probabilities after the
+    /// filters and the renormalisation. The same kernels as [`sample`]
+    /// (Self::sample) find the set; for the unfiltered path this lists (and
+    /// sorts) the whole row.
+    pub fn distribution(&self, logits: &[f32]) -> Result<Vec<(usize, f32)>, Error> {
+        let backend = self.backend()?;
+        let kept = kept_tokens(backend, self, logits)
+            .map_err(|reason| Error::CannotSample { row: 0, reason })?;
+        let total: f64 = kept.iter().map(|&(_, w)| w).sum();
+        Ok(kept
+            .into_iter()
+            .map(|(i, w)| (i as usize, (w / total) as f32))
+            .collect())
+    }
+}
+
+/// Row `r`'s generator for `sample_rows`.
+fn row_generator(seed: u64, r: usize) -> StdRng {
+    // splitmix64 of (seed, r): distinct, well-mixed seeds per row.
+    let mut z = seed ^ (r as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    StdRng::seed_from_u64(z ^ (z >> 31))
+}
+
+const NAN_ROW: &str = "the row holds NaN";
+const EMPTY_ROW: &str = "no logit is above −inf";
+
+/// The token for uniform `u ∈ [0, 1)`.
+fn sample_row(backend: Backend, sp: &Sampler, x: &[f32], u: f64) -> Result<usize, &'static str> {
+    if x.is_empty() {
+        return Err(EMPTY_ROW);
+    }
+    if sp.temperature == 0.0 {
+        return greedy(backend, x);
+    }
+    let unfiltered = sp.top_p.is_none() && sp.top_k.is_none_or(|k| k >= x.len());
+    if unfiltered {
+        return dispatch::run(
+            backend,
+            BlockDraw {
+                x,
+                c: 1.0 / f64::from(sp.temperature),
+                min_p: sp.min_p,
+                u,
+            },
+        );
+    }
+    let kept = kept_tokens(backend, sp, x)?;
+    Ok(draw(&kept, u))
+}
+
+fn greedy(backend: Backend, x: &[f32]) -> Result<usize, &'static str> {
+    let mut out = [None];
+    crate::rows::reduce_rows(backend, crate::rows::ArgMax, x, x.len(), &mut out);
+    match out[0] {
+        None => Err(NAN_ROW),
+        Some(i) if x[i] == f32::NEG_INFINITY => Err(EMPTY_ROW),
+        Some(i) => Ok(i),
+    }
+}
+
+/// The kept tokens with their (unnormalised) weights, best first.
+fn kept_tokens(backend: Backend, sp: &Sampler, x: &[f32]) -> Result<Vec<(u32, f64)>, &'static str> {
+    if x.is_empty() {
+        return Err(EMPTY_ROW);
+    }
+    if sp.temperature == 0.0 {
+        return greedy(backend, x).map(|i| vec![(i as u32, 1.0)]);
+    }
+    let c = 1.0 / f64::from(sp.temperature);
+    let candidates = match sp.top_k {
+        Some(k) if k < x.len() => {
+            let (top, nan) = dispatch::run(backend, TopKJob { x, k });
+            if nan {
+                return Err(NAN_ROW);
+            }
+            let w = weigh(&top, c)?;
+            let total = w.iter().map(|&(_, w)| w).sum();
+            (w, total)
+        }
+        _ => dispatch::run(
+            backend,
+            AllWeights {
+                x,
+                c,
+                top_p: sp.top_p,
+            },
+        )?,
+    };
+    Ok(filter(candidates.0, candidates.1, sp.top_p, sp.min_p))
+}
+
+/// Weights `exp((x − max)·c)` in f64 of candidates sorted best first; +inf
+/// logits share the mass (weight 1 each, the rest 0).
+fn weigh(top: &[(f32, u32)], c: f64) -> Result<Vec<(u32, f64)>, &'static str> {
+    let max = top.first().map_or(f32::NEG_INFINITY, |t| t.0);
+    if max == f32::NEG_INFINITY {
+        return Err(EMPTY_ROW);
+    }
+    Ok(top
+        .iter()
+        .map(|&(v, i)| {
+            let w = if max == f32::INFINITY {
+                if v == f32::INFINITY { 1.0 } else { 0.0 }
+            } else {
+                ((f64::from(v) - f64::from(max)) * c).exp()
+            };
+            (i, w)
+        })
+        .collect())
+}
+
+/// top-p then min-p over candidates sorted best first (weights need not be
+/// normalised; `total` is the weight of the whole distribution, of which
+/// `kept` may be only the best part); tokens of weight 0 are dropped.
+fn filter(
+    mut kept: Vec<(u32, f64)>,
+    total: f64,
+    top_p: Option<f32>,
+    min_p: Option<f32>,
+) -> Vec<(u32, f64)> {
+    kept.retain(|&(_, w)| w > 0.0);
+    if let Some(p) = top_p {
+        let goal = f64::from(p) * total;
+        let mut cum = 0.0;
+        let mut end = kept.len();
+        for (j, &(_, w)) in kept.iter().enumerate() {
+            cum += w;
+            if cum >= goal {
+                end = j + 1;
+                break;
+            }
+        }
+        kept.truncate(end);
+    }
+    if let Some(p) = min_p
+        && let Some(&(_, top)) = kept.first()
+    {
+        let bar = f64::from(p) * top;
+        kept.retain(|&(_, w)| w >= bar);
+    }
+    kept
+}
+
+/// The token at cumulative weight `u·Σw` (never one of weight 0).
+fn draw(kept: &[(u32, f64)], u: f64) -> usize {
+    let total: f64 = kept.iter().map(|&(_, w)| w).sum();
+    let goal = u * total;
+    let mut cum = 0.0;
+    for &(i, w) in kept {
+        cum += w;
+        if cum > goal {
+            return i as usize;
+        }
+    }
+    // Rounding left `goal` at the very end: the last token of weight > 0.
+    kept.iter()
+        .rev()
+        .find(|&&(_, w)| w > 0.0)
+        .map_or(0, |&(i, _)| i as usize)
+}
+
+/// The top k of a row and whether it holds NaN.
+struct TopKJob<'a> {
+    x: &'a [f32],
+    k: usize,
+}
+
+impl Job for TopKJob<'_> {
+    type Output = (Vec<(f32, u32)>, bool);
+    #[inline(always)]
+    fn run<S: Lanes>(self, s: S) -> Self::Output {
+        let mut top = TopK::new(self.k);
+        let nan = scan(s, self.x, 0, &mut top);
+        (top.into_sorted(), nan)
+    }
+}
+
+/// The tokens' weights `exp((x − max)·c)`, best first, as many as top-p
+/// can need: the weights in one SIMD pass, then selections of growing size
+/// (64, 256, …) until the best ones reach `top_p` of the total, so the row
+/// is not sorted (without top-p, for [`Sampler::distribution`], all of it).
+/// Ordered by logit, not by the f32 weight, which can tie where the logits
+/// do not.
+struct AllWeights<'a> {
+    x: &'a [f32],
+    c: f64,
+    top_p: Option<f32>,
+}
+
+impl Job for AllWeights<'_> {
+    type Output = Result<(Vec<(u32, f64)>, f64), &'static str>;
+    #[inline(always)]
+    fn run<S: Lanes>(self, s: S) -> Self::Output {
+        let x = self.x;
+        let m = max(s, x, Plain);
+        if x.iter().any(|v| v.is_nan()) {
+            return Err(NAN_ROW);
+        }
+        if m == f32::NEG_INFINITY {
+            return Err(EMPTY_ROW);
+        }
+        if m == f32::INFINITY {
+            let inf: Vec<(f32, u32)> = x
+                .iter()
+                .enumerate()
+                .filter(|&(_, &v)| v == f32::INFINITY)
+                .map(|(i, &v)| (v, i as u32))
+                .collect();
+            let w = weigh(&inf, self.c)?;
+            let total = w.len() as f64;
+            return Ok((w, total));
+        }
+        let t = Scaled(Factor::new(self.c));
+        let mut w = vec![0.0f32; x.len()];
+        Io::new(Some(x), &mut w).map_store(s, ExpMinus::new(s, m, t));
+        let total: f64 = w.iter().map(|&v| f64::from(v)).sum();
+        let goal = self.top_p.map_or(f64::INFINITY, |p| f64::from(p) * total);
+        let mut order: Vec<(f32, u32)> = x
+            .iter()
+            .zip(&w)
+            .enumerate()
+            .filter(|&(_, (_, &w))| w > 0.0)
+            .map(|(i, (&v, _))| (v, i as u32))
+            .collect();
+        let mut want = 64;
+        loop {
+            if want < order.len() {
+                order.select_nth_unstable_by(want, rank);
+                order[..want].sort_unstable_by(rank);
+            } else {
+                order.sort_unstable_by(rank);
+            }
+            let best = want.min(order.len());
+            let mass: f64 = order[..best]
+                .iter()
+                .map(|&(_, i)| f64::from(w[i as usize]))
+                .sum();
+            if mass >= goal || best == order.len() {
+                order.truncate(best);
+                break;
+            }
+            want *= 4;
+        }
+        let best = order
+            .into_iter()
+            .map(|(_, i)| (i, f64::from(w[i as usize])))
+            .collect();
+        Ok((best, total))
+    }
+}
+
+/// The temperature (and min-p) draw without a candidate list: block
+/// (max, sum) partials in one read, then the token inside the block the
+/// draw lands in, from the same exps recomputed.
+struct BlockDraw<'a> {
+    x: &'a [f32],
+    c: f64,
+    min_p: Option<f32>,
+    u: f64,
+}
+
+impl Job for BlockDraw<'_> {
+    type Output = Result<usize, &'static str>;
+    #[inline(always)]
+    fn run<S: Lanes>(self, s: S) -> Self::Output {
+        let x = self.x;
+        let t = Scaled(Factor::new(self.c));
+        // min-p needs the row max before the sums; plain temperature finds
+        // it block by block.
+        let floor = match self.min_p {
+            Some(p) if p > 0.0 => {
+                let m = max(s, x, Plain);
+                if !m.is_finite() {
+                    return special(x, self.u);
+                }
+                Some(logit_floor(m, f64::from(p), self.c))
+            }
+            _ => None,
+        };
+        let parts: Vec<Partial> = x
+            .chunks(BLOCK)
+            .map(|block| block_part(s, block, t, floor))
+            .collect();
+        let m = parts
+            .iter()
+            .fold(f32::NEG_INFINITY, |m, p| if p.max > m { p.max } else { m });
+        if parts.iter().any(|p| p.sum.is_nan()) {
+            return Err(NAN_ROW);
+        }
+        if !m.is_finite() {
+            return special(x, self.u);
+        }
+        let shares: Vec<f64> = parts.iter().map(|p| p.sum_at(m, self.c)).collect();
+        let goal = self.u * shares.iter().sum::<f64>();
+        let mut cum = 0.0;
+        let mut last = None;
+        for (b, &share) in shares.iter().enumerate() {
+            if share > 0.0 {
+                last = Some(b);
+            }
+            if cum + share > goal && share > 0.0 {
+                return Ok(b * BLOCK
+                    + in_block(
+                        s,
+                        &x[b * BLOCK..],
+                        &parts[b],
+                        t,
+                        floor,
+                        goal - cum,
+                        self.c,
+                        m,
+                    ));
+            }
+            cum += share;
+        }
+        // Rounding: the last token of the last block with mass.
+        let b = last.ok_or(EMPTY_ROW)?;
+        Ok(b * BLOCK
+            + in_block(
+                s,
+                &x[b * BLOCK..],
+                &parts[b],
+                t,
+                floor,
+                f64::INFINITY,
+                self.c,
+                m,
+            ))
+    }
+}
+
+/// The smallest f32 `v` with `v ≥ m + ln(p)/c` (so that `x ≥ v` is exactly
+/// the f64 test on any f32 `x`).
+fn logit_floor(m: f32, p: f64, c: f64) -> f32 {
+    let bar = f64::from(m) + p.ln() / c;
+    let v = bar as f32;
+    if f64::from(v) < bar { v.next_up() } else { v }
+}
+
+/// `(max, Σ w)` of a block, `w = exp((x − max)·c)`, zero below `floor`.
+#[inline(always)]
+fn block_part<S: Lanes>(s: S, block: &[f32], t: Scaled, floor: Option<f32>) -> Partial {
+    let m = max(s, block, Plain);
+    if !m.is_finite() {
+        let nan = block.iter().any(|v| v.is_nan());
+        return Partial {
+            max: m,
+            sum: if nan { f64::NAN } else { 0.0 },
+        };
+    }
+    let sum = match floor {
+        None => sum_of(s, block, t, ExpMinus::new(s, m, t)),
+        Some(f) => sum_of(s, block, t, Floored(ExpMinus::new(s, m, t), f)),
+    };
+    Partial { max: m, sum }
+}
+
+/// `f(x)`, zero where `x` is below the floor.
+struct Floored<M>(M, f32);
+
+impl<S: Lanes, M: crate::kernels::Map<S>> crate::kernels::Map<S> for Floored<M> {
+    #[inline(always)]
+    fn apply(&self, s: S, x: S::V) -> S::V {
+        s.zero_where_below(x, self.1, self.0.apply(s, x))
+    }
+}
+
+/// The index inside `x[..BLOCK]` where the block's cumulative weight
+/// (rescaled to the row max) passes `goal`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn in_block<S: Lanes>(
+    s: S,
+    x: &[f32],
+    part: &Partial,
+    t: Scaled,
+    floor: Option<f32>,
+    goal: f64,
+    c: f64,
+    m: f32,
+) -> usize {
+    let x = &x[..x.len().min(BLOCK)];
+    let mut w = [0.0f32; BLOCK];
+    let w = &mut w[..x.len()];
+    let f = ExpMinus::new(s, part.max, t);
+    match floor {
+        None => Io::new(Some(x), w).map_store(s, f),
+        Some(fl) => Io::new(Some(x), w).map_store(s, Floored(f, fl)),
+    }
+    let r = ((f64::from(part.max) - f64::from(m)) * c).exp();
+    let mut cum = 0.0;
+    let mut last = 0;
+    for (j, &wj) in w.iter().enumerate() {
+        if wj > 0.0 {
+            cum += f64::from(wj) * r;
+            last = j;
+            if cum > goal {
+                return j;
+            }
+        }
+    }
+    last
+}
+
+/// Rows whose max is ±inf: the +inf entries share the mass equally (the
+/// draw picks the `⌊u·k⌋`-th of the k); nothing above −inf is an error.
+fn special(x: &[f32], u: f64) -> Result<usize, &'static str> {
+    if x.iter().any(|v| v.is_nan()) {
+        return Err(NAN_ROW);
+    }
+    let inf: Vec<usize> = (0..x.len()).filter(|&i| x[i] == f32::INFINITY).collect();
+    if inf.is_empty() {
+        return Err(EMPTY_ROW);
+    }
+    let pick = ((u * inf.len() as f64) as usize).min(inf.len() - 1);
+    Ok(inf[pick])
+}
+
+/// The `k` most probable tokens of `softmax(logits)` with their exact
+/// probabilities, most probable first (ties: lower index first), from one
+/// read that keeps the online (max, sum) and a top-k selection together:
+/// the probability vector is never written and the row never sorted.
+/// Fewer than `k` entries for a shorter row, none for `k = 0`. Special
+/// rows follow the softmax rules: NaN in the row makes every probability
+/// NaN (the entries are still the top k of the other values), k entries of
+/// +inf share the mass, a row of only −inf has probabilities 0.
+///
+/// ```
+/// let top = simd_softmax::top_k_probs(&[1.0, 3.0, 2.0, 3.0], 2);
+/// assert_eq!(top.iter().map(|t| t.0).collect::<Vec<_>>(), [1, 3]);
+/// assert!((top[0].1 - 0.4223188).abs() < 1e-6);
+/// ```
+///
+/// # Panics
+/// Only if `SIMD_SOFTMAX_BACKEND` forces a backend this CPU lacks.
+pub fn top_k_probs(logits: &[f32], k: usize) -> Vec<(usize, f32)> {
+    top_k_values(logits, k, false)
+}
+
+/// [`top_k_probs`] with log-probabilities `(x − max) − ln Σ exp(x − max)`.
+pub fn top_k_log_probs(logits: &[f32], k: usize) -> Vec<(usize, f32)> {
+    top_k_values(logits, k, true)
+}
+
+fn top_k_values(x: &[f32], k: usize, log: bool) -> Vec<(usize, f32)> {
+    if k == 0 || x.is_empty() {
+        return Vec::new();
+    }
+    let backend = crate::backend();
+    let (top, total, nan) = dispatch::run(backend, TopKSum { x, k });
+    let special = if nan {
+        Some(f64::NAN)
+    } else if !total.max.is_finite() {
+        None
+    } else {
+        Some(0.0)
+    };
+    let m = f64::from(total.max);
+    let log_sum = total.sum.ln();
+    let infinities = if total.max == f32::INFINITY {
+        x.iter().filter(|&&v| v == f32::INFINITY).count() as f64
+    } else {
+        0.0
+    };
+    top.into_iter()
+        .map(|(v, i)| {
+            let value = match special {
+                Some(nan) if nan.is_nan() => f64::NAN,
+                Some(_) => {
+                    let y = (f64::from(v) - m) - log_sum;
+                    if log { y } else { y.exp() }
+                }
+                // max ±inf: the +inf entries split the mass, the rest get 0.
+                None => {
+                    let p = if v == f32::INFINITY {
+                        1.0 / infinities
+                    } else {
+                        0.0
+                    };
+                    if log { p.ln() } else { p }
+                }
+            };
+            (i as usize, value as f32)
+        })
+        .collect()
+}
+
+/// The top k and the (max, sum) of a row in one read.
+struct TopKSum<'a> {
+    x: &'a [f32],
+    k: usize,
+}
+
+impl Job for TopKSum<'_> {
+    type Output = (Vec<(f32, u32)>, Partial, bool);
+    #[inline(always)]
+    fn run<S: Lanes>(self, s: S) -> Self::Output {
+        top_k_and_sum(s, self.x, self.k)
+    }
+}

@@ -1,0 +1,379 @@
+//! The sampler and top_k_probs against the reference (full softmax, full
+//! sort): the kept set, its order and probabilities; statistical tests of
+//! the draws; determinism; the special rows and bad settings.
+//!
+//! Statistical design: for a configuration with kept set K (from the
+//! reference), N draws with a fixed seed; cells are the tokens of K with
+//! expected count ≥ 5 plus one cell for the rest of K; Pearson's χ² over
+//! those cells is compared with the χ² quantile at 1 − 10^-6 (Wilson–
+//! Hilferty), so a correct sampler fails a given configuration with
+//! probability at most about 10^-6 (the seeds are fixed, so the run is
+//! reproducible). Every draw must lie in K: a token outside the filtered
+//! set is a failure outright.
+
+mod common;
+
+use common::{backends, normal_row, rng};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use simd_softmax::reference::{SamplingSettings, sample_distribution};
+use simd_softmax::{Error, Sampler, top_k_log_probs, top_k_probs};
+
+fn sampler(b: simd_softmax::Backend, s: &SamplingSettings) -> Sampler {
+    let mut builder = Sampler::builder().backend(b).temperature(s.temperature);
+    if let Some(k) = s.top_k {
+        builder = builder.top_k(k);
+    }
+    if let Some(p) = s.top_p {
+        builder = builder.top_p(p);
+    }
+    if let Some(p) = s.min_p {
+        builder = builder.min_p(p);
+    }
+    builder.build().unwrap()
+}
+
+fn settings(
+    temperature: f32,
+    top_k: Option<usize>,
+    top_p: Option<f32>,
+    min_p: Option<f32>,
+) -> SamplingSettings {
+    SamplingSettings {
+        temperature,
+        top_k,
+        top_p,
+        min_p,
+    }
+}
+
+/// `distribution` against the reference: the same tokens in the same
+/// order with probabilities within 1e-5 relative, except that a top-p or
+/// min-p boundary whose reference value is within 1e-5 of the cut may fall
+/// either way (the kernels' weights are f32 there). Returns the worst
+/// relative error.
+fn check_distribution(sp: &Sampler, s: &SamplingSettings, x: &[f32], what: &str) -> f64 {
+    let want = sample_distribution(x, s);
+    let got = sp.distribution(x);
+    let Some(want) = want else {
+        assert!(
+            matches!(got, Err(Error::CannotSample { .. })),
+            "{what}: {got:?}"
+        );
+        return 0.0;
+    };
+    let got = got.unwrap();
+    let n = got.len().min(want.len());
+    if got.len() != want.len() {
+        // Only a borderline cut may differ: check the mass at the cut.
+        let full = sample_distribution(
+            x,
+            &SamplingSettings {
+                top_p: None,
+                min_p: None,
+                ..*s
+            },
+        )
+        .unwrap();
+        let cum: f64 = full.iter().take(n).map(|t| t.1).sum();
+        let near_p = s.top_p.is_some_and(|p| (cum - f64::from(p)).abs() < 1e-5);
+        let near_min = s.min_p.is_some_and(|p| {
+            let next = full.get(n).map_or(0.0, |t| t.1);
+            (next / full[0].1 - f64::from(p)).abs() < 1e-5
+        });
+        assert!(
+            near_p || near_min,
+            "{what}: kept {} tokens, reference {}",
+            got.len(),
+            want.len()
+        );
+        return 0.0;
+    }
+    let mut worst = 0.0f64;
+    for (j, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert_eq!(g.0, w.0, "{what}: token #{j}");
+        let rel = (f64::from(g.1) - w.1).abs() / w.1;
+        assert!(
+            rel < 1e-5,
+            "{what}: token {} p {} vs {} (rel {rel:.2e})",
+            g.0,
+            g.1,
+            w.1
+        );
+        worst = worst.max(rel);
+    }
+    worst
+}
+
+#[test]
+fn distributions_match_the_reference() {
+    let mut r = rng(110);
+    let mut worst = 0.0f64;
+    let grid = [
+        settings(1.0, None, None, None),
+        settings(0.8, Some(50), Some(0.9), None),
+        settings(0.5, Some(5), None, None),
+        settings(1.3, None, Some(0.5), None),
+        settings(1.0, None, None, Some(0.05)),
+        settings(0.7, Some(20), Some(0.95), Some(0.01)),
+        settings(2.0, Some(1), None, None),
+        settings(1.0, None, Some(1.0), None),
+        settings(0.0, Some(3), Some(0.2), None),
+    ];
+    for b in backends() {
+        for n in (1..=70).chain([255, 256, 1000, 4099, 128_256]) {
+            let sigma = [1.0f32, 3.0, 10.0][n % 3];
+            let x = normal_row(&mut r, n, sigma);
+            for s in &grid {
+                let what = format!("{b} n={n} {s:?}");
+                worst = worst.max(check_distribution(&sampler(b, s), s, &x, &what));
+            }
+        }
+    }
+    println!("sampler distributions: worst relative error {worst:.2e}");
+}
+
+/// χ² quantile at 1 − 10^-6 with `df` degrees of freedom (Wilson–Hilferty).
+fn chi2_critical(df: f64) -> f64 {
+    let z = 4.753_424; // one-sided normal quantile at 1 − 10^-6
+    let a = 2.0 / (9.0 * df);
+    df * (1.0 - a + z * a.sqrt()).powi(3)
+}
+
+#[test]
+fn draws_follow_the_distribution() {
+    let mut r = rng(111);
+    let draws = 100_000;
+    let configs: Vec<(usize, f32, SamplingSettings)> = vec![
+        (40, 1.0, settings(1.3, None, None, None)),
+        (10_000, 3.0, settings(0.8, Some(50), Some(0.9), None)),
+        (10_000, 3.0, settings(1.0, Some(30), None, None)),
+        (5000, 3.0, settings(1.0, None, Some(0.8), None)),
+        (6000, 4.0, settings(0.9, None, None, Some(0.02))),
+        // A multi-block temperature-only row, peaked so that cells fill.
+        (9000, 5.0, settings(0.7, None, None, None)),
+    ];
+    for b in backends() {
+        for (n, sigma, s) in &configs {
+            let x = normal_row(&mut r, *n, *sigma);
+            let sp = sampler(b, s);
+            let dist = sample_distribution(&x, s).unwrap();
+            let mut counts = std::collections::HashMap::new();
+            let mut g = StdRng::seed_from_u64(0x5EED ^ *n as u64);
+            for _ in 0..draws {
+                *counts.entry(sp.sample(&x, &mut g).unwrap()).or_insert(0u64) += 1;
+            }
+            let kept: std::collections::HashSet<usize> = dist.iter().map(|t| t.0).collect();
+            for t in counts.keys() {
+                assert!(
+                    kept.contains(t),
+                    "{b} {s:?}: drew token {t}, outside the kept set"
+                );
+            }
+            let (mut chi2, mut cells) = (0.0f64, 0usize);
+            let (mut rest_expected, mut rest_seen) = (0.0f64, 0u64);
+            for &(t, p) in &dist {
+                let expected = p * draws as f64;
+                let seen = counts.get(&t).copied().unwrap_or(0);
+                if expected >= 5.0 {
+                    chi2 += (seen as f64 - expected).powi(2) / expected;
+                    cells += 1;
+                } else {
+                    rest_expected += expected;
+                    rest_seen += seen;
+                }
+            }
+            if rest_expected >= 5.0 {
+                chi2 += (rest_seen as f64 - rest_expected).powi(2) / rest_expected;
+                cells += 1;
+            }
+            let df = (cells.max(2) - 1) as f64;
+            let critical = chi2_critical(df);
+            println!("{b} n={n} {s:?}: χ² = {chi2:.1} over {cells} cells (critical {critical:.1})");
+            assert!(
+                chi2 < critical,
+                "{b} {s:?}: χ² {chi2:.1} ≥ {critical:.1} ({cells} cells)"
+            );
+        }
+    }
+}
+
+#[test]
+fn same_seed_same_tokens_on_any_thread_count() {
+    let mut r = rng(112);
+    let (rows, row_len) = (64, 3001);
+    let x = normal_row(&mut r, rows * row_len, 3.0);
+    for b in backends() {
+        for s in [
+            settings(0.8, Some(50), Some(0.9), None),
+            settings(1.0, None, None, None),
+            settings(1.0, None, Some(0.7), Some(0.01)),
+        ] {
+            let sp = sampler(b, &s);
+            let run = |threads: usize, seed: u64| {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                let mut out = vec![usize::MAX; rows];
+                pool.install(|| sp.sample_rows(&x, row_len, seed, &mut out))
+                    .unwrap();
+                out
+            };
+            let one = run(1, 9);
+            assert_eq!(one, run(2, 9), "{b} {s:?}");
+            assert_eq!(one, run(3, 9), "{b} {s:?}");
+            assert_ne!(
+                one,
+                run(1, 10),
+                "{b} {s:?}: another seed, the same 64 tokens"
+            );
+            for (row, &t) in x.chunks(row_len).zip(&one) {
+                let kept = sample_distribution(row, &s).unwrap();
+                assert!(
+                    kept.iter().any(|k| k.0 == t),
+                    "{b} {s:?}: token {t} not kept"
+                );
+            }
+        }
+        let sp = sampler(b, &settings(0.9, Some(10), None, None));
+        let mut g1 = StdRng::seed_from_u64(3);
+        let mut g2 = StdRng::seed_from_u64(3);
+        let a: Vec<usize> = (0..50)
+            .map(|_| sp.sample(&x[..row_len], &mut g1).unwrap())
+            .collect();
+        let c: Vec<usize> = (0..50)
+            .map(|_| sp.sample(&x[..row_len], &mut g2).unwrap())
+            .collect();
+        assert_eq!(a, c);
+    }
+}
+
+#[test]
+fn special_rows_and_settings() {
+    let (inf, ninf, nan) = (f32::INFINITY, f32::NEG_INFINITY, f32::NAN);
+    for b in backends() {
+        let mut g = StdRng::seed_from_u64(1);
+        for s in [
+            settings(1.0, None, None, None),
+            settings(0.8, Some(2), Some(0.9), None),
+            settings(1.0, None, Some(0.5), None),
+            settings(0.0, None, None, None),
+            settings(1.0, None, None, Some(0.1)),
+        ] {
+            let sp = sampler(b, &s);
+            for bad in [&[][..], &[1.0, nan, 2.0][..], &[ninf, ninf][..]] {
+                assert!(
+                    matches!(sp.sample(bad, &mut g), Err(Error::CannotSample { .. })),
+                    "{b} {s:?} {bad:?}"
+                );
+            }
+            // +inf entries share the mass; nothing else is ever drawn.
+            let x = [1.0, inf, 3.0, inf, ninf];
+            for _ in 0..200 {
+                let t = sp.sample(&x, &mut g).unwrap();
+                assert!(
+                    t == 1 || (t == 3 && s.temperature != 0.0 && s.top_p != Some(0.5)),
+                    "{b} {s:?}: {t}"
+                );
+            }
+            check_distribution(&sp, &s, &x, "inf");
+            // −inf entries are never drawn.
+            let y = [ninf, -50.0, ninf, -49.0];
+            for _ in 0..200 {
+                let t = sp.sample(&y, &mut g).unwrap();
+                assert!(t == 1 || t == 3, "{b} {s:?}: {t}");
+            }
+        }
+        // Greedy takes the lowest index of the maximum, whatever the filters.
+        let sp = Sampler::builder()
+            .backend(b)
+            .temperature(0.0)
+            .top_k(3)
+            .top_p(0.1)
+            .build()
+            .unwrap();
+        assert_eq!(sp.sample(&[0.0, 7.0, 7.0, 1.0], &mut g).unwrap(), 1);
+        // sample_rows names the first row that cannot be sampled; nothing written.
+        let sp = sampler(b, &settings(1.0, None, None, None));
+        let mut out = [7usize; 3];
+        let got = sp.sample_rows(&[1.0, 2.0, ninf, ninf, nan, 0.0], 2, 1, &mut out);
+        assert!(
+            matches!(got, Err(Error::CannotSample { row: 1, .. })),
+            "{got:?}"
+        );
+        assert_eq!(out, [7; 3]);
+        assert_eq!(
+            sp.sample_rows(&[1.0; 6], 2, 1, &mut out[..2]),
+            Err(Error::RowOutputs { rows: 3, output: 2 })
+        );
+    }
+    for (builder, name) in [
+        (Sampler::builder().temperature(-1.0), "temperature"),
+        (Sampler::builder().temperature(f32::NAN), "temperature"),
+        (Sampler::builder().temperature(f32::INFINITY), "temperature"),
+        (Sampler::builder().top_k(0), "top_k"),
+        (Sampler::builder().top_p(0.0), "top_p"),
+        (Sampler::builder().top_p(1.5), "top_p"),
+        (Sampler::builder().min_p(1.0), "min_p"),
+        (Sampler::builder().min_p(-0.1), "min_p"),
+    ] {
+        match builder.build() {
+            Err(Error::InvalidParameter { name: n, .. }) => assert_eq!(n, name),
+            other => panic!("{builder:?}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn top_k_probs_match_the_reference() {
+    let mut r = rng(113);
+    let mut worst = 0.0f64;
+    for n in (1..=70).chain([255, 4099, 128_256]) {
+        for k in [1usize, 2, 7, 20, 64, 100] {
+            let mut x = normal_row(&mut r, n, 3.0);
+            if n > 10 {
+                // Ties at the top: the lower index comes first.
+                x[n / 2] = x[3];
+            }
+            let p = reference_probs(&x);
+            let mut order: Vec<usize> = (0..n).collect();
+            order.sort_by(|&a, &b| x[b].total_cmp(&x[a]).then(a.cmp(&b)));
+            let got = top_k_probs(&x, k);
+            let got_log = top_k_log_probs(&x, k);
+            assert_eq!(got.len(), k.min(n));
+            let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            for (j, (&(i, pi), &(li, yi))) in got.iter().zip(&got_log).enumerate() {
+                assert_eq!(i, order[j], "n={n} k={k} #{j}");
+                assert_eq!(li, i);
+                let tol = simd_softmax::reference::tolerance(x[i], max, p[i]);
+                let share = (f64::from(pi) - p[i]).abs() / tol;
+                assert!(
+                    share <= 1.0,
+                    "n={n} k={k} token {i}: {pi} vs {} ({share:.2})",
+                    p[i]
+                );
+                worst = worst.max(share);
+                let y = p[i].ln();
+                assert!(
+                    (f64::from(yi) - y).abs() <= simd_softmax::reference::log_tolerance(y),
+                    "n={n} k={k} token {i}: log {yi} vs {y}"
+                );
+            }
+        }
+    }
+    println!("top_k_probs: worst {worst:.3} of the softmax bound");
+    assert!(top_k_probs(&[], 3).is_empty() && top_k_probs(&[1.0], 0).is_empty());
+    assert!(
+        top_k_probs(&[1.0, f32::NAN, 2.0], 2)
+            .iter()
+            .all(|t| t.1.is_nan())
+    );
+    let inf = top_k_probs(&[f32::INFINITY, 1.0, f32::INFINITY], 3);
+    assert_eq!(inf, vec![(0, 0.5), (2, 0.5), (1, 0.0)]);
+    assert_eq!(top_k_probs(&[f32::NEG_INFINITY; 2], 1), vec![(0, 0.0)]);
+}
+
+fn reference_probs(x: &[f32]) -> Vec<f64> {
+    simd_softmax::reference::softmax_f64(x)
+}
