@@ -13,13 +13,17 @@ use std::time::{Duration, Instant};
 mod logits;
 
 use simd_softmax::exp::exp_slice;
-use simd_softmax::{Algorithm, Backend, CrossEntropyOptions, Softmax};
+use simd_softmax::{Algorithm, Backend, CrossEntropyOptions, Sampler, Softmax, top_k_probs};
 
 /// The operations `--op` takes. Only softmax has algorithms to choose.
 /// `cross_entropy` is the forward pass with its gradient (targets spread
 /// over the row, mean reduction); the backward passes take the logits as
-/// the incoming gradient and their softmax as the probabilities.
-const OPS: [&str; 8] = [
+/// the incoming gradient and their softmax as the probabilities. `sample`
+/// draws one token per row with the sampler settings (`--temperature`,
+/// `--top-k`, `--top-p`, `--min-p`); `sort_sample` is the path it replaces:
+/// our softmax, a full sort of the row, the filters, a draw; `top_k` is
+/// `top_k_probs` with `--top-k` (default 20).
+const OPS: [&str; 11] = [
     "softmax",
     "log_softmax",
     "logsumexp",
@@ -28,6 +32,9 @@ const OPS: [&str; 8] = [
     "cross_entropy",
     "softmax_backward",
     "log_softmax_backward",
+    "sample",
+    "sort_sample",
+    "top_k",
 ];
 
 const DEFAULT_SHAPES: &str = "1x50257,1x128256,1x256000,64x50257,32x128256,16x256000,4096x1024";
@@ -45,6 +52,10 @@ struct Args {
     temperature: Option<f32>,
     scale: Option<f32>,
     causal: Option<isize>,
+    /// Sampler settings.
+    top_k: Option<usize>,
+    top_p: Option<f32>,
+    min_p: Option<f32>,
 }
 
 fn usage() -> ! {
@@ -52,6 +63,7 @@ fn usage() -> ! {
         "usage: throughput [--op {}] [--shapes RxC,...] [--threads T,...]\n\
          \x20                 [--algorithms auto,three-pass,online,blocked] [--backend avx512|avx2|portable|scalar] [--json]\n\
          \x20                 [--temperature T] [--scale S] [--causal OFFSET] (softmax, log_softmax) [--no-limits]\n\
+         \x20                 [--temperature T] [--top-k K] [--top-p P] [--min-p P] (sample, sort_sample, top_k)\n\
          defaults: --shapes {DEFAULT_SHAPES} --threads 1,<all cores> --algorithms auto",
         OPS.join("|")
     );
@@ -97,6 +109,9 @@ fn parse_args() -> Args {
         temperature: None,
         scale: None,
         causal: None,
+        top_k: None,
+        top_p: None,
+        min_p: None,
     };
     let mut shapes = DEFAULT_SHAPES.to_string();
     let mut it = std::env::args().skip(1);
@@ -120,6 +135,9 @@ fn parse_args() -> Args {
             "--temperature" => args.temperature = Some(parse_one(&value(), "temperature")),
             "--scale" => args.scale = Some(parse_one(&value(), "scale")),
             "--causal" => args.causal = Some(parse_one(&value(), "causal offset")),
+            "--top-k" => args.top_k = Some(parse_one(&value(), "top-k")),
+            "--top-p" => args.top_p = Some(parse_one(&value(), "top-p")),
+            "--min-p" => args.min_p = Some(parse_one(&value(), "min-p")),
             "--no-limits" => args.limits = false,
             "-h" | "--help" => usage(),
             _ => {
@@ -235,9 +253,28 @@ fn main() {
                 }
                 _ => {}
             }
+            let mut sampler = Sampler::builder().backend(args.backend);
+            if let Some(t) = args.temperature {
+                sampler = sampler.temperature(t);
+            }
+            if let Some(k) = args.top_k {
+                sampler = sampler.top_k(k);
+            }
+            if let Some(p) = args.top_p {
+                sampler = sampler.top_p(p);
+            }
+            if let Some(p) = args.min_p {
+                sampler = sampler.min_p(p);
+            }
+            let sampler = sampler.build().unwrap_or_else(|e| {
+                eprintln!("{e}");
+                std::process::exit(2)
+            });
+            let mut tokens = vec![0usize; rows];
+            let mut seed = 0u64;
             for &algorithm in algorithms {
                 let mut sm = Softmax::new().backend(args.backend).algorithm(algorithm);
-                if let Some(t) = args.temperature {
+                if let Some(t) = args.temperature.filter(|_| args.op.ends_with("softmax")) {
                     sm = sm.temperature(t);
                 }
                 if let Some(s) = args.scale {
@@ -269,6 +306,21 @@ fn main() {
                         "log_softmax_backward" => {
                             sm.run_log_backward_rows(&probs, &x, &mut y, cols).unwrap()
                         }
+                        "sample" => {
+                            seed += 1;
+                            sampler.sample_rows(&x, cols, seed, &mut tokens).unwrap();
+                        }
+                        "sort_sample" => {
+                            seed += 1;
+                            sort_sample(&args, &x, &mut y, cols, seed, &mut tokens);
+                        }
+                        "top_k" => {
+                            use rayon::prelude::*;
+                            let k = args.top_k.unwrap_or(20);
+                            let tops: Vec<_> =
+                                x.par_chunks(cols).map(|row| top_k_probs(row, k)).collect();
+                            std::hint::black_box(tops);
+                        }
                         _ => sm.run_rows(&x, &mut y, cols).unwrap(),
                     })
                 });
@@ -281,6 +333,9 @@ fn main() {
                     "cross_entropy" => "blocked",
                     "entropy" => "one-pass",
                     "softmax_backward" | "log_softmax_backward" => "two-pass",
+                    "sample" => "fused",
+                    "sort_sample" => "softmax+sort",
+                    "top_k" => "one-pass",
                     _ => "online",
                 };
                 let name = match algorithm {
@@ -315,4 +370,52 @@ fn main() {
             }
         }
     }
+}
+
+/// The path `sample` replaces, for comparison: our softmax of `x/t`, then
+/// per row a full sort by probability, top-k, top-p (renormalised), min-p
+/// and a draw (a fixed-seed uniform per row).
+fn sort_sample(args: &Args, x: &[f32], y: &mut [f32], cols: usize, seed: u64, out: &mut [usize]) {
+    use rayon::prelude::*;
+    let mut sm = Softmax::new().backend(args.backend);
+    if let Some(t) = args.temperature.filter(|&t| t > 0.0) {
+        sm = sm.temperature(t);
+    }
+    sm.run_rows(x, y, cols).unwrap();
+    y.par_chunks(cols)
+        .zip(out.par_iter_mut())
+        .enumerate()
+        .for_each(|(r, (p, out))| {
+            let mut order: Vec<u32> = (0..cols as u32).collect();
+            order
+                .sort_unstable_by(|&a, &b| p[b as usize].total_cmp(&p[a as usize]).then(a.cmp(&b)));
+            order.truncate(args.top_k.unwrap_or(cols));
+            let total: f64 = order.iter().map(|&i| f64::from(p[i as usize])).sum();
+            if let Some(top_p) = args.top_p {
+                let mut cum = 0.0;
+                let end = order
+                    .iter()
+                    .position(|&i| {
+                        cum += f64::from(p[i as usize]) / total;
+                        cum >= f64::from(top_p)
+                    })
+                    .map_or(order.len(), |j| j + 1);
+                order.truncate(end);
+            }
+            if let Some(min_p) = args.min_p {
+                let bar = min_p * p[order[0] as usize];
+                order.retain(|&i| p[i as usize] >= bar);
+            }
+            let total: f64 = order.iter().map(|&i| f64::from(p[i as usize])).sum();
+            let u = ((seed ^ r as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11) as f64
+                / (1u64 << 53) as f64;
+            let mut cum = 0.0;
+            *out = order
+                .iter()
+                .find(|&&i| {
+                    cum += f64::from(p[i as usize]);
+                    cum > u * total
+                })
+                .map_or(order[0] as usize, |&i| i as usize);
+        });
 }

@@ -95,7 +95,7 @@
 //! wrong length is an [`Error`] before anything is written.
 //!
 //! **Backward passes** ([`softmax_backward`], [`log_softmax_backward`];
-//! `tests/backward.rs`): within 2^-20·G of [`reference::softmax_backward_f64`]
+//! `tests/backward.rs`): within 2^-20·G + 2^-126 of [`reference::softmax_backward_f64`]
 //! / [`reference::log_softmax_backward_f64`], G the row's largest magnitude
 //! among `grad_out` and the exact `grad_in` ([`reference::backward_tolerance`]),
 //! including gradients that cancel or whose sum is beyond f32 (outputs are

@@ -382,15 +382,18 @@ pub fn log_softmax_backward_f64(log_probs: &[f32], grad_out: &[f32]) -> Vec<f64>
 }
 
 /// The accuracy contract of the backward passes, for every element of a
-/// row: `|grad_in − ref| ≤ 2^-20·G`, where `G` is the largest magnitude
-/// in the row among `grad_out` and the reference `grad_in`.
+/// row: `|grad_in − ref| ≤ 2^-20·G + 2^-126`, where `G` is the largest
+/// magnitude in the row among `grad_out` and the reference `grad_in`. The
+/// 2^-126 is the softmax contract's allowance below the smallest normal
+/// f32: with subnormal gradients `G` itself is below f32's resolution
+/// there (a result of 4.7e-48 can only come out as ±0).
 pub fn backward_tolerance(grad_out: &[f32], grad_in_ref: &[f64]) -> f64 {
     let g = grad_out
         .iter()
         .map(|v| f64::from(v.abs()))
         .fold(0.0, f64::max);
     let r = grad_in_ref.iter().map(|v| v.abs()).fold(0.0, f64::max);
-    g.max(r) * 2f64.powi(-20)
+    g.max(r) * 2f64.powi(-20) + 2f64.powi(-126)
 }
 
 /// Cross-entropy of one row against `target` with label smoothing `eps`,
@@ -468,7 +471,8 @@ pub struct SamplingSettings {
 
 /// The distribution [`crate::Sampler`] draws from, the slow and obvious
 /// way: the full softmax of `x/t` in f64, the whole row sorted by
-/// probability (ties: lower index first), then top-k, top-p and min-p,
+/// probability (by logit, which is the same order without f64's ties;
+/// ties: lower index first), then top-k, top-p and min-p,
 /// each on the distribution renormalised over what the previous kept, and
 /// a final renormalisation. Tokens of probability 0 are never kept.
 /// `None` when nothing can be sampled (NaN, empty, nothing above −inf).
@@ -496,7 +500,14 @@ pub fn sample_distribution(x: &[f32], settings: &SamplingSettings) -> Option<Vec
             (i, w)
         })
         .collect();
-    kept.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    // By logit, which orders the probabilities exactly: their f64 values
+    // can tie where the logits (and the true probabilities) do not.
+    kept.sort_by(|a, b| {
+        x[b.0]
+            .partial_cmp(&x[a.0])
+            .unwrap_or(core::cmp::Ordering::Equal)
+            .then(a.0.cmp(&b.0))
+    });
     if let Some(k) = settings.top_k {
         kept.truncate(k);
     }

@@ -151,7 +151,9 @@ impl Sampler {
 
     /// One token drawn from `logits` after the filters. A row that is
     /// empty, holds a NaN, or has nothing above −inf is an
-    /// [`Error::CannotSample`]; +inf logits share the mass equally.
+    /// [`Error::CannotSample`]; +inf logits share the mass equally. Tokens
+    /// whose probability is below 2^-126 of the largest (where the softmax
+    /// flushes to 0) are never drawn.
     pub fn sample(&self, logits: &[f32], rng: &mut impl Rng) -> Result<usize, Error> {
         let backend = self.backend()?;
         let u: f64 = rng.random();

@@ -1,5 +1,5 @@
 //! softmax_backward and log_softmax_backward on every backend against the
-//! f64 reference: `|grad_in − ref| ≤ 2^-20·G` (G: the row's largest
+//! f64 reference: `|grad_in − ref| ≤ 2^-20·G + 2^-126` (G: the row's largest
 //! |grad_out| or |reference grad_in|), hostile gradients, shapes and
 //! determinism.
 

@@ -10,7 +10,7 @@ use std::fmt::Debug;
 use std::path::{Path, PathBuf};
 
 use arbitrary::{Arbitrary, Unstructured};
-use check::{BackwardCase, CrossEntropyCase, ExpCase, SettingsCase, SoftmaxCase};
+use check::{BackwardCase, CrossEntropyCase, ExpCase, SampleCase, SettingsCase, SoftmaxCase};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
@@ -95,6 +95,12 @@ fn backward_diff_regressions() {
 fn entropy_diff_regressions() {
     let n = replay::<SoftmaxCase, _>("entropy_diff", SoftmaxCase::check_entropy);
     println!("entropy_diff: replayed {n} regression inputs");
+}
+
+#[test]
+fn sample_diff_regressions() {
+    let n = replay::<SampleCase, _>("sample_diff", SampleCase::check);
+    println!("sample_diff: replayed {n} regression inputs");
 }
 
 #[test]
@@ -230,6 +236,16 @@ fn entropy_diff_random_cases() {
 }
 
 #[test]
+fn sample_diff_random_cases() {
+    let results = random_cases(39, |c: &SampleCase| &c.rows, SampleCase::check);
+    let worst = results.iter().fold(0.0f64, |a, &e| a.max(e));
+    println!(
+        "sample_diff: {} random cases, worst relative error {worst:.2e}",
+        results.len()
+    );
+}
+
+#[test]
 fn exp_diff_random_cases() {
     let mut rng = StdRng::seed_from_u64(31);
     let mut worst = 0.0f64;
@@ -258,6 +274,7 @@ fn write_seed_corpus() {
         ("cross_entropy_diff", 600),
         ("backward_diff", 600),
         ("entropy_diff", 600),
+        ("sample_diff", 600),
         ("exp_diff", 400),
     ] {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -330,6 +347,30 @@ fn regression_backward_sum_beyond_f32() {
             ],
         },
         grad: vec![check::Item::One(check::Scalar::Bits(0xff7f_ffff))],
+    }
+    .check();
+}
+
+/// Found by `sample_diff_random_cases`: two logits (−3e-31 and 2.6e-17)
+/// whose f64 weights at t = 2.06 are both exactly 1; the reference ordered
+/// them by index, the kernel (rightly) by logit. The reference now sorts by
+/// logit too.
+#[test]
+fn regression_sample_order_beyond_f64() {
+    SampleCase {
+        rows: SoftmaxCase {
+            row_len: check::RowLen::Whole,
+            offset: 206,
+            items: vec![
+                check::Item::One(check::Scalar::Bits(0x8cc4_1abe)),
+                check::Item::One(check::Scalar::Bits(0x23ec_858c)),
+            ],
+        },
+        temperature: 66,
+        top_k: Some(52774),
+        top_p: Some(167),
+        min_p: None,
+        seed: 15751242850349344463,
     }
     .check();
 }

@@ -13,6 +13,7 @@
 
 mod common;
 
+use common::check::check_sample_distribution;
 use common::{backends, normal_row, rng};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -47,64 +48,6 @@ fn settings(
     }
 }
 
-/// `distribution` against the reference: the same tokens in the same
-/// order with probabilities within 1e-5 relative, except that a top-p or
-/// min-p boundary whose reference value is within 1e-5 of the cut may fall
-/// either way (the kernels' weights are f32 there). Returns the worst
-/// relative error.
-fn check_distribution(sp: &Sampler, s: &SamplingSettings, x: &[f32], what: &str) -> f64 {
-    let want = sample_distribution(x, s);
-    let got = sp.distribution(x);
-    let Some(want) = want else {
-        assert!(
-            matches!(got, Err(Error::CannotSample { .. })),
-            "{what}: {got:?}"
-        );
-        return 0.0;
-    };
-    let got = got.unwrap();
-    let n = got.len().min(want.len());
-    if got.len() != want.len() {
-        // Only a borderline cut may differ: check the mass at the cut.
-        let full = sample_distribution(
-            x,
-            &SamplingSettings {
-                top_p: None,
-                min_p: None,
-                ..*s
-            },
-        )
-        .unwrap();
-        let cum: f64 = full.iter().take(n).map(|t| t.1).sum();
-        let near_p = s.top_p.is_some_and(|p| (cum - f64::from(p)).abs() < 1e-5);
-        let near_min = s.min_p.is_some_and(|p| {
-            let next = full.get(n).map_or(0.0, |t| t.1);
-            (next / full[0].1 - f64::from(p)).abs() < 1e-5
-        });
-        assert!(
-            near_p || near_min,
-            "{what}: kept {} tokens, reference {}",
-            got.len(),
-            want.len()
-        );
-        return 0.0;
-    }
-    let mut worst = 0.0f64;
-    for (j, (g, w)) in got.iter().zip(&want).enumerate() {
-        assert_eq!(g.0, w.0, "{what}: token #{j}");
-        let rel = (f64::from(g.1) - w.1).abs() / w.1;
-        assert!(
-            rel < 1e-5,
-            "{what}: token {} p {} vs {} (rel {rel:.2e})",
-            g.0,
-            g.1,
-            w.1
-        );
-        worst = worst.max(rel);
-    }
-    worst
-}
-
 #[test]
 fn distributions_match_the_reference() {
     let mut r = rng(110);
@@ -126,7 +69,7 @@ fn distributions_match_the_reference() {
             let x = normal_row(&mut r, n, sigma);
             for s in &grid {
                 let what = format!("{b} n={n} {s:?}");
-                worst = worst.max(check_distribution(&sampler(b, s), s, &x, &what));
+                worst = worst.max(check_sample_distribution(&sampler(b, s), s, &x, &what));
             }
         }
     }
@@ -277,7 +220,7 @@ fn special_rows_and_settings() {
                     "{b} {s:?}: {t}"
                 );
             }
-            check_distribution(&sp, &s, &x, "inf");
+            check_sample_distribution(&sp, &s, &x, "inf");
             // −inf entries are never drawn.
             let y = [ninf, -50.0, ninf, -49.0];
             for _ in 0..200 {

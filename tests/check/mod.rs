@@ -12,9 +12,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use arbitrary::Arbitrary;
 use simd_softmax::exp::{CUTOFF, DOMAIN_MAX, exp_slice};
-use simd_softmax::reference::{LogitSettings, softmax_row_with};
+use simd_softmax::reference::{
+    LogitSettings, SamplingSettings, sample_distribution, softmax_row_with,
+};
 use simd_softmax::{
-    Algorithm, BACKEND_ENV, Backend, CrossEntropyOptions, Error, Reduction, Softmax, reference,
+    Algorithm, BACKEND_ENV, Backend, CrossEntropyOptions, Error, Reduction, Sampler, Softmax,
+    reference,
 };
 
 /// Longest row a case expands to: long enough for blocks, chunks and the
@@ -1331,6 +1334,156 @@ impl SoftmaxCase {
                 bits(&h)
             };
             assert_eq!(run(1), run(2), "{backend}: 2 threads differ");
+        }
+        worst
+    }
+}
+
+// ------------------------------------------------------------ sampling
+
+/// `distribution` against the reference: the same tokens in the same
+/// order with probabilities within 1e-5 relative, except that a top-p or
+/// min-p boundary whose reference value is within 1e-5 of the cut may fall
+/// either way (the kernels' weights are f32 there). Returns the worst
+/// relative error.
+pub fn check_sample_distribution(sp: &Sampler, s: &SamplingSettings, x: &[f32], what: &str) -> f64 {
+    let want = sample_distribution(x, s);
+    let got = sp.distribution(x);
+    let Some(want) = want else {
+        assert!(
+            matches!(got, Err(Error::CannotSample { .. })),
+            "{what}: {got:?}"
+        );
+        return 0.0;
+    };
+    let got = got.unwrap();
+    // Probabilities below 2^-126 flush to 0 (the softmax contract), and a
+    // token of probability 0 is never kept.
+    let want: Vec<(usize, f64)> = want
+        .into_iter()
+        .filter(|t| t.1 >= 2f64.powi(-126))
+        .collect();
+    let n = got.len().min(want.len());
+    if got.len() != want.len() {
+        // Only a borderline cut may differ: check the mass at the cut.
+        let full = sample_distribution(
+            x,
+            &SamplingSettings {
+                top_p: None,
+                min_p: None,
+                ..*s
+            },
+        )
+        .unwrap();
+        let cum: f64 = full.iter().take(n).map(|t| t.1).sum();
+        let near_p = s.top_p.is_some_and(|p| (cum - f64::from(p)).abs() < 1e-5);
+        let near_min = s.min_p.is_some_and(|p| {
+            let next = full.get(n).map_or(0.0, |t| t.1);
+            (next / full[0].1 - f64::from(p)).abs() < 1e-5
+        });
+        assert!(
+            near_p || near_min,
+            "{what}: kept {} tokens, reference {}",
+            got.len(),
+            want.len()
+        );
+        return 0.0;
+    }
+    let mut worst = 0.0f64;
+    for (j, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert_eq!(g.0, w.0, "{what}: token #{j}");
+        let rel = (f64::from(g.1) - w.1).abs() / w.1;
+        assert!(
+            rel < 1e-5,
+            "{what}: token {} p {} vs {} (rel {rel:.2e})",
+            g.0,
+            g.1,
+            w.1
+        );
+        worst = worst.max(rel);
+    }
+    worst
+}
+
+/// A row to sample from, with settings.
+#[derive(Arbitrary, Clone, Debug, PartialEq)]
+pub struct SampleCase {
+    pub rows: SoftmaxCase,
+    /// 0 is greedy; else k/32.
+    pub temperature: u8,
+    pub top_k: Option<u16>,
+    /// (k + 1)/256.
+    pub top_p: Option<u8>,
+    /// k/256.
+    pub min_p: Option<u8>,
+    pub seed: u64,
+}
+
+impl SampleCase {
+    /// The `sample_diff` body: on every backend, the kept set and its
+    /// probabilities against `reference::sample_distribution`, every drawn
+    /// token inside it, rows on 1 and 2 threads the same tokens, rows that
+    /// cannot be sampled an error naming the first one.
+    pub fn check(&self) -> f64 {
+        let Some((x, row_len)) = rows_of(&self.rows) else {
+            return 0.0;
+        };
+        let s = SamplingSettings {
+            temperature: f32::from(self.temperature) / 32.0,
+            top_k: self.top_k.map(|k| usize::from(k).max(1)),
+            top_p: self.top_p.map(|p| (f32::from(p) + 1.0) / 256.0),
+            min_p: self.min_p.map(|p| f32::from(p) / 256.0),
+        };
+        let rows: Vec<&[f32]> = x.chunks(row_len).collect();
+        let first_bad = rows
+            .iter()
+            .position(|row| sample_distribution(row, &s).is_none());
+        let mut worst = 0.0f64;
+        for backend in backends() {
+            let mut b = Sampler::builder()
+                .backend(backend)
+                .temperature(s.temperature);
+            if let Some(k) = s.top_k {
+                b = b.top_k(k);
+            }
+            if let Some(p) = s.top_p {
+                b = b.top_p(p);
+            }
+            if let Some(p) = s.min_p {
+                b = b.min_p(p);
+            }
+            let sp = b.build().unwrap();
+            for (r, row) in rows.iter().enumerate().take(8) {
+                let what = format!("{backend} row {r} {s:?}");
+                worst = worst.max(check_sample_distribution(&sp, &s, row, &what));
+            }
+            let run = |threads: usize| {
+                let mut out = vec![usize::MAX; rows.len()];
+                let got =
+                    pool(threads).install(|| sp.sample_rows(&x, row_len, self.seed, &mut out));
+                (got, out)
+            };
+            let (got, out) = run(1);
+            match first_bad {
+                Some(row) => {
+                    assert!(
+                        matches!(got, Err(Error::CannotSample { row: r, .. }) if r == row),
+                        "{got:?}"
+                    );
+                    assert!(out.iter().all(|&t| t == usize::MAX), "an error wrote");
+                }
+                None => {
+                    got.unwrap();
+                    for (r, (row, &t)) in rows.iter().zip(&out).enumerate() {
+                        let kept = sample_distribution(row, &s).unwrap();
+                        assert!(
+                            kept.iter().any(|k| k.0 == t),
+                            "{backend} row {r}: token {t} is not kept"
+                        );
+                    }
+                    assert_eq!(run(2).1, out, "{backend}: 2 threads drew other tokens");
+                }
+            }
         }
         worst
     }
