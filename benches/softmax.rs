@@ -5,7 +5,7 @@
 mod logits;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use simd_softmax::{Algorithm, CrossEntropyOptions, Softmax};
+use simd_softmax::{Algorithm, CrossEntropyOptions, Sampler, Softmax, top_k_probs};
 
 /// A buffer of `n` f32 starting on a 64-byte boundary, so runs compare at
 /// the same alignment.
@@ -142,6 +142,52 @@ fn settings(c: &mut Criterion, shapes: &[(usize, usize)]) {
     g.finish();
 }
 
+/// Sampling next to softmax and logsumexp on the same rows (issue targets:
+/// temperature + top-k 50 + top-p 0.9 within 1.2× softmax; temperature
+/// alone within softmax; top_k_probs(20) within logsumexp + 20%).
+fn sampling(c: &mut Criterion, shapes: &[(usize, usize)]) {
+    let mut g = c.benchmark_group("sampling");
+    for &(rows, cols) in shapes {
+        let x = logits(rows * cols);
+        let mut y = Aligned::new(rows * cols);
+        let mut per_row = vec![0.0f32; rows];
+        let mut tokens = vec![0usize; rows];
+        let shape = format!("{rows}x{cols}");
+        g.throughput(Throughput::Elements((rows * cols) as u64));
+        let sm = Softmax::new();
+        g.bench_function(BenchmarkId::new("softmax", &shape), |b| {
+            b.iter(|| sm.run_rows(x.get(), y.get_mut(), cols).unwrap())
+        });
+        g.bench_function(BenchmarkId::new("logsumexp", &shape), |b| {
+            b.iter(|| sm.run_logsumexp_rows(x.get(), cols, &mut per_row).unwrap())
+        });
+        let filtered = Sampler::builder()
+            .temperature(0.8)
+            .top_k(50)
+            .top_p(0.9)
+            .build()
+            .unwrap();
+        let plain = Sampler::builder().temperature(0.8).build().unwrap();
+        for (name, sp) in [("sample_t0.8_k50_p0.9", filtered), ("sample_t0.8", plain)] {
+            let mut seed = 0;
+            g.bench_function(BenchmarkId::new(name, &shape), |b| {
+                b.iter(|| {
+                    seed += 1;
+                    sp.sample_rows(x.get(), cols, seed, &mut tokens).unwrap()
+                })
+            });
+        }
+        g.bench_function(BenchmarkId::new("top_k_probs_20", &shape), |b| {
+            b.iter(|| {
+                for row in x.get().chunks(cols) {
+                    std::hint::black_box(top_k_probs(row, 20));
+                }
+            })
+        });
+    }
+    g.finish();
+}
+
 fn benches(c: &mut Criterion) {
     group(
         c,
@@ -152,6 +198,7 @@ fn benches(c: &mut Criterion) {
     group(c, "attention", &[(4096, 1024), (16384, 128)]);
     family(c, &[(1, 128256), (32, 128256)]);
     settings(c, &[(1, 128256), (4096, 1024)]);
+    sampling(c, &[(1, 128256), (1, 256000)]);
 }
 
 criterion_group! {

@@ -38,8 +38,18 @@ pub struct SamplerBuilder {
     backend: Option<Backend>,
 }
 
-/// A checked sampling configuration. See the module docs of
-/// [`Sampler::builder`] for the order of the filters.
+/// A checked sampling configuration.
+///
+/// Filters apply in this order, each to the distribution the previous ones
+/// left (renormalised over the tokens still kept): temperature, top-k,
+/// top-p, min-p; the draw is from the final distribution renormalised.
+/// Temperature 0 is greedy (the lowest index of the largest logit).
+///
+/// Cost: with top-k, one compare-only read of the row finds the k largest
+/// logits and the rest works on those k; with temperature (and min-p)
+/// only, one exp pass computes block sums and the draw rescans one block;
+/// top-p without top-k computes the weights once and orders as many of the
+/// best as it needs by selections of growing size, never the whole row.
 ///
 /// ```
 /// use rand::SeedableRng;
@@ -201,8 +211,8 @@ impl Sampler {
 
     /// The distribution a draw comes from: the kept tokens, most probable
     /// first (ties: lower index first), with their probabilities after the
-    /// filters and the renormalisation. The same kernels as [`sample`]
-    /// (Self::sample) find the set; for the unfiltered path this lists (and
+    /// filters and the renormalisation. The same kernels as
+    /// [`sample`](Self::sample) find the set; for the unfiltered path this lists (and
     /// sorts) the whole row.
     pub fn distribution(&self, logits: &[f32]) -> Result<Vec<(usize, f32)>, Error> {
         let backend = self.backend()?;
