@@ -59,8 +59,8 @@ pub(crate) trait Lanes: Copy + Send + Sync + 'static {
     fn or_nan(self, flags: Self::V, x: Self::V) -> Self::V;
     /// Whether any lane of `flags` has a bit set.
     fn any_flag(self, flags: Self::V) -> bool;
-    /// Whether `a > b` in any lane (NaN compares false).
-    fn any_greater(self, a: Self::V, b: Self::V) -> bool;
+    /// Whether any lane has `a > b` or `a` NaN (`!(a <= b)`: one compare).
+    fn any_greater_or_nan(self, a: Self::V, b: Self::V) -> bool;
     /// `(hi, lo)` with `hi = a·b` rounded and `hi + lo = a·b` exactly
     /// (while nothing overflows or underflows). Dekker's product through
     /// Veltkamp splitting; backends with FMA override it with `fma(a, b, −hi)`.
@@ -185,8 +185,8 @@ impl Lanes for Scalar {
         flags.to_bits() != 0
     }
     #[inline(always)]
-    fn any_greater(self, a: f32, b: f32) -> bool {
-        a > b
+    fn any_greater_or_nan(self, a: f32, b: f32) -> bool {
+        a > b || a.is_nan()
     }
     #[inline(always)]
     fn keep_where(self, keep: &[bool], x: f32) -> f32 {
@@ -289,8 +289,8 @@ impl Lanes for Portable {
         bits.iter().any(|&b| b != 0)
     }
     #[inline(always)]
-    fn any_greater(self, a: f32x8, b: f32x8) -> bool {
-        a.simd_gt(b).any()
+    fn any_greater_or_nan(self, a: f32x8, b: f32x8) -> bool {
+        !a.simd_le(b).all()
     }
     #[inline(always)]
     fn keep_where(self, keep: &[bool], x: f32x8) -> f32x8 {
@@ -373,22 +373,22 @@ mod tests {
         }
     }
 
-    /// `any_greater` in each lane alone, with NaN on either side.
+    /// `any_greater_or_nan` in each lane alone.
     fn check_any_greater<S: Lanes>(s: S) {
         let l = S::LANES;
         for k in 0..l {
             for (a, b, want) in [
                 (2.0, 1.0, true),
                 (1.0, 1.0, false),
-                (f32::NAN, 1.0, false),
-                (1.0, f32::NAN, false),
+                (0.5, 1.0, false),
+                (f32::NAN, 1.0, true),
             ] {
                 let mut x = vec![0.0f32; l];
                 let mut y = vec![5.0f32; l];
                 x[k] = a;
                 y[k] = b;
                 assert_eq!(
-                    s.any_greater(s.load(&x), s.load(&y)),
+                    s.any_greater_or_nan(s.load(&x), s.load(&y)),
                     want,
                     "lane {k}: {a} > {b}"
                 );

@@ -21,7 +21,7 @@ use rayon::prelude::*;
 
 use crate::dispatch::{self, Backend, Job};
 use crate::kernels::select::{TopK, rank, scan, top_k_and_sum};
-use crate::kernels::{ExpMinus, Factor, Io, Partial, Plain, Scaled, max, sum_of};
+use crate::kernels::{ExpMinus, Factor, Io, Logits, Partial, Plain, Scaled, max, sum_of};
 use crate::lanes::Lanes;
 use crate::{Error, try_backend};
 
@@ -477,8 +477,19 @@ impl Job for BlockDraw<'_> {
     type Output = Result<usize, &'static str>;
     #[inline(always)]
     fn run<S: Lanes>(self, s: S) -> Self::Output {
+        // At temperature 1 the plain exp; else the exact-product one.
+        if self.c == 1.0 {
+            self.draw(s, Plain)
+        } else {
+            self.draw(s, Scaled(Factor::new(self.c)))
+        }
+    }
+}
+
+impl BlockDraw<'_> {
+    #[inline(always)]
+    fn draw<S: Lanes, T: Logits>(&self, s: S, t: T) -> Result<usize, &'static str> {
         let x = self.x;
-        let t = Scaled(Factor::new(self.c));
         // min-p needs the row max before the sums; plain temperature finds
         // it block by block.
         let floor = match self.min_p {
@@ -491,10 +502,12 @@ impl Job for BlockDraw<'_> {
             }
             _ => None,
         };
-        let parts: Vec<Partial> = x
-            .chunks(BLOCK)
-            .map(|block| block_part(s, block, t, floor))
-            .collect();
+        // A loop, not `map`: a closure is not inlined into the backend
+        // entry, and its lane calls would not be either (40× slower).
+        let mut parts = Vec::with_capacity(x.len().div_ceil(BLOCK));
+        for block in x.chunks(BLOCK) {
+            parts.push(block_part(s, block, t, floor));
+        }
         let m = parts
             .iter()
             .fold(f32::NEG_INFINITY, |m, p| if p.max > m { p.max } else { m });
@@ -553,7 +566,7 @@ fn logit_floor(m: f32, p: f64, c: f64) -> f32 {
 
 /// `(max, Σ w)` of a block, `w = exp((x − max)·c)`, zero below `floor`.
 #[inline(always)]
-fn block_part<S: Lanes>(s: S, block: &[f32], t: Scaled, floor: Option<f32>) -> Partial {
+fn block_part<S: Lanes, T: Logits>(s: S, block: &[f32], t: T, floor: Option<f32>) -> Partial {
     let m = max(s, block, Plain);
     if !m.is_finite() {
         let nan = block.iter().any(|v| v.is_nan());
@@ -583,11 +596,11 @@ impl<S: Lanes, M: crate::kernels::Map<S>> crate::kernels::Map<S> for Floored<M> 
 /// (rescaled to the row max) passes `goal`.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn in_block<S: Lanes>(
+fn in_block<S: Lanes, T: Logits>(
     s: S,
     x: &[f32],
     part: &Partial,
-    t: Scaled,
+    t: T,
     floor: Option<f32>,
     goal: f64,
     c: f64,

@@ -161,9 +161,9 @@ impl Lanes for Avx2Fma {
         unsafe { _mm256_testz_si256(_mm256_castps_si256(flags), _mm256_castps_si256(flags)) == 0 }
     }
     #[inline(always)]
-    fn any_greater(self, a: __m256, b: __m256) -> bool {
+    fn any_greater_or_nan(self, a: __m256, b: __m256) -> bool {
         // SAFETY: see the impl.
-        unsafe { _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_GT_OQ>(a, b)) != 0 }
+        unsafe { _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_NLE_UQ>(a, b)) != 0 }
     }
     #[inline(always)]
     fn two_prod(self, a: __m256, b: __m256) -> (__m256, __m256) {

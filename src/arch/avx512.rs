@@ -154,9 +154,9 @@ impl Lanes for Avx512 {
         }
     }
     #[inline(always)]
-    fn any_greater(self, a: __m512, b: __m512) -> bool {
+    fn any_greater_or_nan(self, a: __m512, b: __m512) -> bool {
         // SAFETY: see the impl.
-        unsafe { _mm512_cmp_ps_mask::<_CMP_GT_OQ>(a, b) != 0 }
+        unsafe { _mm512_cmp_ps_mask::<_CMP_NLE_UQ>(a, b) != 0 }
     }
     #[inline(always)]
     fn two_prod(self, a: __m512, b: __m512) -> (__m512, __m512) {

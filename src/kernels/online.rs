@@ -55,13 +55,14 @@ pub(crate) fn max_sum<S: Lanes, T: Logits>(s: S, x: &[f32], t: T) -> Partial {
 /// Something to do with each block while it is in L1 (the top-k scan of
 /// `top_k_probs`). A trait, not a closure: see `Map`.
 pub(crate) trait BlockVisitor {
-    /// `block` starts at element `start` of the slice.
-    fn visit<S: Lanes>(&mut self, s: S, block: &[f32], start: usize);
+    /// `block` starts at element `start` of the slice; `max` is its largest
+    /// logit (not NaN; −inf if none).
+    fn visit<S: Lanes>(&mut self, s: S, block: &[f32], start: usize, max: f32);
 }
 
 impl BlockVisitor for () {
     #[inline(always)]
-    fn visit<S: Lanes>(&mut self, _: S, _: &[f32], _: usize) {}
+    fn visit<S: Lanes>(&mut self, _: S, _: &[f32], _: usize, _: f32) {}
 }
 
 /// [`max_sum`], handing each block to `visitor` after its max and sum.
@@ -86,7 +87,7 @@ pub(crate) fn max_sum_visiting<S: Lanes, T: Logits>(
         // Until a value above −inf shows up, exp(x − 0) keeps −inf at 0 and NaN as NaN.
         let reference = if m == f32::NEG_INFINITY { 0.0 } else { m };
         sum += sum_of(s, block, t, ExpMinus::new(s, reference, t));
-        visitor.visit(s, block, b * step);
+        visitor.visit(s, block, b * step, block_max);
     }
     Partial { max: m, sum }
 }

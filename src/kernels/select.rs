@@ -37,7 +37,7 @@ impl TopK {
     pub(crate) fn new(k: usize) -> Self {
         TopK {
             k,
-            items: Vec::with_capacity(4 * k + 64),
+            items: Vec::with_capacity(2 * k + 16),
             threshold: None,
         }
     }
@@ -47,9 +47,25 @@ impl TopK {
         // Cut when the first k are in (to get a threshold), then whenever
         // the buffer is full.
         let first = self.threshold.is_none() && self.items.len() == self.k;
-        if first || self.items.len() >= 4 * self.k + 64 {
+        if first || self.items.len() >= 2 * self.k + 16 {
             self.cut();
         }
+    }
+
+    /// Offers `values` (element `j` has index `base + j`); returns whether
+    /// one was NaN.
+    #[cold]
+    #[inline(never)]
+    fn offer(&mut self, values: &[f32], base: usize) -> bool {
+        let mut nan = false;
+        for (j, &v) in values.iter().enumerate() {
+            if v.is_nan() {
+                nan = true;
+            } else if self.threshold.is_none_or(|t| v > t) {
+                self.push(v, base + j);
+            }
+        }
+        nan
     }
 
     /// Keeps the best k and raises the threshold to the k-th.
@@ -76,41 +92,29 @@ impl TopK {
 #[inline(always)]
 pub(crate) fn scan<S: Lanes>(s: S, x: &[f32], base: usize, top: &mut TopK) -> bool {
     let l = S::LANES;
-    let mut i = 0;
     let mut nan = false;
     // Until k values are held, everything (but NaN) is a candidate.
-    while top.threshold.is_none() && i < x.len() {
-        if x[i].is_nan() {
-            nan = true;
-        } else {
-            top.push(x[i], base + i);
-        }
-        i += 1;
+    let mut start = 0;
+    while top.threshold.is_none() && start < x.len() {
+        nan |= top.offer(&x[start..start + 1], base + start);
+        start += 1;
     }
-    let mut flags = s.splat(0.0);
+    let x = &x[start..];
+    let base = base + start;
+    // The loop holds nothing but the threshold: vectors above it (or with
+    // NaN) go to `offer`, out of line and cold, so the loop's registers and
+    // index stay in registers (with the candidate code inline, LLVM kept
+    // the index and a NaN accumulator in memory: 3× slower).
     let mut bar = s.splat(top.threshold.unwrap_or(f32::INFINITY));
-    while i + l <= x.len() {
-        let v = s.load(&x[i..]);
-        flags = s.or_nan(flags, v);
-        if s.any_greater(v, bar) {
-            let t = top.threshold.unwrap_or(f32::INFINITY);
-            for (j, &value) in x[i..i + l].iter().enumerate() {
-                if value > t {
-                    top.push(value, base + i + j);
-                }
-            }
+    let mut vectors = x.chunks_exact(l);
+    for (k, v) in (&mut vectors).enumerate() {
+        if s.any_greater_or_nan(s.load(v), bar) {
+            nan |= top.offer(v, base + k * l);
             bar = s.splat(top.threshold.unwrap_or(f32::INFINITY));
         }
-        i += l;
     }
-    for (j, &value) in x[i..].iter().enumerate() {
-        if value.is_nan() {
-            nan = true;
-        } else if top.threshold.is_none_or(|t| value > t) {
-            top.push(value, base + i + j);
-        }
-    }
-    nan || s.any_flag(flags)
+    let rest = vectors.remainder();
+    nan | top.offer(rest, base + x.len() - rest.len())
 }
 
 /// One read of `x`: its top k, its `(max, Σ exp(x − max))` and whether it
@@ -125,23 +129,33 @@ pub(crate) fn top_k_and_sum<S: Lanes>(
     struct Scan {
         top: TopK,
         base: usize,
-        nan: bool,
     }
     impl BlockVisitor for Scan {
         #[inline(always)]
-        fn visit<S: Lanes>(&mut self, s: S, block: &[f32], start: usize) {
-            self.nan |= scan(s, block, self.base + start, &mut self.top);
+        fn visit<S: Lanes>(&mut self, s: S, block: &[f32], start: usize, max: f32) {
+            // A block wholly at or below the threshold has no candidate:
+            // once the threshold settles, most blocks end here.
+            if self.top.threshold.is_some_and(|t| max <= t) {
+                return;
+            }
+            scan(s, block, self.base + start, &mut self.top);
         }
     }
     let mut visitor = Scan {
         top: TopK::new(k),
         base: 0,
-        nan: false,
     };
     let mut total = Partial::EMPTY;
     for (c, chunk) in x.chunks(CHUNK).enumerate() {
         visitor.base = c * CHUNK;
         total = total.merge(max_sum_visiting(s, chunk, Plain, &mut visitor), 1.0);
     }
-    (visitor.top.into_sorted(), total, visitor.nan)
+    // Skipped blocks were not looked at for NaN, but NaN made the sum NaN;
+    // only a row whose max is ±inf (sum NaN or 0 anyway) needs a look.
+    let nan = if total.max.is_finite() {
+        total.sum.is_nan()
+    } else {
+        x.iter().any(|v| v.is_nan())
+    };
+    (visitor.top.into_sorted(), total, nan)
 }
