@@ -655,7 +655,7 @@ fn special(x: &[f32], u: f64) -> Result<usize, &'static str> {
 /// ```
 /// let top = simd_softmax::top_k_probs(&[1.0, 3.0, 2.0, 3.0], 2);
 /// assert_eq!(top.iter().map(|t| t.0).collect::<Vec<_>>(), [1, 3]);
-/// assert!((top[0].1 - 0.4223188).abs() < 1e-6);
+/// assert!((top[0].1 - 0.3994863).abs() < 1e-6); // 1 / (2 + e^-1 + e^-2)
 /// ```
 ///
 /// # Panics
