@@ -5,20 +5,9 @@
 
 mod common;
 
-use common::check::check_backward;
-use common::{backends, normal_row, rng};
+use common::check::{bits, check_backward};
+use common::{builders, normal_row, rng};
 use simd_softmax::{Error, Softmax};
-
-fn bits(v: &[f32]) -> Vec<u32> {
-    v.iter().map(|x| x.to_bits()).collect()
-}
-
-fn builders() -> Vec<Softmax<'static>> {
-    backends()
-        .into_iter()
-        .map(|b| Softmax::new().backend(b))
-        .collect()
-}
 
 #[test]
 fn every_length_and_offset() {

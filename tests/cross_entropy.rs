@@ -6,21 +6,10 @@
 
 mod common;
 
-use common::check::check_cross_entropy;
-use common::{backends, normal_row, rng};
+use common::check::{bits, check_cross_entropy};
+use common::{builders, normal_row, rng};
 use rand::RngExt;
 use simd_softmax::{CrossEntropyOptions, Error, Reduction, Softmax};
-
-fn bits(v: &[f32]) -> Vec<u32> {
-    v.iter().map(|x| x.to_bits()).collect()
-}
-
-fn builders() -> Vec<Softmax<'static>> {
-    backends()
-        .into_iter()
-        .map(|b| Softmax::new().backend(b))
-        .collect()
-}
 
 #[test]
 fn every_row_length_reduction_and_smoothing() {

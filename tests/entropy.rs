@@ -5,15 +5,8 @@
 mod common;
 
 use common::check::check_entropy;
-use common::{backends, normal_row, rng};
+use common::{builders, normal_row, rng};
 use simd_softmax::{Error, Softmax};
-
-fn builders() -> Vec<Softmax<'static>> {
-    backends()
-        .into_iter()
-        .map(|b| Softmax::new().backend(b))
-        .collect()
-}
 
 #[test]
 fn every_length_offset_and_spread() {

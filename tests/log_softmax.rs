@@ -4,20 +4,9 @@
 
 mod common;
 
-use common::check::check_log_values;
-use common::{backends, normal_row, rng};
+use common::check::{bits, check_log_values};
+use common::{builders, normal_row, rng};
 use simd_softmax::{Error, Softmax, reference};
-
-fn builders() -> Vec<Softmax<'static>> {
-    backends()
-        .into_iter()
-        .map(|b| Softmax::new().backend(b))
-        .collect()
-}
-
-fn bits(v: &[f32]) -> Vec<u32> {
-    v.iter().map(|x| x.to_bits()).collect()
-}
 
 /// Runs log-softmax out of place and in place (same bits), checks it and
 /// logsumexp against the reference; returns the worst bound share.

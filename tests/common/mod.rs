@@ -21,6 +21,14 @@ pub fn configs() -> Vec<Softmax<'static>> {
     v
 }
 
+/// One builder per backend (default algorithm).
+pub fn builders() -> Vec<Softmax<'static>> {
+    backends()
+        .into_iter()
+        .map(|b| Softmax::new().backend(b))
+        .collect()
+}
+
 pub fn rng(seed: u64) -> StdRng {
     StdRng::seed_from_u64(seed)
 }
