@@ -13,6 +13,8 @@ pub(crate) trait Lanes: Copy + Send + Sync + 'static {
     /// One register of `LANES` f32 values.
     type V: Copy;
     const LANES: usize;
+    /// Whether `mul_add` is fused (one rounding).
+    const FMA: bool;
 
     /// Runs `job` inside a function compiled for this instruction set, so
     /// that the `#[inline(always)]` kernel and lane methods inline into code
@@ -107,6 +109,7 @@ pub(crate) struct Scalar;
 impl Lanes for Scalar {
     type V = f32;
     const LANES: usize = 1;
+    const FMA: bool = false;
 
     #[inline(always)]
     fn vectorize<J: Job>(self, job: J) -> J::Output {
@@ -202,6 +205,8 @@ pub(crate) struct Portable;
 impl Lanes for Portable {
     type V = f32x8;
     const LANES: usize = 8;
+    // `wide` fuses only when the build targets FMA.
+    const FMA: bool = cfg!(target_feature = "fma");
 
     #[inline(always)]
     fn vectorize<J: Job>(self, job: J) -> J::Output {

@@ -38,6 +38,7 @@ fn partial_mask(n: usize) -> __m256i {
 impl Lanes for Avx2Fma {
     type V = __m256;
     const LANES: usize = 8;
+    const FMA: bool = true;
 
     #[inline(always)]
     fn vectorize<J: Job>(self, job: J) -> J::Output {

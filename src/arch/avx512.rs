@@ -32,6 +32,7 @@ fn first(n: usize) -> __mmask16 {
 impl Lanes for Avx512 {
     type V = __m512;
     const LANES: usize = 16;
+    const FMA: bool = true;
 
     #[inline(always)]
     fn vectorize<J: Job>(self, job: J) -> J::Output {

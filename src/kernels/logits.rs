@@ -12,7 +12,7 @@
 
 use core::ops::Range;
 
-use crate::exp::{exp, exp_sum};
+use crate::exp::{exp, exp_sum, exp2_of_product};
 use crate::lanes::Lanes;
 
 /// A per-row transform of the input into logits.
@@ -54,19 +54,29 @@ pub(crate) struct Plain;
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Scaled(pub Factor);
 
-/// A positive factor `c = hi + lo` (the f64 value split into two f32).
+/// A positive factor `c = hi + lo` (the f64 value split into two f32),
+/// and `c·log2 e` split the same way for the base-2 exp.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Factor {
     pub hi: f32,
     pub lo: f32,
+    log2_hi: f32,
+    log2_lo: f32,
 }
 
 impl Factor {
     pub(crate) fn new(c: f64) -> Self {
-        let hi = c as f32;
+        let split = |v: f64| {
+            let hi = v as f32;
+            (hi, (v - f64::from(hi)) as f32)
+        };
+        let (hi, lo) = split(c);
+        let (log2_hi, log2_lo) = split(c * core::f64::consts::LOG2_E);
         Factor {
             hi,
-            lo: (c - f64::from(hi)) as f32,
+            lo,
+            log2_hi,
+            log2_lo,
         }
     }
 
@@ -82,12 +92,18 @@ impl Factor {
         s.mul(d, s.splat(self.hi))
     }
 
-    /// `exp((v − m)·c)` with the product exact. For `d = −inf` the low part
-    /// is NaN, but the exp is 0 by `hi` alone.
+    /// `exp((v − m)·c)` with the product exact: in base 2 through one
+    /// fused multiply-add where the backend has FMA, else through Dekker's
+    /// product. For `d = −inf` the low parts are NaN, but the exp is 0 by
+    /// the high part alone.
     #[inline(always)]
-    fn exp_times<S: Lanes>(self, s: S, d: S::V) -> S::V {
-        let (hi, lo) = s.two_prod(d, s.splat(self.hi));
-        exp_sum(s, hi, s.mul_add(d, s.splat(self.lo), lo))
+    pub(crate) fn exp_times<S: Lanes>(self, s: S, d: S::V) -> S::V {
+        if S::FMA {
+            exp2_of_product(s, d, self.log2_hi, self.log2_lo)
+        } else {
+            let (hi, lo) = s.two_prod(d, s.splat(self.hi));
+            exp_sum(s, hi, s.mul_add(d, s.splat(self.lo), lo))
+        }
     }
 }
 
