@@ -237,6 +237,7 @@ fn row_generator(seed: u64, r: usize) -> StdRng {
 
 const NAN_ROW: &str = "the row holds NaN";
 const EMPTY_ROW: &str = "no logit is above −inf";
+const TOO_LONG: &str = "the row has more than 2^32 - 1 entries (token indices are 32-bit)";
 
 /// The token for uniform `u ∈ [0, 1)`.
 fn sample_row(backend: Backend, sp: &Sampler, x: &[f32], u: f64) -> Result<usize, &'static str> {
@@ -276,6 +277,9 @@ fn greedy(backend: Backend, x: &[f32]) -> Result<usize, &'static str> {
 fn kept_tokens(backend: Backend, sp: &Sampler, x: &[f32]) -> Result<Vec<(u32, f64)>, &'static str> {
     if x.is_empty() {
         return Err(EMPTY_ROW);
+    }
+    if x.len() > u32::MAX as usize {
+        return Err(TOO_LONG);
     }
     if sp.temperature == 0.0 {
         return greedy(backend, x).map(|i| vec![(i as u32, 1.0)]);
@@ -647,7 +651,8 @@ fn special(x: &[f32], u: f64) -> Result<usize, &'static str> {
 /// probabilities, most probable first (ties: lower index first), from one
 /// read that keeps the online (max, sum) and a top-k selection together:
 /// the probability vector is never written and the row never sorted.
-/// Fewer than `k` entries for a shorter row, none for `k = 0`. Special
+/// Fewer than `k` entries for a shorter row, none for `k = 0`; rows of
+/// at most 2^32 − 1 entries (a longer one panics with that message). Special
 /// rows follow the softmax rules: NaN in the row makes every probability
 /// NaN (the entries are still the top k of the other values), k entries of
 /// +inf share the mass, a row of only −inf has probabilities 0.
@@ -673,6 +678,12 @@ fn top_k_values(x: &[f32], k: usize, log: bool) -> Vec<(usize, f32)> {
     if k == 0 || x.is_empty() {
         return Vec::new();
     }
+    // More than the row is the whole row (and keeps the buffer finite).
+    let k = k.min(x.len());
+    assert!(
+        x.len() <= u32::MAX as usize,
+        "simd-softmax: top_k_probs takes rows of at most 2^32 - 1 entries"
+    );
     let backend = crate::backend();
     let (top, total, nan) = dispatch::run(backend, TopKSum { x, k });
     let special = if nan {

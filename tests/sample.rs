@@ -307,6 +307,10 @@ fn top_k_probs_match_the_reference() {
     }
     println!("top_k_probs: worst {worst:.3} of the softmax bound");
     assert!(top_k_probs(&[], 3).is_empty() && top_k_probs(&[1.0], 0).is_empty());
+    assert_eq!(
+        top_k_probs(&[0.0, 0.0], usize::MAX),
+        vec![(0, 0.5), (1, 0.5)]
+    );
     assert!(
         top_k_probs(&[1.0, f32::NAN, 2.0], 2)
             .iter()
