@@ -253,13 +253,15 @@ pub fn softmax_row_with(
         exponent: 0.0,
         logit_size: 0.0,
     };
-    let nan_row = (0..n).any(|i| kept(i) && (row[i].is_nan() || a(i).is_nan()));
-    if nan_row {
-        // The masks' entries stay exact; every other entry is NaN.
+    // The masks' entries stay exact in a NaN row; every other entry is NaN.
+    let nan_row = || {
         let empty = if log { f64::NEG_INFINITY } else { 0.0 };
-        return (0..n)
+        (0..n)
             .map(|i| plain(if kept(i) { f64::NAN } else { empty }))
-            .collect();
+            .collect::<Vec<_>>()
+    };
+    if (0..n).any(|i| kept(i) && (row[i].is_nan() || a(i).is_nan())) {
+        return nan_row();
     }
 
     // The limits: mass on the members, split as the softmax of `a`.
@@ -298,6 +300,10 @@ pub fn softmax_row_with(
             }
         })
         .collect();
+    // The logit itself can be NaN: −inf + inf under an additive mask.
+    if w.iter().any(|v| v.is_nan()) {
+        return nan_row();
+    }
     let m = match special_or_exact(&w, log) {
         Ok(values) => return values.into_iter().map(plain).collect(),
         Err(m) => m,
