@@ -221,55 +221,49 @@ fn run_rows(
             };
             return;
         }
-        let per_task = (MIN_TASK_ELEMENTS / row_len).max(1);
-        if rows <= per_task || rayon::current_num_threads() == 1 {
-            let job = RowsJob {
-                spec,
-                logits,
-                targets,
-                grad: Some(grad),
-                losses,
-            };
-            return dispatch::run(backend, job);
-        }
-        logits
-            .par_chunks(per_task * row_len)
-            .zip(grad.par_chunks_mut(per_task * row_len))
-            .zip(targets.par_chunks(per_task))
-            .zip(losses.par_chunks_mut(per_task))
-            .for_each(|(((logits, grad), targets), losses)| {
-                let job = RowsJob {
-                    spec,
-                    logits,
-                    targets,
-                    grad: Some(grad),
-                    losses,
-                };
-                dispatch::run(backend, job);
-            });
-        return;
+        return split_rows(backend, spec, logits, targets, Some(grad), losses);
     }
-    let per_task = (MIN_TASK_ELEMENTS / row_len).max(1);
-    if rows <= per_task || rayon::current_num_threads() == 1 {
+    split_rows(backend, spec, logits, targets, None, losses);
+}
+
+/// Tasks of whole rows across the pool (or all on this thread when there
+/// are few), each through one backend entry.
+fn split_rows(
+    backend: Backend,
+    spec: RowSpec,
+    logits: &[f32],
+    targets: &[usize],
+    grad: Option<&mut [f32]>,
+    losses: &mut [f64],
+) {
+    let per_task = (MIN_TASK_ELEMENTS / spec.row_len).max(1);
+    if targets.len() <= per_task || rayon::current_num_threads() == 1 {
         let job = RowsJob {
             spec,
             logits,
             targets,
-            grad: None,
+            grad,
             losses,
         };
         return dispatch::run(backend, job);
     }
+    let task_len = per_task * spec.row_len;
+    // Each task's part of the gradient, or none for every task.
+    let grads: Vec<Option<&mut [f32]>> = match grad {
+        Some(g) => g.chunks_mut(task_len).map(Some).collect(),
+        None => targets.chunks(per_task).map(|_| None).collect(),
+    };
     logits
-        .par_chunks(per_task * row_len)
+        .par_chunks(task_len)
         .zip(targets.par_chunks(per_task))
         .zip(losses.par_chunks_mut(per_task))
-        .for_each(|((logits, targets), losses)| {
+        .zip(grads)
+        .for_each(|(((logits, targets), losses), grad)| {
             let job = RowsJob {
                 spec,
                 logits,
                 targets,
-                grad: None,
+                grad,
                 losses,
             };
             dispatch::run(backend, job);

@@ -13,26 +13,12 @@
 
 mod common;
 
-use common::check::check_sample_distribution;
+use common::check::{check_sample_distribution, sampler};
 use common::{backends, normal_row, rng};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use simd_softmax::reference::{SamplingSettings, sample_distribution};
 use simd_softmax::{Error, Sampler, top_k_log_probs, top_k_probs};
-
-fn sampler(b: simd_softmax::Backend, s: &SamplingSettings) -> Sampler {
-    let mut builder = Sampler::builder().backend(b).temperature(s.temperature);
-    if let Some(k) = s.top_k {
-        builder = builder.top_k(k);
-    }
-    if let Some(p) = s.top_p {
-        builder = builder.top_p(p);
-    }
-    if let Some(p) = s.min_p {
-        builder = builder.min_p(p);
-    }
-    builder.build().unwrap()
-}
 
 fn settings(
     temperature: f32,

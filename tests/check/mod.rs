@@ -1407,6 +1407,23 @@ pub fn check_sample_distribution(sp: &Sampler, s: &SamplingSettings, x: &[f32], 
     worst
 }
 
+/// A sampler with `s`'s settings on `backend`.
+pub fn sampler(backend: Backend, s: &SamplingSettings) -> Sampler {
+    let mut b = Sampler::builder()
+        .backend(backend)
+        .temperature(s.temperature);
+    if let Some(k) = s.top_k {
+        b = b.top_k(k);
+    }
+    if let Some(p) = s.top_p {
+        b = b.top_p(p);
+    }
+    if let Some(p) = s.min_p {
+        b = b.min_p(p);
+    }
+    b.build().unwrap()
+}
+
 /// A row to sample from, with settings.
 #[derive(Arbitrary, Clone, Debug, PartialEq)]
 pub struct SampleCase {
@@ -1442,19 +1459,7 @@ impl SampleCase {
             .position(|row| sample_distribution(row, &s).is_none());
         let mut worst = 0.0f64;
         for backend in backends() {
-            let mut b = Sampler::builder()
-                .backend(backend)
-                .temperature(s.temperature);
-            if let Some(k) = s.top_k {
-                b = b.top_k(k);
-            }
-            if let Some(p) = s.top_p {
-                b = b.top_p(p);
-            }
-            if let Some(p) = s.min_p {
-                b = b.min_p(p);
-            }
-            let sp = b.build().unwrap();
+            let sp = sampler(backend, &s);
             for (r, row) in rows.iter().enumerate().take(8) {
                 let what = format!("{backend} row {r} {s:?}");
                 worst = worst.max(check_sample_distribution(&sp, &s, row, &what));
