@@ -124,7 +124,7 @@ fn settings(c: &mut Criterion, shapes: &[(usize, usize)]) {
         let bias: Vec<f32> = (0..cols).map(|i| -((i % 5) as f32)).collect();
         let shape = format!("{rows}x{cols}");
         g.throughput(Throughput::Elements((rows * cols) as u64));
-        let plain = Softmax::new();
+        let plain = Softmax::new().settings(Default::default());
         let configs = [
             ("plain", plain),
             ("scale", plain.scale(0.125)),
@@ -180,7 +180,7 @@ fn sampling(c: &mut Criterion, shapes: &[(usize, usize)]) {
         g.bench_function(BenchmarkId::new("top_k_probs_20", &shape), |b| {
             b.iter(|| {
                 for row in x.get().chunks(cols) {
-                    std::hint::black_box(top_k_probs(row, 20));
+                    std::hint::black_box(top_k_probs(row, 20).unwrap());
                 }
             })
         });

@@ -153,6 +153,10 @@ fn parse_args() -> Args {
             .map(|(r, c)| (r.to_string(), c.to_string()))?;
         Some((r.parse().ok()?, c.parse().ok()?))
     });
+    if let Some((r, c)) = args.shapes.iter().find(|&&(r, c)| r == 0 || c == 0) {
+        eprintln!("bad shape {r}x{c}: rows and columns must both be at least 1");
+        usage()
+    }
     if !OPS.contains(&args.op.as_str()) {
         eprintln!(
             "unknown op {:?} (this build has: {})",
@@ -273,7 +277,9 @@ fn main() {
             let mut tokens = vec![0usize; rows];
             let mut seed = 0u64;
             for &algorithm in algorithms {
-                let mut sm = Softmax::new().backend(args.backend).algorithm(algorithm);
+                // The logit settings apply to softmax and log-softmax only.
+                let plain = Softmax::new().backend(args.backend).algorithm(algorithm);
+                let mut sm = plain.settings(Default::default());
                 if let Some(t) = args.temperature.filter(|_| args.op.ends_with("softmax")) {
                     sm = sm.temperature(t);
                 }
@@ -290,22 +296,24 @@ fn main() {
                 let seconds = pool.install(|| {
                     median_seconds(|| match args.op.as_str() {
                         "log_softmax" => sm.run_log_rows(&x, &mut y, cols).unwrap(),
-                        "logsumexp" => sm.run_logsumexp_rows(&x, cols, &mut per_row).unwrap(),
-                        "argmax" => sm.run_argmax_rows(&x, cols, &mut indices).unwrap(),
-                        "entropy" => sm.run_entropy_rows(&x, cols, &mut per_row).unwrap(),
+                        "logsumexp" => plain.run_logsumexp_rows(&x, cols, &mut per_row).unwrap(),
+                        "argmax" => plain.run_argmax_rows(&x, cols, &mut indices).unwrap(),
+                        "entropy" => plain.run_entropy_rows(&x, cols, &mut per_row).unwrap(),
                         "cross_entropy" => {
                             let options = CrossEntropyOptions {
                                 grad: Some(&mut y),
                                 ..Default::default()
                             };
-                            sm.run_cross_entropy(&x, cols, &targets, options).unwrap();
+                            plain
+                                .run_cross_entropy(&x, cols, &targets, options)
+                                .unwrap();
                         }
                         "softmax_backward" => {
-                            sm.run_backward_rows(&probs, &x, &mut y, cols).unwrap()
+                            plain.run_backward_rows(&probs, &x, &mut y, cols).unwrap()
                         }
-                        "log_softmax_backward" => {
-                            sm.run_log_backward_rows(&probs, &x, &mut y, cols).unwrap()
-                        }
+                        "log_softmax_backward" => plain
+                            .run_log_backward_rows(&probs, &x, &mut y, cols)
+                            .unwrap(),
                         "sample" => {
                             seed += 1;
                             sampler.sample_rows(&x, cols, seed, &mut tokens).unwrap();
@@ -317,8 +325,10 @@ fn main() {
                         "top_k" => {
                             use rayon::prelude::*;
                             let k = args.top_k.unwrap_or(20);
-                            let tops: Vec<_> =
-                                x.par_chunks(cols).map(|row| top_k_probs(row, k)).collect();
+                            let tops: Vec<_> = x
+                                .par_chunks(cols)
+                                .map(|row| top_k_probs(row, k).unwrap())
+                                .collect();
                             std::hint::black_box(tops);
                         }
                         _ => sm.run_rows(&x, &mut y, cols).unwrap(),
@@ -342,20 +352,35 @@ fn main() {
                     Algorithm::Auto => format!("auto({resolved})"),
                     a => a.name().to_string(),
                 };
+                // Limits not measured (`--no-limits`): JSON null, `-` in the table.
+                let json_us = |s: f64| {
+                    if s.is_nan() {
+                        "null".to_string()
+                    } else {
+                        format!("{:.3}", s * 1e6)
+                    }
+                };
+                let share = |s: f64| {
+                    if s.is_nan() {
+                        "-".to_string()
+                    } else {
+                        format!("{:.0}%", 100.0 * s / seconds)
+                    }
+                };
                 if args.json {
                     println!(
-                        "{{\"op\":\"{}\",\"rows\":{rows},\"cols\":{cols},\"threads\":{threads},\"backend\":\"{}\",\"algorithm\":\"{}\",\"resolved\":\"{}\",\"median_us\":{us:.3},\"gelem_s\":{gelem:.4},\"gb_s\":{:.3},\"copy_us\":{:.3},\"exp_us\":{:.3}}}",
+                        "{{\"op\":\"{}\",\"rows\":{rows},\"cols\":{cols},\"threads\":{threads},\"backend\":\"{}\",\"algorithm\":\"{}\",\"resolved\":\"{}\",\"median_us\":{us:.3},\"gelem_s\":{gelem:.4},\"gb_s\":{:.3},\"copy_us\":{},\"exp_us\":{}}}",
                         args.op,
                         args.backend,
                         algorithm.name(),
                         resolved,
                         gelem * 8.0,
-                        copy_s * 1e6,
-                        exp_s * 1e6
+                        json_us(copy_s),
+                        json_us(exp_s)
                     );
                 } else {
                     println!(
-                        "{:<12} {:<16} {:<18} {:>7} {:>12.1} {:>9.3} {:>8.2} {:>6.0}% {:>6.0}%",
+                        "{:<12} {:<16} {:<18} {:>7} {:>12.1} {:>9.3} {:>8.2} {:>7} {:>7}",
                         format!("{rows}x{cols}"),
                         args.backend.to_string(),
                         name,
@@ -363,8 +388,8 @@ fn main() {
                         us,
                         gelem,
                         gelem * 8.0,
-                        100.0 * copy_s / seconds,
-                        100.0 * exp_s / seconds
+                        share(copy_s),
+                        share(exp_s)
                     );
                 }
             }
@@ -377,7 +402,9 @@ fn main() {
 /// and a draw (a fixed-seed uniform per row).
 fn sort_sample(args: &Args, x: &[f32], y: &mut [f32], cols: usize, seed: u64, out: &mut [usize]) {
     use rayon::prelude::*;
-    let mut sm = Softmax::new().backend(args.backend);
+    let mut sm = Softmax::new()
+        .backend(args.backend)
+        .settings(Default::default());
     if let Some(t) = args.temperature.filter(|&t| t > 0.0) {
         sm = sm.temperature(t);
     }

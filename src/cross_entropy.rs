@@ -1,12 +1,14 @@
 //! Fused cross-entropy from logits, with its gradient in the same call.
 
-use rayon::prelude::*;
-
-use crate::dispatch::{self, Backend, Job};
+use crate::dispatch::{self, WithLanes};
+use crate::driver::{self, RowTask};
+use crate::error::{Argument, Parameter};
 use crate::kernels::cross_entropy::{Target, loss, loss_and_grad};
-use crate::kernels::exec::{Parallel, Sequential};
+#[cfg(feature = "rayon")]
+use crate::kernels::exec::Parallel;
+use crate::kernels::exec::Sequential;
 use crate::lanes::Lanes;
-use crate::{Error, Softmax};
+use crate::{Error, Softmax, shape};
 
 /// How the per-row losses become the result's `loss`, and how the
 /// gradient is weighted (as in PyTorch's `cross_entropy`).
@@ -93,83 +95,71 @@ pub fn cross_entropy(
     Softmax::new().run_cross_entropy(logits, row_len, targets, options)
 }
 
-impl Softmax<'_> {
-    /// [`cross_entropy`] on this builder's backend. The logit settings do
-    /// not apply (an error if set).
-    pub fn run_cross_entropy(
-        &self,
-        logits: &[f32],
-        row_len: usize,
-        targets: &[usize],
-        options: CrossEntropyOptions<'_>,
-    ) -> Result<CrossEntropy, Error> {
-        self.no_logit_settings("cross_entropy")?;
-        crate::check_rows(logits.len(), row_len)?;
-        let rows = logits.len().checked_div(row_len).unwrap_or(0);
-        if targets.len() != rows {
-            return Err(Error::SliceLength {
-                name: "targets",
-                len: targets.len(),
-                expected: rows,
-            });
-        }
-        if let Some(grad) = &options.grad
-            && grad.len() != logits.len()
-        {
-            return Err(Error::SliceLength {
-                name: "grad",
-                len: grad.len(),
-                expected: logits.len(),
-            });
-        }
-        let eps = options.label_smoothing;
-        if !(0.0..1.0).contains(&eps) {
-            return Err(Error::InvalidParameter {
-                name: "label_smoothing",
-                value: f64::from(eps),
-                expected: "in [0, 1)",
-            });
-        }
-        let ignored = |t: usize| options.ignore_index == Some(t);
-        if let Some((row, &target)) = targets
-            .iter()
-            .enumerate()
-            .find(|&(_, &t)| !ignored(t) && t >= row_len)
-        {
-            return Err(Error::TargetOutOfRange {
-                row,
-                target,
-                row_len,
-            });
-        }
-        let backend = self.resolved_backend()?;
-
-        let counted = targets.iter().filter(|&&t| !ignored(t)).count();
-        let weight = match options.reduction {
-            Reduction::Mean => 1.0 / counted as f64,
-            Reduction::Sum | Reduction::None => 1.0,
-        };
-        let spec = RowSpec {
-            row_len,
-            smoothing: f64::from(eps),
-            ignore_index: options.ignore_index,
-            weight,
-        };
-        let mut losses = vec![0.0f64; rows];
-        if rows > 0 {
-            run_rows(backend, spec, logits, targets, options.grad, &mut losses);
-        }
-        let total: f64 = losses.iter().sum();
-        let loss = match options.reduction {
-            Reduction::Mean => total / counted as f64,
-            Reduction::Sum | Reduction::None => total,
-        };
-        Ok(CrossEntropy {
-            loss: loss as f32,
-            per_row: losses.iter().map(|&l| l as f32).collect(),
-            counted,
-        })
+/// [`cross_entropy`] on `sm`'s backend.
+pub(crate) fn run(
+    sm: &Softmax,
+    logits: &[f32],
+    row_len: usize,
+    targets: &[usize],
+    options: CrossEntropyOptions<'_>,
+) -> Result<CrossEntropy, Error> {
+    let rows = shape::rows(logits.len(), row_len)?;
+    shape::argument_length(Argument::Targets, targets.len(), rows)?;
+    if let Some(grad) = &options.grad {
+        shape::argument_length(Argument::Grad, grad.len(), logits.len())?;
     }
+    let eps = options.label_smoothing;
+    if !(0.0..1.0).contains(&eps) {
+        return Err(Error::InvalidParameter {
+            name: Parameter::LabelSmoothing,
+            value: f64::from(eps),
+        });
+    }
+    let ignored = |t: usize| options.ignore_index == Some(t);
+    if let Some((row, &target)) = targets
+        .iter()
+        .enumerate()
+        .find(|&(_, &t)| !ignored(t) && t >= row_len)
+    {
+        return Err(Error::TargetOutOfRange {
+            row,
+            target,
+            row_len,
+        });
+    }
+    let backend = sm.checked_backend()?;
+    let counted = targets.iter().filter(|&&t| !ignored(t)).count();
+    let weight = match options.reduction {
+        Reduction::Mean => 1.0 / counted as f64,
+        Reduction::Sum | Reduction::None => 1.0,
+    };
+    let spec = RowSpec {
+        row_len,
+        smoothing: f64::from(eps),
+        ignore_index: options.ignore_index,
+        weight,
+    };
+    let mut losses = vec![0.0f64; rows];
+    if rows > 0 {
+        let task = CrossEntropyRows {
+            spec,
+            logits,
+            targets,
+            grad: options.grad,
+            losses: &mut losses,
+        };
+        dispatch::run(backend, task)?;
+    }
+    let total: f64 = losses.iter().sum();
+    let loss = match options.reduction {
+        Reduction::Mean => total / counted as f64,
+        Reduction::Sum | Reduction::None => total,
+    };
+    Ok(CrossEntropy {
+        loss: loss as f32,
+        per_row: losses.iter().map(|&l| l as f32).collect(),
+        counted,
+    })
 }
 
 /// What every row shares.
@@ -190,88 +180,8 @@ impl RowSpec {
     }
 }
 
-/// Same thresholds as the softmax rows (`rows::MIN_TASK_ELEMENTS`,
-/// `rows::SPLIT_ROW_FROM`).
-const MIN_TASK_ELEMENTS: usize = 16 * 1024;
-const SPLIT_ROW_FROM: usize = 64 * 1024;
-
-fn run_rows(
-    backend: Backend,
-    spec: RowSpec,
-    logits: &[f32],
-    targets: &[usize],
-    grad: Option<&mut [f32]>,
-    losses: &mut [f64],
-) {
-    let row_len = spec.row_len;
-    let rows = targets.len();
-    // One long row with a gradient: its blocks across the pool.
-    if let Some(grad) = grad {
-        if rows == 1 && row_len >= SPLIT_ROW_FROM && rayon::current_num_threads() > 1 {
-            let exec = Parallel(backend);
-            losses[0] = match spec.target(targets[0]) {
-                None => {
-                    grad.fill(0.0);
-                    0.0
-                }
-                Some(t) if rayon::current_thread_index().is_some() => {
-                    loss_and_grad(&exec, logits, grad, t, spec.weight)
-                }
-                Some(t) => rayon::scope(|_| loss_and_grad(&exec, logits, grad, t, spec.weight)),
-            };
-            return;
-        }
-        return split_rows(backend, spec, logits, targets, Some(grad), losses);
-    }
-    split_rows(backend, spec, logits, targets, None, losses);
-}
-
-/// Tasks of whole rows across the pool (or all on this thread when there
-/// are few), each through one backend entry.
-fn split_rows(
-    backend: Backend,
-    spec: RowSpec,
-    logits: &[f32],
-    targets: &[usize],
-    grad: Option<&mut [f32]>,
-    losses: &mut [f64],
-) {
-    let per_task = (MIN_TASK_ELEMENTS / spec.row_len).max(1);
-    if targets.len() <= per_task || rayon::current_num_threads() == 1 {
-        let job = RowsJob {
-            spec,
-            logits,
-            targets,
-            grad,
-            losses,
-        };
-        return dispatch::run(backend, job);
-    }
-    let task_len = per_task * spec.row_len;
-    // Each task's part of the gradient, or none for every task.
-    let grads: Vec<Option<&mut [f32]>> = match grad {
-        Some(g) => g.chunks_mut(task_len).map(Some).collect(),
-        None => targets.chunks(per_task).map(|_| None).collect(),
-    };
-    logits
-        .par_chunks(task_len)
-        .zip(targets.par_chunks(per_task))
-        .zip(losses.par_chunks_mut(per_task))
-        .zip(grads)
-        .for_each(|(((logits, targets), losses), grad)| {
-            let job = RowsJob {
-                spec,
-                logits,
-                targets,
-                grad,
-                losses,
-            };
-            dispatch::run(backend, job);
-        });
-}
-
-/// Rows one after another on this thread, through one backend entry.
-struct RowsJob<'a> {
+/// Rows of a cross-entropy call: the losses, and the gradient when asked.
+struct CrossEntropyRows<'a> {
     spec: RowSpec,
     logits: &'a [f32],
     targets: &'a [usize],
@@ -279,8 +189,40 @@ struct RowsJob<'a> {
     losses: &'a mut [f64],
 }
 
-impl Job for RowsJob<'_> {
+impl WithLanes for CrossEntropyRows<'_> {
     type Output = ();
+    fn with<S: Lanes>(self, s: S) {
+        let row_len = self.spec.row_len;
+        driver::run(s, self, row_len);
+    }
+}
+
+impl RowTask for CrossEntropyRows<'_> {
+    fn rows(&self) -> usize {
+        self.targets.len()
+    }
+
+    fn split_at(self, n: usize) -> (Self, Self) {
+        let at = n * self.spec.row_len;
+        let (x0, x1) = self.logits.split_at(at);
+        let (t0, t1) = self.targets.split_at(n);
+        let (l0, l1) = self.losses.split_at_mut(n);
+        let (g0, g1) = match self.grad {
+            Some(g) => {
+                let (g0, g1) = g.split_at_mut(at);
+                (Some(g0), Some(g1))
+            }
+            None => (None, None),
+        };
+        let part = |logits, targets, grad, losses| CrossEntropyRows {
+            spec: self.spec,
+            logits,
+            targets,
+            grad,
+            losses,
+        };
+        (part(x0, t0, g0, l0), part(x1, t1, g1, l1))
+    }
 
     #[inline(always)]
     fn run<S: Lanes>(self, s: S) {
@@ -314,5 +256,24 @@ impl Job for RowsJob<'_> {
                 }
             }
         }
+    }
+
+    /// One long row with a gradient: its blocks across the pool.
+    fn splits(&self) -> bool {
+        self.grad.is_some()
+    }
+
+    #[cfg(feature = "rayon")]
+    fn run_split<S: Lanes>(self, s: S) {
+        let Some(grad) = self.grad else {
+            return;
+        };
+        self.losses[0] = match self.spec.target(self.targets[0]) {
+            None => {
+                grad.fill(0.0);
+                0.0
+            }
+            Some(t) => loss_and_grad(&Parallel(s), self.logits, grad, t, self.spec.weight),
+        };
     }
 }

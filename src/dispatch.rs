@@ -2,9 +2,9 @@
 
 use core::fmt;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use crate::Error;
-pub(crate) use crate::lanes::Job;
 use crate::lanes::{Lanes, Portable, Scalar};
 
 /// The instruction set the kernels run on.
@@ -127,34 +127,63 @@ pub fn try_backend() -> Result<Backend, Error> {
         .clone()
 }
 
-/// The active backend (see [`try_backend`]).
-///
-/// # Panics
-/// If [`BACKEND_ENV`] names a backend this CPU lacks or no backend at all;
-/// [`try_backend`] returns that as an error instead.
+/// The backend calls without an explicit one run on (see [`try_backend`]):
+/// the one [`BACKEND_ENV`] names, else the fastest this CPU has. Never
+/// panics: when the variable names a backend this CPU lacks, that backend
+/// is what the calls would run, and they return
+/// [`Error::BackendUnavailable`]; when it names no backend, the calls
+/// return [`Error::UnknownBackend`] and this reports the detected one.
 pub fn backend() -> Backend {
-    try_backend().unwrap_or_else(|e| panic!("simd-softmax: {e}"))
+    match try_backend() {
+        Ok(b) => b,
+        Err(Error::BackendUnavailable(b)) => b,
+        Err(_) => Backend::detect(),
+    }
 }
 
-/// Runs `job` on `backend`, which the caller has checked is available.
+/// Something to run with a backend's lane token: the public entry hands a
+/// call to [`run`], which resolves the backend once, and everything below
+/// is generic over the lanes.
+pub(crate) trait WithLanes {
+    type Output;
+    fn with<S: Lanes>(self, s: S) -> Self::Output;
+}
+
+/// Runs `call` with `backend`'s lane token, or says why the CPU has none.
+/// Only the public entry layer calls this.
 #[inline]
-pub(crate) fn run<J: Job>(backend: Backend, job: J) -> J::Output {
+pub(crate) fn run<W: WithLanes>(backend: Backend, call: W) -> Result<W::Output, Error> {
+    RAN.fetch_or(1 << backend as u8, Ordering::Relaxed);
     match backend {
-        Backend::Scalar => Scalar.vectorize(job),
-        Backend::Portable => Portable.vectorize(job),
-        Backend::Avx2Fma => {
-            #[cfg(target_arch = "x86_64")]
-            if let Some(avx2) = crate::arch::avx2::Avx2Fma::detect() {
-                return avx2.vectorize(job);
-            }
-            unreachable!("the avx2 backend was checked before dispatch")
-        }
-        Backend::Avx512 => {
-            #[cfg(target_arch = "x86_64")]
-            if let Some(avx512) = crate::arch::avx512::Avx512::detect() {
-                return avx512.vectorize(job);
-            }
-            unreachable!("the avx512 backend was checked before dispatch")
-        }
+        Backend::Scalar => Ok(call.with(Scalar)),
+        Backend::Portable => Ok(call.with(Portable)),
+        #[cfg(target_arch = "x86_64")]
+        Backend::Avx2Fma => match crate::arch::avx2::Avx2Fma::detect() {
+            Some(avx2) => Ok(call.with(avx2)),
+            None => Err(Error::BackendUnavailable(backend)),
+        },
+        #[cfg(target_arch = "x86_64")]
+        Backend::Avx512 => match crate::arch::avx512::Avx512::detect() {
+            Some(avx512) => Ok(call.with(avx512)),
+            None => Err(Error::BackendUnavailable(backend)),
+        },
+        #[cfg(not(target_arch = "x86_64"))]
+        Backend::Avx2Fma | Backend::Avx512 => Err(Error::BackendUnavailable(backend)),
     }
+}
+
+/// One bit per backend that [`run`] was asked for.
+static RAN: AtomicU8 = AtomicU8::new(0);
+
+/// The backends kernels were run on so far in this process (asked for and
+/// available), for the test that proves a forced backend really ran
+/// (`SIMD_SOFTMAX_ENSURE_BACKEND`, as matrixmultiply's
+/// `MMTEST_ENSUREFEATURE`). Not part of the stable API.
+#[doc(hidden)]
+pub fn backends_that_ran() -> Vec<Backend> {
+    let ran = RAN.load(Ordering::Relaxed);
+    Backend::ALL
+        .into_iter()
+        .filter(|&b| ran & (1 << b as u8) != 0 && b.is_available())
+        .collect()
 }

@@ -17,8 +17,8 @@ pub enum Error {
     /// A slice whose length does not fit the call (e.g. `grad_out` beside
     /// `probs`, or `targets` beside the rows of `logits`).
     SliceLength {
-        /// The argument, as the function names it.
-        name: &'static str,
+        /// The argument.
+        name: Argument,
         /// Its length.
         len: usize,
         /// The length the call needs.
@@ -56,18 +56,16 @@ pub enum Error {
     /// A setting outside its domain, e.g. a negative temperature: `name`
     /// is the setting, `expected` its domain.
     InvalidParameter {
-        /// The setting, as the builder method names it.
-        name: &'static str,
+        /// The setting; [`Parameter::domain`] says what it must be.
+        name: Parameter,
         /// The value given.
         value: f64,
-        /// What it must be.
-        expected: &'static str,
     },
     /// A mask holds neither one row (`row_len` values) nor one value per
     /// element (`len`).
     MaskLength {
-        /// Which mask: `"additive_mask"` or `"keep_mask"`.
-        mask: &'static str,
+        /// Which mask.
+        mask: Mask,
         /// Its length.
         mask_len: usize,
         /// The row length of the call.
@@ -75,13 +73,22 @@ pub enum Error {
         /// The number of values of the call.
         len: usize,
     },
-    /// A builder setting that the called operation does not apply (e.g. a
-    /// mask on `run_argmax_rows`); refused rather than ignored.
-    NotApplicable {
-        /// The setting.
-        setting: &'static str,
-        /// The operation called.
-        operation: &'static str,
+    /// A row stride shorter than the row (or rows of 0 with a stride).
+    RowStride {
+        /// The stride.
+        stride: usize,
+        /// The row length.
+        row_len: usize,
+    },
+    /// Strided data whose length is neither `rows·stride` nor
+    /// `(rows − 1)·stride + row_len` for any number of rows.
+    StridedLength {
+        /// Number of values.
+        len: usize,
+        /// The row length.
+        row_len: usize,
+        /// The row stride.
+        stride: usize,
     },
     /// A row no token can be drawn from: it holds NaN, is empty, or has
     /// nothing above −inf.
@@ -89,7 +96,14 @@ pub enum Error {
         /// The row (0 for a single row).
         row: usize,
         /// Why.
-        reason: &'static str,
+        reason: SampleFailure,
+    },
+    /// A row longer than the operation can index (e.g. 32-bit token ids).
+    RowTooLong {
+        /// Its length.
+        len: usize,
+        /// The longest row the operation takes.
+        max: usize,
     },
     /// The requested backend needs instructions this CPU lacks.
     BackendUnavailable(Backend),
@@ -108,7 +122,11 @@ impl fmt::Display for Error {
                 name,
                 len,
                 expected,
-            } => write!(f, "{name} holds {len} values; the call needs {expected}"),
+            } => write!(
+                f,
+                "{} holds {len} values; the call needs {expected}",
+                name.name()
+            ),
             Error::TargetOutOfRange {
                 row,
                 target,
@@ -135,11 +153,12 @@ impl fmt::Display for Error {
                     "output holds {output} values for {rows} rows (one per row)"
                 )
             }
-            Error::InvalidParameter {
-                name,
-                value,
-                expected,
-            } => write!(f, "{name} = {value} is invalid: it must be {expected}"),
+            Error::InvalidParameter { name, value } => write!(
+                f,
+                "{} = {value} is invalid: it must be {}",
+                name.name(),
+                name.domain()
+            ),
             Error::MaskLength {
                 mask,
                 mask_len,
@@ -147,13 +166,29 @@ impl fmt::Display for Error {
                 len,
             } => write!(
                 f,
-                "{mask} holds {mask_len} values; it must hold one row ({row_len}) or one per element ({len})"
+                "{} holds {mask_len} values; it must hold one row ({row_len}) or one per element ({len})",
+                mask.name()
             ),
-            Error::NotApplicable { setting, operation } => {
-                write!(f, "{setting} does not apply to {operation}")
-            }
+            Error::RowStride { stride, row_len } => write!(
+                f,
+                "row stride {stride} is shorter than the row length {row_len} (or the rows are empty)"
+            ),
+            Error::StridedLength {
+                len,
+                row_len,
+                stride,
+            } => write!(
+                f,
+                "length {len} is neither rows·{stride} nor (rows − 1)·{stride} + {row_len} for rows of {row_len} every {stride}"
+            ),
             Error::CannotSample { row, reason } => {
-                write!(f, "row {row} cannot be sampled: {reason}")
+                write!(f, "row {row} cannot be sampled: {}", reason.describe())
+            }
+            Error::RowTooLong { len, max } => {
+                write!(
+                    f,
+                    "a row of {len} entries is longer than the {max} this call takes"
+                )
             }
             Error::BackendUnavailable(b) => write!(
                 f,
@@ -177,3 +212,121 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+/// A slice argument named in [`Error::SliceLength`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Argument {
+    /// The incoming gradient of a backward pass.
+    GradOut,
+    /// The gradient a backward pass writes.
+    GradIn,
+    /// The cross-entropy targets (one per row).
+    Targets,
+    /// The cross-entropy gradient (one per logit).
+    Grad,
+}
+
+impl Argument {
+    /// The argument's name in the function signature.
+    pub fn name(self) -> &'static str {
+        match self {
+            Argument::GradOut => "grad_out",
+            Argument::GradIn => "grad_in",
+            Argument::Targets => "targets",
+            Argument::Grad => "grad",
+        }
+    }
+}
+
+/// A mask named in [`Error::MaskLength`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Mask {
+    /// [`Softmax::keep_mask`](crate::Softmax::keep_mask).
+    Keep,
+    /// [`Softmax::additive_mask`](crate::Softmax::additive_mask).
+    Additive,
+}
+
+impl Mask {
+    /// The builder method's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mask::Keep => "keep_mask",
+            Mask::Additive => "additive_mask",
+        }
+    }
+}
+
+/// A setting named in [`Error::InvalidParameter`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Parameter {
+    /// The softmax temperature: ≥ 0, 0 and +inf being the limits.
+    Temperature,
+    /// The softmax scale: finite and > 0.
+    Scale,
+    /// Cross-entropy label smoothing: in [0, 1).
+    LabelSmoothing,
+    /// The sampler's temperature: finite and ≥ 0.
+    SamplerTemperature,
+    /// The sampler's top-k: ≥ 1.
+    TopK,
+    /// The sampler's top-p: in (0, 1].
+    TopP,
+    /// The sampler's min-p: in [0, 1).
+    MinP,
+}
+
+impl Parameter {
+    /// The setting's name, as the builder method names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Parameter::Temperature | Parameter::SamplerTemperature => "temperature",
+            Parameter::Scale => "scale",
+            Parameter::LabelSmoothing => "label_smoothing",
+            Parameter::TopK => "top_k",
+            Parameter::TopP => "top_p",
+            Parameter::MinP => "min_p",
+        }
+    }
+
+    /// What the setting must be.
+    pub fn domain(self) -> &'static str {
+        match self {
+            Parameter::Temperature => "≥ 0 (0 and +inf are the limits)",
+            Parameter::Scale => "finite and > 0",
+            Parameter::LabelSmoothing => "in [0, 1)",
+            Parameter::SamplerTemperature => "finite and ≥ 0",
+            Parameter::TopK => "≥ 1",
+            Parameter::TopP => "in (0, 1]",
+            Parameter::MinP => "in [0, 1)",
+        }
+    }
+}
+
+/// Why a row cannot be sampled ([`Error::CannotSample`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SampleFailure {
+    /// The row holds NaN.
+    Nan,
+    /// No logit is above −inf (or the row is empty).
+    NoMass,
+    /// The row has more than 2^32 − 1 entries (token indices are 32-bit).
+    TooLong,
+}
+
+impl SampleFailure {
+    /// A sentence for messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            SampleFailure::Nan => "the row holds NaN",
+            SampleFailure::NoMass => "no logit is above −inf",
+            SampleFailure::TooLong => {
+                "the row has more than 2^32 - 1 entries (token indices are 32-bit)"
+            }
+        }
+    }
+}

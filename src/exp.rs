@@ -103,48 +103,15 @@ fn exp_reduced<S: Lanes>(s: S, biased: S::V, t: S::V) -> S::V {
     s.mul_add(t_scaled, p, scale)
 }
 
-/// Our lane `exp` over a slice on `backend`, for the exhaustive test and
-/// the fuzz targets. Not part of the stable API: inputs above
-/// [`DOMAIN_MAX`] are outside its domain.
-#[doc(hidden)]
-pub fn exp_slice(
-    backend: crate::Backend,
-    input: &[f32],
-    output: &mut [f32],
-) -> Result<(), crate::Error> {
-    struct Exp;
-    impl<S: Lanes> crate::kernels::Map<S> for Exp {
-        #[inline(always)]
-        fn apply(&self, s: S, x: S::V) -> S::V {
-            exp(s, x)
-        }
-    }
-    struct ExpJob<'a>(crate::kernels::Io<'a>);
-    impl crate::dispatch::Job for ExpJob<'_> {
-        type Output = ();
-        #[inline(always)]
-        fn run<S: Lanes>(mut self, s: S) {
-            self.0.map_store(s, Exp);
-        }
-    }
-    let backend = backend.check()?;
-    if input.len() != output.len() {
-        return Err(crate::Error::LengthMismatch {
-            input: input.len(),
-            output: output.len(),
-        });
-    }
-    crate::dispatch::run(
-        backend,
-        ExpJob(crate::kernels::Io::new(Some(input), output)),
-    );
-    Ok(())
-}
+/// The slice form for the exhaustive test, the fuzz targets and the
+/// throughput tool (an entry like every public call: it lives in `lib.rs`).
+pub use crate::exp_slice;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dispatch::{self, Backend, Job};
+    use crate::dispatch::{self, Backend, WithLanes};
+    use crate::lanes::Job;
 
     /// `exp(d·c)` as the scaled kernels compute it (`Factor::exp_times`:
     /// base 2 with FMA, Dekker's product without).
@@ -152,6 +119,13 @@ mod tests {
         d: &'a [f32],
         c: f64,
         out: &'a mut [f32],
+    }
+
+    impl WithLanes for ExpOfProduct<'_> {
+        type Output = ();
+        fn with<S: Lanes>(self, s: S) {
+            s.vectorize(self);
+        }
     }
 
     impl Job for ExpOfProduct<'_> {
@@ -187,7 +161,8 @@ mod tests {
                         c,
                         out: &mut out,
                     },
-                );
+                )
+                .unwrap();
                 for (&d, &got) in d.iter().zip(&out) {
                     let want = (f64::from(d) * c).exp();
                     if want < f64::from(f32::MIN_POSITIVE) * 1.01 {

@@ -17,13 +17,15 @@
 
 use rand::rngs::StdRng;
 use rand::{Rng, RngExt, SeedableRng};
-use rayon::prelude::*;
 
-use crate::dispatch::{self, Backend, Job};
+use crate::dispatch::{self, Backend, WithLanes};
+use crate::driver::{self, RowTask};
+use crate::error::{Parameter, SampleFailure};
+use crate::kernels::argmax::argmax;
 use crate::kernels::select::{TopK, rank, scan, top_k_and_sum};
-use crate::kernels::{ExpMinus, Factor, Io, Logits, Partial, Plain, Scaled, max, sum_of};
-use crate::lanes::Lanes;
-use crate::{Error, try_backend};
+use crate::kernels::{ExpMinus, Factor, Io, Logits, Partial, Plain, RowClass, Scaled, max, sum_of};
+use crate::lanes::{Job, Lanes};
+use crate::{Error, shape, try_backend};
 
 /// Elements per block of the temperature-only draw.
 const BLOCK: usize = 2048;
@@ -109,29 +111,23 @@ impl SamplerBuilder {
     /// The sampler, or [`Error::InvalidParameter`] naming the first setting
     /// outside its domain.
     pub fn build(self) -> Result<Sampler, Error> {
-        let bad = |name, value: f64, expected| {
-            Err(Error::InvalidParameter {
-                name,
-                value,
-                expected,
-            })
-        };
+        let bad = |name, value: f64| Err(Error::InvalidParameter { name, value });
         let t = self.temperature.unwrap_or(1.0);
         if !(t.is_finite() && t >= 0.0) {
-            return bad("temperature", f64::from(t), "finite and ≥ 0");
+            return bad(Parameter::SamplerTemperature, f64::from(t));
         }
         if self.top_k == Some(0) {
-            return bad("top_k", 0.0, "≥ 1");
+            return bad(Parameter::TopK, 0.0);
         }
         if let Some(p) = self.top_p
             && !(p > 0.0 && p <= 1.0)
         {
-            return bad("top_p", f64::from(p), "in (0, 1]");
+            return bad(Parameter::TopP, f64::from(p));
         }
         if let Some(p) = self.min_p
             && !(0.0..1.0).contains(&p)
         {
-            return bad("min_p", f64::from(p), "in [0, 1)");
+            return bad(Parameter::MinP, f64::from(p));
         }
         if let Some(b) = self.backend {
             b.check()?;
@@ -167,8 +163,12 @@ impl Sampler {
     pub fn sample(&self, logits: &[f32], rng: &mut impl Rng) -> Result<usize, Error> {
         let backend = self.backend()?;
         let u: f64 = rng.random();
-        sample_row(backend, self, logits, u)
-            .map_err(|reason| Error::CannotSample { row: 0, reason })
+        let call = SampleOne {
+            sp: self,
+            x: logits,
+            u,
+        };
+        dispatch::run(backend, call)?.map_err(|reason| Error::CannotSample { row: 0, reason })
     }
 
     /// One token per row of `row_len` logits into `out`, rows in parallel.
@@ -183,25 +183,26 @@ impl Sampler {
         seed: u64,
         out: &mut [usize],
     ) -> Result<(), Error> {
-        crate::check_rows(logits.len(), row_len)?;
-        let rows = logits.len().checked_div(row_len).unwrap_or(0);
-        if out.len() != rows {
-            return Err(Error::RowOutputs {
-                rows,
-                output: out.len(),
-            });
-        }
+        let rows = shape::rows(logits.len(), row_len)?;
+        shape::row_outputs(rows, out.len())?;
         let backend = self.backend()?;
-        let results: Vec<Result<usize, &'static str>> = logits
-            .par_chunks(row_len.max(1))
-            .enumerate()
-            .map(|(r, row)| {
-                let u: f64 = row_generator(seed, r).random();
-                sample_row(backend, self, row, u)
-            })
-            .collect();
+        let mut results = vec![Err(SampleFailure::NoMass); rows];
+        if rows > 0 {
+            let task = SampleRows {
+                sp: self,
+                logits,
+                row_len,
+                seed,
+                first_row: 0,
+                out: &mut results,
+            };
+            dispatch::run(backend, task)?;
+        }
         if let Some((row, Err(reason))) = results.iter().enumerate().find(|(_, r)| r.is_err()) {
-            return Err(Error::CannotSample { row, reason });
+            return Err(Error::CannotSample {
+                row,
+                reason: *reason,
+            });
         }
         for (o, r) in out.iter_mut().zip(results) {
             *o = r.unwrap_or(0);
@@ -216,7 +217,11 @@ impl Sampler {
     /// sorts) the whole row.
     pub fn distribution(&self, logits: &[f32]) -> Result<Vec<(usize, f32)>, Error> {
         let backend = self.backend()?;
-        let kept = kept_tokens(backend, self, logits)
+        let call = Distribution {
+            sp: self,
+            x: logits,
+        };
+        let kept = dispatch::run(backend, call)?
             .map_err(|reason| Error::CannotSample { row: 0, reason })?;
         let total: f64 = kept.iter().map(|&(_, w)| w).sum();
         Ok(kept
@@ -235,38 +240,111 @@ fn row_generator(seed: u64, r: usize) -> StdRng {
     StdRng::seed_from_u64(z ^ (z >> 31))
 }
 
-const NAN_ROW: &str = "the row holds NaN";
-const EMPTY_ROW: &str = "no logit is above −inf";
-const TOO_LONG: &str = "the row has more than 2^32 - 1 entries (token indices are 32-bit)";
+const NAN_ROW: SampleFailure = SampleFailure::Nan;
+const EMPTY_ROW: SampleFailure = SampleFailure::NoMass;
+const TOO_LONG: SampleFailure = SampleFailure::TooLong;
+
+/// One draw from one row.
+struct SampleOne<'a> {
+    sp: &'a Sampler,
+    x: &'a [f32],
+    u: f64,
+}
+
+impl WithLanes for SampleOne<'_> {
+    type Output = Result<usize, SampleFailure>;
+    fn with<S: Lanes>(self, s: S) -> Self::Output {
+        sample_row(s, self.sp, self.x, self.u)
+    }
+}
+
+/// The kept tokens of one row.
+struct Distribution<'a> {
+    sp: &'a Sampler,
+    x: &'a [f32],
+}
+
+impl WithLanes for Distribution<'_> {
+    type Output = Result<Vec<(u32, f64)>, SampleFailure>;
+    fn with<S: Lanes>(self, s: S) -> Self::Output {
+        kept_tokens(s, self.sp, self.x)
+    }
+}
+
+/// Rows `first_row..` of a `sample_rows` call, each drawn with its own
+/// generator.
+struct SampleRows<'a> {
+    sp: &'a Sampler,
+    logits: &'a [f32],
+    row_len: usize,
+    seed: u64,
+    first_row: usize,
+    out: &'a mut [Result<usize, SampleFailure>],
+}
+
+impl WithLanes for SampleRows<'_> {
+    type Output = ();
+    fn with<S: Lanes>(self, s: S) {
+        let row_len = self.row_len;
+        driver::run(s, self, row_len);
+    }
+}
+
+impl RowTask for SampleRows<'_> {
+    fn rows(&self) -> usize {
+        self.out.len()
+    }
+
+    fn split_at(self, n: usize) -> (Self, Self) {
+        let (x0, x1) = self.logits.split_at(n * self.row_len);
+        let (o0, o1) = self.out.split_at_mut(n);
+        let first = SampleRows {
+            logits: x0,
+            out: o0,
+            ..self
+        };
+        let rest = SampleRows {
+            logits: x1,
+            out: o1,
+            first_row: self.first_row + n,
+            ..self
+        };
+        (first, rest)
+    }
+
+    #[inline(always)]
+    fn run<S: Lanes>(self, s: S) {
+        let rows = self.logits.chunks_exact(self.row_len).zip(self.out);
+        for (k, (row, out)) in rows.enumerate() {
+            let u: f64 = row_generator(self.seed, self.first_row + k).random();
+            *out = sample_row(s, self.sp, row, u);
+        }
+    }
+}
 
 /// The token for uniform `u ∈ [0, 1)`.
-fn sample_row(backend: Backend, sp: &Sampler, x: &[f32], u: f64) -> Result<usize, &'static str> {
+fn sample_row<S: Lanes>(s: S, sp: &Sampler, x: &[f32], u: f64) -> Result<usize, SampleFailure> {
     if x.is_empty() {
         return Err(EMPTY_ROW);
     }
     if sp.temperature == 0.0 {
-        return greedy(backend, x);
+        return greedy(s, x);
     }
     let unfiltered = sp.top_p.is_none() && sp.top_k.is_none_or(|k| k >= x.len());
     if unfiltered {
-        return dispatch::run(
-            backend,
-            BlockDraw {
-                x,
-                c: 1.0 / f64::from(sp.temperature),
-                min_p: sp.min_p,
-                u,
-            },
-        );
+        return s.vectorize(BlockDraw {
+            x,
+            c: 1.0 / f64::from(sp.temperature),
+            min_p: sp.min_p,
+            u,
+        });
     }
-    let kept = kept_tokens(backend, sp, x)?;
+    let kept = kept_tokens(s, sp, x)?;
     Ok(draw(&kept, u))
 }
 
-fn greedy(backend: Backend, x: &[f32]) -> Result<usize, &'static str> {
-    let mut out = [None];
-    crate::rows::reduce_rows(backend, crate::rows::ArgMax, x, x.len(), &mut out);
-    match out[0] {
+fn greedy<S: Lanes>(s: S, x: &[f32]) -> Result<usize, SampleFailure> {
+    match s.vectorize(ArgMaxJob(x)) {
         None => Err(NAN_ROW),
         Some(i) if x[i] == f32::NEG_INFINITY => Err(EMPTY_ROW),
         Some(i) => Ok(i),
@@ -274,7 +352,7 @@ fn greedy(backend: Backend, x: &[f32]) -> Result<usize, &'static str> {
 }
 
 /// The kept tokens with their (unnormalised) weights, best first.
-fn kept_tokens(backend: Backend, sp: &Sampler, x: &[f32]) -> Result<Vec<(u32, f64)>, &'static str> {
+fn kept_tokens<S: Lanes>(s: S, sp: &Sampler, x: &[f32]) -> Result<Vec<(u32, f64)>, SampleFailure> {
     if x.is_empty() {
         return Err(EMPTY_ROW);
     }
@@ -282,12 +360,12 @@ fn kept_tokens(backend: Backend, sp: &Sampler, x: &[f32]) -> Result<Vec<(u32, f6
         return Err(TOO_LONG);
     }
     if sp.temperature == 0.0 {
-        return greedy(backend, x).map(|i| vec![(i as u32, 1.0)]);
+        return greedy(s, x).map(|i| vec![(i as u32, 1.0)]);
     }
     let c = 1.0 / f64::from(sp.temperature);
     let candidates = match sp.top_k {
         Some(k) if k < x.len() => {
-            let (top, nan) = dispatch::run(backend, TopKJob { x, k });
+            let (top, nan) = s.vectorize(TopKJob { x, k });
             if nan {
                 return Err(NAN_ROW);
             }
@@ -295,21 +373,18 @@ fn kept_tokens(backend: Backend, sp: &Sampler, x: &[f32]) -> Result<Vec<(u32, f6
             let total = w.iter().map(|&(_, w)| w).sum();
             (w, total)
         }
-        _ => dispatch::run(
-            backend,
-            AllWeights {
-                x,
-                c,
-                top_p: sp.top_p,
-            },
-        )?,
+        _ => s.vectorize(AllWeights {
+            x,
+            c,
+            top_p: sp.top_p,
+        })?,
     };
     Ok(filter(candidates.0, candidates.1, sp.top_p, sp.min_p))
 }
 
 /// Weights `exp((x − max)·c)` in f64 of candidates sorted best first; +inf
 /// logits share the mass (weight 1 each, the rest 0).
-fn weigh(top: &[(f32, u32)], c: f64) -> Result<Vec<(u32, f64)>, &'static str> {
+fn weigh(top: &[(f32, u32)], c: f64) -> Result<Vec<(u32, f64)>, SampleFailure> {
     let max = top.first().map_or(f32::NEG_INFINITY, |t| t.0);
     if max == f32::NEG_INFINITY {
         return Err(EMPTY_ROW);
@@ -377,6 +452,17 @@ fn draw(kept: &[(u32, f64)], u: f64) -> usize {
         .map_or(0, |&(i, _)| i as usize)
 }
 
+/// The lowest index of a row's largest value.
+struct ArgMaxJob<'a>(&'a [f32]);
+
+impl Job for ArgMaxJob<'_> {
+    type Output = Option<usize>;
+    #[inline(always)]
+    fn run<S: Lanes>(self, s: S) -> Option<usize> {
+        argmax(s, self.0)
+    }
+}
+
 /// The top k of a row and whether it holds NaN.
 struct TopKJob<'a> {
     x: &'a [f32],
@@ -406,16 +492,17 @@ struct AllWeights<'a> {
 }
 
 impl Job for AllWeights<'_> {
-    type Output = Result<(Vec<(u32, f64)>, f64), &'static str>;
+    type Output = Result<(Vec<(u32, f64)>, f64), SampleFailure>;
     #[inline(always)]
     fn run<S: Lanes>(self, s: S) -> Self::Output {
         let x = self.x;
         let m = max(s, x, Plain);
-        if x.iter().any(|v| v.is_nan()) {
-            return Err(NAN_ROW);
-        }
-        if m == f32::NEG_INFINITY {
-            return Err(EMPTY_ROW);
+        if !m.is_finite() {
+            match RowClass::scan(x.iter().copied()) {
+                RowClass::Nan => return Err(NAN_ROW),
+                RowClass::NoMass => return Err(EMPTY_ROW),
+                _ => {}
+            }
         }
         if m == f32::INFINITY {
             let inf: Vec<(f32, u32)> = x
@@ -432,6 +519,10 @@ impl Job for AllWeights<'_> {
         let mut w = vec![0.0f32; x.len()];
         Io::new(Some(x), &mut w).map_store(s, ExpMinus::new(s, m, t));
         let total: f64 = w.iter().map(|&v| f64::from(v)).sum();
+        // A NaN logit made its weight, and so the total, NaN.
+        if total.is_nan() {
+            return Err(NAN_ROW);
+        }
         let goal = self.top_p.map_or(f64::INFINITY, |p| f64::from(p) * total);
         let mut order: Vec<(f32, u32)> = x
             .iter()
@@ -478,7 +569,7 @@ struct BlockDraw<'a> {
 }
 
 impl Job for BlockDraw<'_> {
-    type Output = Result<usize, &'static str>;
+    type Output = Result<usize, SampleFailure>;
     #[inline(always)]
     fn run<S: Lanes>(self, s: S) -> Self::Output {
         // At temperature 1 the plain exp; else the exact-product one.
@@ -492,7 +583,7 @@ impl Job for BlockDraw<'_> {
 
 impl BlockDraw<'_> {
     #[inline(always)]
-    fn draw<S: Lanes, T: Logits>(&self, s: S, t: T) -> Result<usize, &'static str> {
+    fn draw<S: Lanes, T: Logits>(&self, s: S, t: T) -> Result<usize, SampleFailure> {
         let x = self.x;
         // min-p needs the row max before the sums; plain temperature finds
         // it block by block.
@@ -635,14 +726,13 @@ fn in_block<S: Lanes, T: Logits>(
 
 /// Rows whose max is ±inf: the +inf entries share the mass equally (the
 /// draw picks the `⌊u·k⌋`-th of the k); nothing above −inf is an error.
-fn special(x: &[f32], u: f64) -> Result<usize, &'static str> {
-    if x.iter().any(|v| v.is_nan()) {
-        return Err(NAN_ROW);
+fn special(x: &[f32], u: f64) -> Result<usize, SampleFailure> {
+    match RowClass::scan(x.iter().copied()) {
+        RowClass::Nan => return Err(NAN_ROW),
+        RowClass::NoMass => return Err(EMPTY_ROW),
+        _ => {}
     }
     let inf: Vec<usize> = (0..x.len()).filter(|&i| x[i] == f32::INFINITY).collect();
-    if inf.is_empty() {
-        return Err(EMPTY_ROW);
-    }
     let pick = ((u * inf.len() as f64) as usize).min(inf.len() - 1);
     Ok(inf[pick])
 }
@@ -652,75 +742,63 @@ fn special(x: &[f32], u: f64) -> Result<usize, &'static str> {
 /// read that keeps the online (max, sum) and a top-k selection together:
 /// the probability vector is never written and the row never sorted.
 /// Fewer than `k` entries for a shorter row, none for `k = 0`; rows of
-/// at most 2^32 − 1 entries (a longer one panics with that message). Special
+/// at most 2^32 − 1 entries (a longer one is [`Error::RowTooLong`]). Special
 /// rows follow the softmax rules: NaN in the row makes every probability
 /// NaN (the entries are still the top k of the other values), k entries of
 /// +inf share the mass, a row of only −inf has probabilities 0.
 ///
 /// ```
-/// let top = simd_softmax::top_k_probs(&[1.0, 3.0, 2.0, 3.0], 2);
+/// let top = simd_softmax::top_k_probs(&[1.0, 3.0, 2.0, 3.0], 2)?;
 /// assert_eq!(top.iter().map(|t| t.0).collect::<Vec<_>>(), [1, 3]);
 /// assert!((top[0].1 - 0.3994863).abs() < 1e-6); // 1 / (2 + e^-1 + e^-2)
+/// # Ok::<(), simd_softmax::Error>(())
 /// ```
 ///
-/// # Panics
-/// Only if `SIMD_SOFTMAX_BACKEND` forces a backend this CPU lacks.
-pub fn top_k_probs(logits: &[f32], k: usize) -> Vec<(usize, f32)> {
+/// Errors if `SIMD_SOFTMAX_BACKEND` forces a backend this CPU lacks.
+pub fn top_k_probs(logits: &[f32], k: usize) -> Result<Vec<(usize, f32)>, Error> {
     top_k_values(logits, k, false)
 }
 
 /// [`top_k_probs`] with log-probabilities `(x − max) − ln Σ exp(x − max)`.
-pub fn top_k_log_probs(logits: &[f32], k: usize) -> Vec<(usize, f32)> {
+pub fn top_k_log_probs(logits: &[f32], k: usize) -> Result<Vec<(usize, f32)>, Error> {
     top_k_values(logits, k, true)
 }
 
-fn top_k_values(x: &[f32], k: usize, log: bool) -> Vec<(usize, f32)> {
+fn top_k_values(x: &[f32], k: usize, log: bool) -> Result<Vec<(usize, f32)>, Error> {
+    if x.len() > u32::MAX as usize {
+        return Err(Error::RowTooLong {
+            len: x.len(),
+            max: u32::MAX as usize,
+        });
+    }
+    let backend = try_backend()?;
     if k == 0 || x.is_empty() {
-        return Vec::new();
+        return Ok(Vec::new());
     }
     // More than the row is the whole row (and keeps the buffer finite).
     let k = k.min(x.len());
-    assert!(
-        x.len() <= u32::MAX as usize,
-        "simd-softmax: top_k_probs takes rows of at most 2^32 - 1 entries"
-    );
-    let backend = crate::backend();
-    let (top, total, nan) = dispatch::run(backend, TopKSum { x, k });
-    let special = if nan {
-        Some(f64::NAN)
-    } else if !total.max.is_finite() {
-        None
-    } else {
-        Some(0.0)
-    };
+    let (top, total, class) = dispatch::run(backend, TopKSum { x, k })?;
     let m = f64::from(total.max);
     let log_sum = total.sum.ln();
-    let infinities = if total.max == f32::INFINITY {
-        x.iter().filter(|&&v| v == f32::INFINITY).count() as f64
-    } else {
-        0.0
-    };
-    top.into_iter()
-        .map(|(v, i)| {
-            let value = match special {
-                Some(nan) if nan.is_nan() => f64::NAN,
-                Some(_) => {
-                    let y = (f64::from(v) - m) - log_sum;
-                    if log { y } else { y.exp() }
-                }
-                // max ±inf: the +inf entries split the mass, the rest get 0.
-                None => {
-                    let p = if v == f32::INFINITY {
-                        1.0 / infinities
-                    } else {
-                        0.0
-                    };
-                    if log { p.ln() } else { p }
-                }
-            };
-            (i as usize, value as f32)
-        })
-        .collect()
+    let values = top.into_iter().map(|(v, i)| {
+        let value = match class {
+            RowClass::Nan => f64::NAN,
+            RowClass::Finite => {
+                let y = (f64::from(v) - m) - log_sum;
+                if log { y } else { y.exp() }
+            }
+            // The +inf entries split the mass, the rest get 0.
+            RowClass::PosInf(_) | RowClass::NoMass => {
+                let p = match class {
+                    RowClass::PosInf(k) if v == f32::INFINITY => 1.0 / k as f64,
+                    _ => 0.0,
+                };
+                if log { p.ln() } else { p }
+            }
+        };
+        (i as usize, value as f32)
+    });
+    Ok(values.collect())
 }
 
 /// The top k and the (max, sum) of a row in one read.
@@ -729,8 +807,15 @@ struct TopKSum<'a> {
     k: usize,
 }
 
+impl WithLanes for TopKSum<'_> {
+    type Output = (Vec<(f32, u32)>, Partial, RowClass);
+    fn with<S: Lanes>(self, s: S) -> Self::Output {
+        s.vectorize(self)
+    }
+}
+
 impl Job for TopKSum<'_> {
-    type Output = (Vec<(f32, u32)>, Partial, bool);
+    type Output = (Vec<(f32, u32)>, Partial, RowClass);
     #[inline(always)]
     fn run<S: Lanes>(self, s: S) -> Self::Output {
         top_k_and_sum(s, self.x, self.k)

@@ -39,6 +39,31 @@ fn active_backend_is_the_forced_or_the_fastest() {
     assert!(Backend::Scalar.is_available() && Backend::Portable.is_available());
 }
 
+/// With `SIMD_SOFTMAX_ENSURE_BACKEND` set (CI sets it with every forced
+/// backend), the forced backend must be set, available, and really run the
+/// kernels: a backend silently skipped fails the run.
+#[test]
+fn forced_backend_really_ran() {
+    if std::env::var_os("SIMD_SOFTMAX_ENSURE_BACKEND").is_none() {
+        println!("SIMD_SOFTMAX_ENSURE_BACKEND not set: not checked");
+        return;
+    }
+    let name =
+        std::env::var(BACKEND_ENV).expect("SIMD_SOFTMAX_ENSURE_BACKEND without a forced backend");
+    let forced = Backend::from_name(&name).expect("the forced backend is no backend");
+    assert!(
+        forced.is_available(),
+        "{name} is forced but this CPU lacks it"
+    );
+    let mut y = [0.0f32; 40];
+    simd_softmax::softmax(&[0.5; 40], &mut y).unwrap();
+    assert!(
+        simd_softmax::backends_that_ran().contains(&forced),
+        "{name} was forced but did not run: {:?}",
+        simd_softmax::backends_that_ran()
+    );
+}
+
 #[test]
 fn names_round_trip() {
     for b in Backend::ALL {
@@ -106,8 +131,21 @@ fn child_reports_bad_backend() {
     let mut y = [0.0f32; 2];
     assert_eq!(simd_softmax::softmax(&[1.0, 2.0], &mut y), Err(e.clone()));
     assert_eq!(y, [0.0; 2]);
-    let panic = std::panic::catch_unwind(|| simd_softmax::softmax_in_place(&mut [1.0, 2.0]));
-    assert!(panic.is_err(), "softmax_in_place must refuse a bad backend");
+    // Every call that runs a kernel returns the error, none panics.
+    let mut z = [1.0f32, 2.0];
+    assert_eq!(simd_softmax::softmax_in_place(&mut z), Err(e.clone()));
+    assert_eq!(simd_softmax::log_softmax_in_place(&mut z), Err(e.clone()));
+    assert_eq!(z, [1.0, 2.0]);
+    assert_eq!(simd_softmax::logsumexp(&z), Err(e.clone()));
+    assert_eq!(simd_softmax::argmax(&z), Err(e.clone()));
+    assert_eq!(simd_softmax::entropy(&z), Err(e.clone()));
+    assert_eq!(simd_softmax::top_k_probs(&z, 1), Err(e.clone()));
+    assert_eq!(simd_softmax::top_k_log_probs(&z, 1), Err(e.clone()));
+    // Empty rows too: the variable is checked before the shortcut.
+    assert_eq!(simd_softmax::logsumexp(&[]), Err(e.clone()));
+    assert_eq!(simd_softmax::argmax(&[]), Err(e.clone()));
+    // `backend()` reports what the calls would run on, and does not panic.
+    assert_eq!(simd_softmax::backend(), Backend::detect());
     // An explicit backend does not depend on the variable.
     Softmax::new()
         .backend(Backend::Scalar)

@@ -5,13 +5,19 @@ use core::arch::x86_64::*;
 
 use crate::lanes::{Job, Lanes};
 
-/// Proof that the running CPU has AVX-512F: only [`Avx512::detect`] makes one.
+/// Proof that the running CPU has AVX-512F, AVX2 and FMA (the entry enables
+/// all three): only [`Avx512::detect`] makes one.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Avx512(());
 
 impl Avx512 {
     pub(crate) fn detect() -> Option<Self> {
-        if is_x86_feature_detected!("avx512f") {
+        // Every AVX-512F CPU has AVX2 and FMA, but a hypervisor can mask
+        // them; the entry enables them, so check them too.
+        if is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("avx2")
+            && is_x86_feature_detected!("fma")
+        {
             Some(Avx512(()))
         } else {
             None
@@ -40,7 +46,7 @@ impl Lanes for Avx512 {
         fn with_avx512<J: Job>(s: Avx512, job: J) -> J::Output {
             job.run(s)
         }
-        // SAFETY: the token proves the CPU has AVX-512F (which has AVX2 and FMA).
+        // SAFETY: the token proves the CPU has AVX-512F, AVX2 and FMA.
         unsafe { with_avx512(self, job) }
     }
     #[inline(always)]

@@ -10,8 +10,8 @@
 
 use super::backward::{First, zip_sum_f64};
 use super::exec::{ChunkJob, Exec};
-use super::{CHUNK, Io, Logits, Partial, Plain, blocked};
-use crate::kernels::online::max_sum;
+use super::online::row_max_sum;
+use super::{CHUNK, Io, Logits, Partial, RowClass, blocked};
 use crate::lanes::Lanes;
 
 /// What one row is scored against.
@@ -26,11 +26,7 @@ pub(crate) struct Target {
 /// smoothing: `Σx` is a second pass).
 #[inline(always)]
 pub(crate) fn loss<S: Lanes>(s: S, x: &[f32], target: Target) -> f64 {
-    // The same chunks and merge order as the softmax kernels.
-    let mut total = Partial::EMPTY;
-    for chunk in x.chunks(CHUNK) {
-        total = total.merge(max_sum(s, chunk, Plain), 1.0);
-    }
+    let total = row_max_sum(s, x, &mut ());
     let sum_x = if target.smoothing > 0.0 {
         zip_sum_f64(s, x, x, First)
     } else {
@@ -83,23 +79,24 @@ fn loss_of(total: Partial, x: &[f32], target: Target, sum_x: f64) -> f64 {
     let eps = target.smoothing;
     let n = x.len() as f64;
     let x_t = f64::from(x[target.index]);
-    if total.max.is_finite() {
-        // NaN anywhere made the sum NaN. The smoothing term is left out at
-        // ε = 0, where 0·(+inf) would make an −inf logit's row NaN.
-        let m = f64::from(total.max);
-        let smooth = if eps > 0.0 {
-            eps * (m - sum_x / n)
-        } else {
-            0.0
-        };
-        return (1.0 - eps) * (m - x_t) + smooth + total.sum.ln();
-    }
     // The special rows, by the softmax rules: NaN → NaN; k entries of +inf
     // have ln p = −ln k, the rest −inf; nothing above −inf: every ln p = −inf.
-    if x.iter().any(|v| v.is_nan()) {
-        return f64::NAN;
-    }
-    let k = x.iter().filter(|&&v| v == f32::INFINITY).count() as f64;
+    let k = match RowClass::of(total, x.iter().copied()) {
+        RowClass::Nan => return f64::NAN,
+        RowClass::Finite => {
+            // The smoothing term is left out at ε = 0, where 0·(+inf)
+            // would make an −inf logit's row NaN.
+            let m = f64::from(total.max);
+            let smooth = if eps > 0.0 {
+                eps * (m - sum_x / n)
+            } else {
+                0.0
+            };
+            return (1.0 - eps) * (m - x_t) + smooth + total.sum.ln();
+        }
+        RowClass::PosInf(k) => k as f64,
+        RowClass::NoMass => 0.0,
+    };
     let minus_log_p = |v: f32| {
         if k > 0.0 && v == f32::INFINITY {
             k.ln()

@@ -7,7 +7,7 @@
 //! sums move with it exactly: `S' = S·r` and `T' = r·(T + (M − m)·S)` with
 //! `r = exp(m − M)`, in f64.
 
-use super::{FOLD_VECTORS, Plain, max};
+use super::{FOLD_VECTORS, Partial, Plain, RowClass, max};
 use crate::exp::{CUTOFF, exp};
 use crate::lanes::Lanes;
 
@@ -79,18 +79,16 @@ pub(crate) fn entropy<S: Lanes>(s: S, x: &[f32]) -> f32 {
             t: t0 + t1,
         };
     }
-    if total.max == f32::INFINITY {
-        if x.iter().any(|v| v.is_nan()) {
-            return f32::NAN;
-        }
-        let k = x.iter().filter(|&&v| v == f32::INFINITY).count() as f64;
-        return k.ln() as f32;
+    let row = Partial {
+        max: total.max,
+        sum: total.s,
+    };
+    match RowClass::of(row, x.iter().copied()) {
+        RowClass::Finite => (total.s.ln() + total.t / total.s) as f32,
+        RowClass::Nan => f32::NAN,
+        RowClass::PosInf(k) => (k as f64).ln() as f32,
+        RowClass::NoMass => 0.0,
     }
-    if total.max == f32::NEG_INFINITY {
-        return if total.s.is_nan() { f32::NAN } else { 0.0 };
-    }
-    // NaN anywhere made `s` (and `t`) NaN.
-    (total.s.ln() + total.t / total.s) as f32
 }
 
 /// `(Σ e, Σ e·(m − x))` over a block with finite max `m`: f32 sums folded

@@ -2,10 +2,14 @@
 //! across the rayon pool. Either way the per-chunk results are combined in
 //! chunk order, so a split row gets the same bits as a whole one.
 
+#[cfg(feature = "rayon")]
 use rayon::prelude::*;
 
-use super::{CHUNK, Data, Io, Logits};
-use crate::dispatch::{self, Backend, Job};
+#[cfg(feature = "rayon")]
+use super::{CHUNK, Data};
+use super::{Io, Logits};
+#[cfg(feature = "rayon")]
+use crate::lanes::Job;
 use crate::lanes::Lanes;
 
 /// Work on one chunk of a row (`index` counts chunks from the row start).
@@ -53,10 +57,13 @@ impl<S: Lanes> Exec for Sequential<S> {
     }
 }
 
-/// Chunks across the current rayon pool, each through `backend`'s entry.
-pub(crate) struct Parallel(pub Backend);
+/// Chunks across the current rayon pool, each entering the backend of the
+/// token it carries.
+#[cfg(feature = "rayon")]
+pub(crate) struct Parallel<S>(pub S);
 
-impl Exec for Parallel {
+#[cfg(feature = "rayon")]
+impl<S: Lanes> Exec for Parallel<S> {
     fn fold<J: ChunkJob, A, T: Logits>(
         &self,
         io: &mut Io<'_, T>,
@@ -65,14 +72,14 @@ impl Exec for Parallel {
         init: A,
         f: impl FnMut(A, J::Out) -> A,
     ) -> A {
-        let backend = self.0;
+        let s = self.0;
         let logits = io.logits();
         let run = |index: usize, data: Data<'_>| {
             let start = index * chunk_len;
             let chunk = Io::from_parts(data, logits);
             let len = chunk.len();
             let chunk = chunk.with_logits(logits.slice(start..start + len));
-            dispatch::run(backend, OneChunk { job, index, chunk })
+            s.vectorize(OneChunk { job, index, chunk })
         };
         // Small chunks (blocked's 2048) are grouped into tasks of about CHUNK
         // elements: a rayon task per block cost blocked a third of its gain.
@@ -96,12 +103,14 @@ impl Exec for Parallel {
     }
 }
 
+#[cfg(feature = "rayon")]
 struct OneChunk<'a, J, T: Logits> {
     job: &'a J,
     index: usize,
     chunk: Io<'a, T>,
 }
 
+#[cfg(feature = "rayon")]
 impl<J: ChunkJob, T: Logits> Job for OneChunk<'_, J, T> {
     type Output = J::Out;
     #[inline(always)]

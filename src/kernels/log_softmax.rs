@@ -5,7 +5,7 @@
 
 use super::exec::{ChunkJob, Exec};
 use super::online::max_sum_of;
-use super::{CHUNK, Io, Logits, Map, Partial, nonfinite_row};
+use super::{CHUNK, Io, Logits, Map, Partial, RowClass, nonfinite_row};
 use crate::lanes::Lanes;
 
 /// Returns the row's sum (NaN when a logit was NaN; 0 for the rows
@@ -47,13 +47,10 @@ impl ChunkJob for Shift {
 /// `max + ln(sum)` of a row (the log of its softmax denominator), with
 /// NaN → NaN, any +inf → +inf, nothing above −inf (or empty) → −inf.
 pub(crate) fn logsumexp_of(total: Partial, x: &[f32]) -> f32 {
-    if total.max.is_finite() {
-        // NaN anywhere made the sum NaN.
-        return (f64::from(total.max) + total.sum.ln()) as f32;
-    }
-    if x.iter().any(|v| v.is_nan()) {
-        f32::NAN
-    } else {
-        total.max
+    match RowClass::of(total, x.iter().copied()) {
+        RowClass::Finite => (f64::from(total.max) + total.sum.ln()) as f32,
+        RowClass::Nan => f32::NAN,
+        RowClass::PosInf(_) => f32::INFINITY,
+        RowClass::NoMass => f32::NEG_INFINITY,
     }
 }

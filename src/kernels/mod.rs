@@ -66,6 +66,24 @@ impl<'a> Io<'a> {
     }
 }
 
+impl<'a> Io<'a> {
+    /// The first `at` elements and the rest, each the same kind of access.
+    #[inline(always)]
+    pub(crate) fn split_at(self, at: usize) -> (Io<'a>, Io<'a>) {
+        match self.data {
+            Data::InPlace(data) => {
+                let (a, b) = data.split_at_mut(at);
+                (Io::new(None, a), Io::new(None, b))
+            }
+            Data::OutOfPlace { input, output } => {
+                let (ia, ib) = input.split_at(at);
+                let (oa, ob) = output.split_at_mut(at);
+                (Io::new(Some(ia), oa), Io::new(Some(ib), ob))
+            }
+        }
+    }
+}
+
 impl<'a, T: Logits> Io<'a, T> {
     #[inline(always)]
     pub(crate) fn from_parts(data: Data<'a>, logits: T) -> Self {
@@ -494,6 +512,50 @@ impl Partial {
     }
 }
 
+/// Which special-value rule a row falls under: the one classification
+/// every operation's special rows follow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RowClass {
+    /// A NaN logit: the whole result is NaN.
+    Nan,
+    /// `k ≥ 1` logits of +inf and no NaN: they share the mass equally.
+    PosInf(usize),
+    /// No logit above −inf and no NaN (the empty row too): no mass.
+    NoMass,
+    /// A finite max and no NaN: the ordinary computation.
+    Finite,
+}
+
+impl RowClass {
+    /// From a row's (max, sum), whose sum is NaN when a logit was NaN;
+    /// `logits` is scanned only when the max is not finite (rare).
+    pub(crate) fn of(total: Partial, logits: impl IntoIterator<Item = f32>) -> RowClass {
+        match (total.max.is_finite(), total.sum.is_nan()) {
+            (true, true) => RowClass::Nan,
+            (true, false) => RowClass::Finite,
+            (false, _) => RowClass::scan(logits),
+        }
+    }
+
+    /// By a scan of the logits alone.
+    pub(crate) fn scan(logits: impl IntoIterator<Item = f32>) -> RowClass {
+        let mut max = f32::NEG_INFINITY;
+        let mut infinities = 0;
+        for v in logits {
+            if v.is_nan() {
+                return RowClass::Nan;
+            }
+            infinities += usize::from(v == f32::INFINITY);
+            max = max.max(v);
+        }
+        match (infinities, max) {
+            (0, f32::NEG_INFINITY) => RowClass::NoMass,
+            (0, _) => RowClass::Finite,
+            (k, _) => RowClass::PosInf(k),
+        }
+    }
+}
+
 /// Rows whose max logit is ±inf (or that hold nothing but −inf and NaN):
 /// NaN anywhere makes the row NaN; otherwise the k entries of +inf share
 /// the mass equally (1/k, rounded once) and the rest get 0; a row of only
@@ -501,9 +563,11 @@ impl Partial {
 /// −inf. Rare, so plain scalar code.
 pub(crate) fn nonfinite_row(io: Io<'_, impl Logits>, log: bool) {
     let t = io.logits();
-    let logits = || io.input().iter().enumerate().map(|(i, &x)| t.value(x, i));
-    let has_nan = logits().any(|v| v.is_nan());
-    let k = logits().filter(|&v| v == f32::INFINITY).count() as f64;
+    let class = RowClass::scan(io.input().iter().enumerate().map(|(i, &x)| t.value(x, i)));
+    let k = match class {
+        RowClass::PosInf(k) => k as f64,
+        _ => 0.0,
+    };
     // 1/k rounded once: `k as f32` would round k itself beyond 2^24.
     let (share, rest) = if log {
         ((-k.ln()) as f32, f32::NEG_INFINITY)
@@ -514,7 +578,7 @@ pub(crate) fn nonfinite_row(io: Io<'_, impl Logits>, log: bool) {
     let value = |v: f32, i: usize| {
         if t.is_masked(i) {
             rest
-        } else if has_nan {
+        } else if class == RowClass::Nan {
             f32::NAN
         } else if v == f32::INFINITY {
             share

@@ -3,7 +3,9 @@
 //! twice and y written once: the least memory traffic.
 
 use super::exec::{ChunkJob, Exec};
-use super::{CHUNK, ExpMinus, ExpMinusTimes, Io, Logits, Partial, max, nonfinite_row, sum_of};
+use super::{
+    CHUNK, ExpMinus, ExpMinusTimes, Io, Logits, Partial, Plain, max, nonfinite_row, sum_of,
+};
 use crate::lanes::Lanes;
 
 /// Returns the row's sum (NaN when a logit was NaN; 0 for the rows
@@ -49,13 +51,26 @@ impl ChunkJob for MaxSum {
 /// The body of [`MaxSum`] over the logits of `x` under `t`.
 #[inline(always)]
 pub(crate) fn max_sum<S: Lanes, T: Logits>(s: S, x: &[f32], t: T) -> Partial {
-    max_sum_visiting(s, x, t, &mut ())
+    max_sum_visiting(s, x, t, 0, &mut ())
+}
+
+/// `(max, sum)` of a whole row on this thread: its fixed chunks merged in
+/// chunk order, the same bits as [`max_sum_of`] through any `Exec`. Every
+/// reduction that needs a row's (max, sum) comes here. The block starts
+/// `visitor` sees count from the row start.
+#[inline(always)]
+pub(crate) fn row_max_sum<S: Lanes>(s: S, x: &[f32], visitor: &mut impl BlockVisitor) -> Partial {
+    let mut total = Partial::EMPTY;
+    for (c, chunk) in x.chunks(CHUNK).enumerate() {
+        total = total.merge(max_sum_visiting(s, chunk, Plain, c * CHUNK, visitor), 1.0);
+    }
+    total
 }
 
 /// Something to do with each block while it is in L1 (the top-k scan of
 /// `top_k_probs`). A trait, not a closure: see `Map`.
 pub(crate) trait BlockVisitor {
-    /// `block` starts at element `start` of the slice; `max` is its largest
+    /// `block` starts at element `start` of the row; `max` is its largest
     /// logit (not NaN; −inf if none).
     fn visit<S: Lanes>(&mut self, s: S, block: &[f32], start: usize, max: f32);
 }
@@ -65,12 +80,14 @@ impl BlockVisitor for () {
     fn visit<S: Lanes>(&mut self, _: S, _: &[f32], _: usize, _: f32) {}
 }
 
-/// [`max_sum`], handing each block to `visitor` after its max and sum.
+/// [`max_sum`], handing each block to `visitor` after its max and sum
+/// (`base` is the index of `x[0]` in its row).
 #[inline(always)]
-pub(crate) fn max_sum_visiting<S: Lanes, T: Logits>(
+fn max_sum_visiting<S: Lanes, T: Logits>(
     s: S,
     x: &[f32],
     t: T,
+    base: usize,
     visitor: &mut impl BlockVisitor,
 ) -> Partial {
     let c = t.factor();
@@ -87,7 +104,7 @@ pub(crate) fn max_sum_visiting<S: Lanes, T: Logits>(
         // Until a value above −inf shows up, exp(x − 0) keeps −inf at 0 and NaN as NaN.
         let reference = if m == f32::NEG_INFINITY { 0.0 } else { m };
         sum += sum_of(s, block, t, ExpMinus::new(s, reference, t));
-        visitor.visit(s, block, b * step, block_max);
+        visitor.visit(s, block, base + b * step, block_max);
     }
     Partial { max: m, sum }
 }

@@ -11,8 +11,8 @@
 
 use core::cmp::Ordering;
 
-use super::online::{BlockVisitor, max_sum_visiting};
-use super::{CHUNK, Partial, Plain};
+use super::online::{BlockVisitor, row_max_sum};
+use super::{Partial, RowClass};
 use crate::lanes::Lanes;
 
 /// The k largest values seen so far (and some candidates not yet cut).
@@ -117,45 +117,29 @@ pub(crate) fn scan<S: Lanes>(s: S, x: &[f32], base: usize, top: &mut TopK) -> bo
     nan | top.offer(rest, base + x.len() - rest.len())
 }
 
-/// One read of `x`: its top k, its `(max, Σ exp(x − max))` and whether it
-/// holds NaN, each block scanned for candidates while it is in L1. The sum
+/// One read of `x`: its top k, its `(max, Σ exp(x − max))` and its class, each block scanned for candidates while it is in L1. The sum
 /// is `logsumexp`'s (same chunks, blocks and order).
 #[inline(always)]
 pub(crate) fn top_k_and_sum<S: Lanes>(
     s: S,
     x: &[f32],
     k: usize,
-) -> (Vec<(f32, u32)>, Partial, bool) {
-    struct Scan {
-        top: TopK,
-        base: usize,
-    }
+) -> (Vec<(f32, u32)>, Partial, RowClass) {
+    struct Scan(TopK);
     impl BlockVisitor for Scan {
         #[inline(always)]
         fn visit<S: Lanes>(&mut self, s: S, block: &[f32], start: usize, max: f32) {
             // A block wholly at or below the threshold has no candidate:
             // once the threshold settles, most blocks end here.
-            if self.top.threshold.is_some_and(|t| max <= t) {
+            if self.0.threshold.is_some_and(|t| max <= t) {
                 return;
             }
-            scan(s, block, self.base + start, &mut self.top);
+            scan(s, block, start, &mut self.0);
         }
     }
-    let mut visitor = Scan {
-        top: TopK::new(k),
-        base: 0,
-    };
-    let mut total = Partial::EMPTY;
-    for (c, chunk) in x.chunks(CHUNK).enumerate() {
-        visitor.base = c * CHUNK;
-        total = total.merge(max_sum_visiting(s, chunk, Plain, &mut visitor), 1.0);
-    }
-    // Skipped blocks were not looked at for NaN, but NaN made the sum NaN;
-    // only a row whose max is ±inf (sum NaN or 0 anyway) needs a look.
-    let nan = if total.max.is_finite() {
-        total.sum.is_nan()
-    } else {
-        x.iter().any(|v| v.is_nan())
-    };
-    (visitor.top.into_sorted(), total, nan)
+    let mut visitor = Scan(TopK::new(k));
+    let total = row_max_sum(s, x, &mut visitor);
+    // Skipped blocks were not looked at for NaN, but NaN made the sum NaN.
+    let class = RowClass::of(total, x.iter().copied());
+    (visitor.0.into_sorted(), total, class)
 }

@@ -721,8 +721,11 @@ impl SoftmaxCase {
 
 // ------------------------------------------------------------ logit settings
 
-pub fn with_settings<'m>(sm: Softmax<'m>, ls: &LogitSettings<'m>) -> Softmax<'m> {
-    let mut sm = sm;
+pub fn with_settings<'m>(
+    sm: Softmax,
+    ls: &LogitSettings<'m>,
+) -> Softmax<simd_softmax::LogitSettings<'m>> {
+    let mut sm = sm.settings(Default::default());
     if ls.temperature != 1.0 {
         sm = sm.temperature(ls.temperature);
     }
@@ -745,7 +748,7 @@ pub fn with_settings<'m>(sm: Softmax<'m>, ls: &LogitSettings<'m>) -> Softmax<'m>
 /// place and in place (same bits), each output against the reference.
 /// Returns the worst share of the bound (softmax, log-softmax).
 pub fn check_with_settings(
-    sm: Softmax<'_>,
+    sm: Softmax,
     ls: &LogitSettings<'_>,
     x: &[f32],
     row_len: usize,

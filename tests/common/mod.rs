@@ -11,7 +11,7 @@ pub mod check;
 pub use check::{Errors, backends, check_row};
 
 /// Every (backend, algorithm) configuration to test.
-pub fn configs() -> Vec<Softmax<'static>> {
+pub fn configs() -> Vec<Softmax> {
     let mut v = Vec::new();
     for b in backends() {
         for a in Algorithm::ALL {
@@ -22,7 +22,7 @@ pub fn configs() -> Vec<Softmax<'static>> {
 }
 
 /// One builder per backend (default algorithm).
-pub fn builders() -> Vec<Softmax<'static>> {
+pub fn builders() -> Vec<Softmax> {
     backends()
         .into_iter()
         .map(|b| Softmax::new().backend(b))

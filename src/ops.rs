@@ -1,45 +1,22 @@
-//! Rows across the caller's rayon pool.
+//! The row operations: for each, the call the public entry hands to
+//! `dispatch::run` (a [`WithLanes`]) and the [`RowTask`] the row driver
+//! runs. Softmax and log-softmax rows (with the logit settings), the
+//! per-row reductions and the backward passes live here; cross-entropy and
+//! sampling keep theirs next to their public API.
 
-use rayon::prelude::*;
-
-use crate::Kernel;
-use crate::dispatch::{self, Backend, Job};
+use crate::Algorithm;
+use crate::dispatch::WithLanes;
+use crate::driver::{self, RowTask};
 use crate::kernels::argmax::argmax;
-use crate::kernels::exec::{Exec, Parallel, Sequential};
+#[cfg(feature = "rayon")]
+use crate::kernels::exec::Parallel;
+use crate::kernels::exec::{Exec, Sequential};
 use crate::kernels::log_softmax::{log_softmax, logsumexp_of};
-use crate::kernels::online::max_sum;
+use crate::kernels::online::row_max_sum;
 use crate::kernels::{
-    CHUNK, Data, Factor, Io, Logits, Masked, Partial, Scaled, blocked, online, three_pass,
+    Factor, Io, Logits, Masked, Plain, Scaled, backward, blocked, online, three_pass,
 };
-use crate::kernels::{Plain, backward};
 use crate::lanes::Lanes;
-
-/// A task handles at least this many elements, so that 4096 rows of 1024
-/// become 256 tasks, not 4096, and a short batch stays on one thread.
-const MIN_TASK_ELEMENTS: usize = 16 * 1024;
-
-/// A single row at least this long is split across the pool (in the fixed
-/// chunks every row is cut into anyway, so the bits do not change). At 2
-/// threads a 128256 row gained 1.55× and a 256000 row 1.97×, while rows of
-/// 32768 and 50257 were no faster or slower: the pool's wake-up costs more.
-const SPLIT_ROW_FROM: usize = 64 * 1024;
-
-/// What to compute for each row.
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum RowOp {
-    Softmax(Kernel),
-    LogSoftmax,
-}
-
-impl RowOp {
-    /// The output of an entry with no probability.
-    fn masked_value(self) -> f32 {
-        match self {
-            RowOp::Softmax(_) => 0.0,
-            RowOp::LogSoftmax => f32::NEG_INFINITY,
-        }
-    }
-}
 
 /// How each row's input becomes logits: the builder's scale, temperature
 /// and masks, already checked.
@@ -85,47 +62,79 @@ impl RowLogits<'_> {
     }
 }
 
-/// `op` on every row of `io` under `logits`, rows split across the
-/// current rayon pool.
-pub(crate) fn run_rows(
-    backend: Backend,
-    op: RowOp,
-    io: Io<'_>,
-    row_len: usize,
-    logits: &RowLogits<'_>,
-) {
-    if logits.c == 0.0 || logits.c == f64::INFINITY {
-        return limit_rows(op, io, row_len, logits);
-    }
-    match op {
-        RowOp::Softmax(Kernel::ThreePass) => by_logits(backend, ThreePass, io, row_len, logits),
-        RowOp::Softmax(Kernel::Online) => by_logits(backend, Online, io, row_len, logits),
-        RowOp::Softmax(Kernel::Blocked) => by_logits(backend, Blocked, io, row_len, logits),
-        RowOp::LogSoftmax => by_logits(backend, LogSoftmax, io, row_len, logits),
+/// Softmax (with `algorithm`, resolved, not `Auto`) or log-softmax of
+/// every row of `io` under `logits`: row `r` is `row_len` values at
+/// `r·stride`, and nothing between rows is read or written.
+pub(crate) struct SoftmaxCall<'a> {
+    pub algorithm: Algorithm,
+    pub log: bool,
+    pub io: Io<'a>,
+    pub rows: usize,
+    pub row_len: usize,
+    pub stride: usize,
+    pub logits: RowLogits<'a>,
+}
+
+impl WithLanes for SoftmaxCall<'_> {
+    type Output = ();
+    fn with<S: Lanes>(self, s: S) {
+        if self.logits.c == 0.0 || self.logits.c == f64::INFINITY {
+            return limit_rows(self);
+        }
+        match (self.log, self.algorithm) {
+            (true, _) => by_logits(s, LogSoftmax, self),
+            (false, Algorithm::Online) => by_logits(s, Online, self),
+            (false, Algorithm::Blocked) => by_logits(s, Blocked, self),
+            (false, Algorithm::ThreePass | Algorithm::Auto) => by_logits(s, ThreePass, self),
+        }
     }
 }
 
 /// Picks the cheapest transform that does the settings' job. Each
-/// (kernel, transform) pair is a job type of its own, and so its own
+/// (kernel, transform) pair is a task type of its own, and so its own
 /// backend entry: one entry holding every kernel and transform grew so
 /// large that the AVX2 exp loop lost its constants to spills (47
 /// broadcasts from memory per 8 vectors instead of 26, 15% slower).
-fn by_logits<K: RowKernel>(
-    backend: Backend,
-    k: K,
-    io: Io<'_>,
-    row_len: usize,
-    logits: &RowLogits<'_>,
-) {
-    let masked = logits.keep.is_some() || logits.add.is_some();
-    if masked {
-        split_rows(backend, k, MaskedRows(logits), io, row_len, logits);
+fn by_logits<S: Lanes, K: RowKernel>(s: S, k: K, call: SoftmaxCall<'_>) {
+    let SoftmaxCall {
+        io,
+        rows,
+        row_len,
+        stride,
+        logits,
+        ..
+    } = call;
+    let geometry = Geometry {
+        rows,
+        row_len,
+        stride,
+    };
+    if logits.keep.is_some() || logits.add.is_some() {
+        let task = SoftmaxRows::new(io, geometry, k, MaskedRows(&logits), &logits);
+        driver::run(s, task, row_len);
     } else if logits.c == 1.0 {
-        split_rows(backend, k, PlainRows, io, row_len, logits);
+        driver::run(
+            s,
+            SoftmaxRows::new(io, geometry, k, PlainRows, &logits),
+            row_len,
+        );
     } else {
         let scaled = ScaledRows(Factor::new(logits.c));
-        split_rows(backend, k, scaled, io, row_len, logits);
+        driver::run(
+            s,
+            SoftmaxRows::new(io, geometry, k, scaled, &logits),
+            row_len,
+        );
     }
+}
+
+/// Where the rows of a softmax call are: `rows` rows of `row_len` values,
+/// row `r` at `r·stride`.
+#[derive(Clone, Copy)]
+struct Geometry {
+    rows: usize,
+    row_len: usize,
+    stride: usize,
 }
 
 /// A row algorithm as a type (see `by_logits`).
@@ -215,84 +224,81 @@ impl RowTransform for MaskedRows<'_> {
     }
 }
 
-/// Rows across the pool: a long single row split into chunks, or tasks of
-/// whole rows.
-fn split_rows<K: RowKernel, R: RowTransform>(
-    backend: Backend,
-    k: K,
-    rows_t: R,
-    io: Io<'_>,
-    row_len: usize,
-    logits: &RowLogits<'_>,
-) {
-    let rows = io.len() / row_len;
-    if rows == 1 && row_len >= SPLIT_ROW_FROM && rayon::current_num_threads() > 1 {
-        if rayon::current_thread_index().is_some() {
-            return run_row(&Parallel(backend), k, &rows_t, io, 0, logits);
-        }
-        // From outside the pool every parallel pass would be a separate
-        // hand-off to the pool and back (1x128256 three-pass went from 40 to
-        // 51 µs on 2 threads); one hand-off for the whole row instead.
-        return rayon::scope(|_| run_row(&Parallel(backend), k, &rows_t, io, 0, logits));
-    }
-    let rows_per_task = (MIN_TASK_ELEMENTS / row_len).max(1);
-    let job = |io, first_row| RowsJob {
-        io,
-        row_len,
-        first_row,
-        k,
-        rows_t,
-        logits,
-    };
-    if rows <= rows_per_task || rayon::current_num_threads() == 1 {
-        return dispatch::run(backend, job(io, 0));
-    }
-    let task_len = rows_per_task * row_len;
-    match io.into_parts().0 {
-        Data::InPlace(data) => {
-            data.par_chunks_mut(task_len)
-                .enumerate()
-                .for_each(|(task, rows)| {
-                    let io = Io::new(None, rows);
-                    dispatch::run(backend, job(io, task * rows_per_task));
-                })
-        }
-        Data::OutOfPlace { input, output } => input
-            .par_chunks(task_len)
-            .zip(output.par_chunks_mut(task_len))
-            .enumerate()
-            .for_each(|(task, (input, output))| {
-                let io = Io::new(Some(input), output);
-                dispatch::run(backend, job(io, task * rows_per_task));
-            }),
-    }
-}
-
-/// Rows one after another on this thread, all through one backend entry;
-/// the first is row `first_row` of the call.
-struct RowsJob<'a, K, R> {
+/// Rows `first_row..first_row + rows` of a softmax call.
+struct SoftmaxRows<'a, K, R> {
     io: Io<'a>,
+    rows: usize,
     row_len: usize,
+    stride: usize,
     first_row: usize,
     k: K,
     rows_t: R,
     logits: &'a RowLogits<'a>,
 }
 
-impl<K: RowKernel, R: RowTransform> Job for RowsJob<'_, K, R> {
-    type Output = ();
+impl<'a, K, R> SoftmaxRows<'a, K, R> {
+    fn new(io: Io<'a>, g: Geometry, k: K, rows_t: R, logits: &'a RowLogits<'a>) -> Self {
+        SoftmaxRows {
+            io,
+            rows: g.rows,
+            row_len: g.row_len,
+            stride: g.stride,
+            first_row: 0,
+            k,
+            rows_t,
+            logits,
+        }
+    }
+}
+
+impl<K: RowKernel, R: RowTransform> RowTask for SoftmaxRows<'_, K, R> {
+    fn rows(&self) -> usize {
+        self.rows
+    }
+
+    fn split_at(self, n: usize) -> (Self, Self) {
+        let at = (n * self.stride).min(self.io.len());
+        let (a, b) = self.io.split_at(at);
+        let first = SoftmaxRows {
+            io: a,
+            rows: n,
+            ..self
+        };
+        let rest = SoftmaxRows {
+            io: b,
+            rows: self.rows - n,
+            first_row: self.first_row + n,
+            ..self
+        };
+        (first, rest)
+    }
 
     #[inline(always)]
     fn run<S: Lanes>(mut self, s: S) {
         // A loop, not a closure per row: see `kernels::Map`.
-        let n = self.io.len();
-        let (mut start, mut r) = (0, self.first_row);
-        while start < n {
+        for k in 0..self.rows {
+            let start = k * self.stride;
             let row = self.io.slice(start..start + self.row_len);
+            let r = self.first_row + k;
             run_row(&Sequential(s), self.k, &self.rows_t, row, r, self.logits);
-            start += self.row_len;
-            r += 1;
         }
+    }
+
+    fn splits(&self) -> bool {
+        true
+    }
+
+    #[cfg(feature = "rayon")]
+    fn run_split<S: Lanes>(mut self, s: S) {
+        let row = self.io.slice(0..self.row_len);
+        run_row(
+            &Parallel(s),
+            self.k,
+            &self.rows_t,
+            row,
+            self.first_row,
+            self.logits,
+        );
     }
 }
 
@@ -326,18 +332,23 @@ fn run_row<K: RowKernel, R: RowTransform>(
 }
 
 /// The temperature limits, row by row (rare: plain scalar code).
-fn limit_rows(op: RowOp, io: Io<'_>, row_len: usize, logits: &RowLogits<'_>) {
-    let mut io = io;
-    let n = io.len();
-    let (mut start, mut r) = (0, 0);
-    while start < n {
-        let mut row = io.slice(start..start + row_len);
+fn limit_rows(call: SoftmaxCall<'_>) {
+    let SoftmaxCall {
+        log,
+        mut io,
+        rows,
+        row_len,
+        stride,
+        logits,
+        ..
+    } = call;
+    let masked_value = if log { f32::NEG_INFINITY } else { 0.0 };
+    for r in 0..rows {
+        let mut row = io.slice(r * stride..r * stride + row_len);
         let active = logits.active(r, row_len);
-        row.slice(active..row_len).output().fill(op.masked_value());
+        row.slice(active..row_len).output().fill(masked_value);
         let t = logits.masked(r, row_len).slice(0..active);
-        limit_row(row.slice(0..active).with_logits(t), op);
-        start += row_len;
-        r += 1;
+        limit_row(row.slice(0..active).with_logits(t), log);
     }
 }
 
@@ -348,7 +359,8 @@ fn limit_rows(op: RowOp, io: Io<'_>, row_len: usize, logits: &RowLogits<'_>) {
 /// whose additive mask is −inf), split among them as the softmax of their
 /// additive mask (equally without one). NaN in a kept entry makes the row
 /// NaN; no members, all zeros. Rare, so plain scalar code in f64.
-fn limit_row(io: Io<'_, Masked<'_>>, op: RowOp) {
+fn limit_row(io: Io<'_, Masked<'_>>, log: bool) {
+    let masked_value = if log { f32::NEG_INFINITY } else { 0.0 };
     let t = io.logits();
     let x = io.input();
     let kept = |i: usize| t.keep.is_none_or(|k| k[i]);
@@ -383,14 +395,13 @@ fn limit_row(io: Io<'_, Masked<'_>>, op: RowOp) {
         .map(|i| weight_log(i).exp())
         .sum();
     let log_total = total.ln();
-    let log = matches!(op, RowOp::LogSoftmax);
     let value = |i: usize| -> f32 {
         if !kept(i) {
-            op.masked_value()
+            masked_value
         } else if has_nan {
             f32::NAN
         } else if !member(i) {
-            op.masked_value()
+            masked_value
         } else if log {
             (weight_log(i) - log_total) as f32
         } else {
@@ -432,12 +443,7 @@ impl RowReduce for LogSumExp {
     type Out = f32;
     #[inline(always)]
     fn reduce<S: Lanes>(self, s: S, row: &[f32]) -> f32 {
-        // The same chunks and merge order as the softmax kernels.
-        let mut total = Partial::EMPTY;
-        for chunk in row.chunks(CHUNK) {
-            total = total.merge(max_sum(s, chunk, Plain), 1.0);
-        }
-        logsumexp_of(total, row)
+        logsumexp_of(row_max_sum(s, row, &mut ()), row)
     }
 }
 
@@ -449,60 +455,43 @@ impl RowReduce for ArgMax {
     }
 }
 
-/// `r` of every row of `input` into `output` (one value per row), rows
-/// split across the current rayon pool.
-pub(crate) fn reduce_rows<R: RowReduce>(
-    backend: Backend,
-    r: R,
-    input: &[f32],
-    row_len: usize,
-    output: &mut [R::Out],
-) {
-    let rows_per_task = (MIN_TASK_ELEMENTS / row_len).max(1);
-    if output.len() <= rows_per_task || rayon::current_num_threads() == 1 {
-        return dispatch::run(
-            backend,
-            ReduceJob {
-                r,
-                input,
-                row_len,
-                output,
-            },
-        );
-    }
-    input
-        .par_chunks(rows_per_task * row_len)
-        .zip(output.par_chunks_mut(rows_per_task))
-        .for_each(|(input, output)| {
-            dispatch::run(
-                backend,
-                ReduceJob {
-                    r,
-                    input,
-                    row_len,
-                    output,
-                },
-            )
-        });
+/// `r` of every row of `input` (rows of `row_len`) into `output`, one
+/// value per row.
+pub(crate) struct ReduceCall<'a, R: RowReduce> {
+    pub r: R,
+    pub input: &'a [f32],
+    pub row_len: usize,
+    pub output: &'a mut [R::Out],
 }
 
-struct ReduceJob<'a, R: RowReduce> {
-    r: R,
-    input: &'a [f32],
-    row_len: usize,
-    output: &'a mut [R::Out],
-}
-
-impl<R: RowReduce> Job for ReduceJob<'_, R> {
+impl<R: RowReduce> WithLanes for ReduceCall<'_, R> {
     type Output = ();
+    fn with<S: Lanes>(self, s: S) {
+        let row_len = self.row_len;
+        driver::run(s, self, row_len);
+    }
+}
+
+impl<R: RowReduce> RowTask for ReduceCall<'_, R> {
+    fn rows(&self) -> usize {
+        self.output.len()
+    }
+
+    fn split_at(self, n: usize) -> (Self, Self) {
+        let (ia, ib) = self.input.split_at(n * self.row_len);
+        let (oa, ob) = self.output.split_at_mut(n);
+        let part = |input, output| ReduceCall {
+            r: self.r,
+            input,
+            row_len: self.row_len,
+            output,
+        };
+        (part(ia, oa), part(ib, ob))
+    }
 
     #[inline(always)]
     fn run<S: Lanes>(self, s: S) {
-        for (row, out) in self
-            .input
-            .chunks_exact(self.row_len)
-            .zip(self.output.iter_mut())
-        {
+        for (row, out) in self.input.chunks_exact(self.row_len).zip(self.output) {
             *out = self.r.reduce(s, row);
         }
     }
@@ -536,58 +525,43 @@ impl PairRowOp for LogSoftmaxBackward {
 }
 
 /// `op` on every row of `a`, `b` into `out` (all of one length, a multiple
-/// of `row_len`), rows split across the current rayon pool in tasks of
-/// whole rows, so the bits do not depend on the thread count.
-pub(crate) fn pair_rows<P: PairRowOp>(
-    backend: Backend,
-    op: P,
-    a: &[f32],
-    b: &[f32],
-    out: &mut [f32],
-    row_len: usize,
-) {
-    let rows = a.len() / row_len;
-    let rows_per_task = (MIN_TASK_ELEMENTS / row_len).max(1);
-    if rows <= rows_per_task || rayon::current_num_threads() == 1 {
-        return dispatch::run(
-            backend,
-            PairJob {
-                op,
-                a,
-                b,
-                out,
-                row_len,
-            },
-        );
-    }
-    let task_len = rows_per_task * row_len;
-    a.par_chunks(task_len)
-        .zip(b.par_chunks(task_len))
-        .zip(out.par_chunks_mut(task_len))
-        .for_each(|((a, b), out)| {
-            dispatch::run(
-                backend,
-                PairJob {
-                    op,
-                    a,
-                    b,
-                    out,
-                    row_len,
-                },
-            );
-        });
+/// of `row_len`).
+pub(crate) struct PairCall<'a, P> {
+    pub op: P,
+    pub a: &'a [f32],
+    pub b: &'a [f32],
+    pub out: &'a mut [f32],
+    pub row_len: usize,
 }
 
-struct PairJob<'a, P> {
-    op: P,
-    a: &'a [f32],
-    b: &'a [f32],
-    out: &'a mut [f32],
-    row_len: usize,
-}
-
-impl<P: PairRowOp> Job for PairJob<'_, P> {
+impl<P: PairRowOp> WithLanes for PairCall<'_, P> {
     type Output = ();
+    fn with<S: Lanes>(self, s: S) {
+        let row_len = self.row_len;
+        driver::run(s, self, row_len);
+    }
+}
+
+impl<P: PairRowOp> RowTask for PairCall<'_, P> {
+    fn rows(&self) -> usize {
+        self.a.len() / self.row_len
+    }
+
+    fn split_at(self, n: usize) -> (Self, Self) {
+        let at = n * self.row_len;
+        let (a0, a1) = self.a.split_at(at);
+        let (b0, b1) = self.b.split_at(at);
+        let (o0, o1) = self.out.split_at_mut(at);
+        let part = |a, b, out| PairCall {
+            op: self.op,
+            a,
+            b,
+            out,
+            row_len: self.row_len,
+        };
+        (part(a0, b0, o0), part(a1, b1, o1))
+    }
+
     #[inline(always)]
     fn run<S: Lanes>(self, s: S) {
         let rows = self
@@ -598,5 +572,32 @@ impl<P: PairRowOp> Job for PairJob<'_, P> {
         for ((a, b), out) in rows {
             self.op.row(s, a, b, out);
         }
+    }
+}
+
+/// Our `exp` of every input value into the output (the exp's own tests).
+pub(crate) struct ExpCall<'a>(pub Io<'a>);
+
+impl WithLanes for ExpCall<'_> {
+    type Output = ();
+    fn with<S: Lanes>(self, s: S) {
+        s.vectorize(self);
+    }
+}
+
+impl crate::lanes::Job for ExpCall<'_> {
+    type Output = ();
+    #[inline(always)]
+    fn run<S: Lanes>(mut self, s: S) {
+        self.0.map_store(s, ExpMap);
+    }
+}
+
+struct ExpMap;
+
+impl<S: Lanes> crate::kernels::Map<S> for ExpMap {
+    #[inline(always)]
+    fn apply(&self, s: S, x: S::V) -> S::V {
+        crate::exp::exp(s, x)
     }
 }

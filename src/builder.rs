@@ -1,0 +1,519 @@
+//! The `Softmax` builder: algorithm, backend, row stride and, only where
+//! they apply, the logit settings (temperature, scale, masks, causal).
+//!
+//! The settings are a type parameter: `Softmax` (no settings) has every
+//! operation, and the first setting turns it into a
+//! `Softmax<LogitSettings>`, which has only the operations that apply
+//! them (softmax and log-softmax). A reduction or backward pass cannot be
+//! called with settings it would ignore:
+//!
+//! ```compile_fail
+//! let mut out = [None];
+//! simd_softmax::Softmax::new().causal(0).run_argmax_rows(&[1.0], 1, &mut out);
+//! ```
+//!
+//! ```compile_fail
+//! let mut lse = [0.0f32];
+//! simd_softmax::Softmax::new().temperature(2.0).run_logsumexp_rows(&[1.0], 1, &mut lse);
+//! ```
+//!
+//! (Without the setting both compile:)
+//!
+//! ```
+//! let (mut out, mut lse) = ([None], [0.0f32]);
+//! simd_softmax::Softmax::new().run_argmax_rows(&[1.0], 1, &mut out)?;
+//! simd_softmax::Softmax::new().run_logsumexp_rows(&[1.0], 1, &mut lse)?;
+//! # Ok::<(), simd_softmax::Error>(())
+//! ```
+
+use crate::dispatch::{self, Backend, try_backend};
+use crate::error::{Argument, Mask, Parameter};
+use crate::kernels::Io;
+use crate::ops::{
+    ArgMax, Entropy, LogSoftmaxBackward, LogSumExp, PairCall, PairRowOp, ReduceCall, RowLogits,
+    RowReduce, SoftmaxBackward, SoftmaxCall,
+};
+use crate::{Algorithm, CrossEntropy, CrossEntropyOptions, Error, shape};
+
+/// A configured softmax: algorithm, backend, row stride, and (see
+/// [`LogitSettings`]) how the input becomes logits.
+///
+/// ```
+/// use simd_softmax::{Algorithm, Backend, Softmax};
+/// let sm = Softmax::new().algorithm(Algorithm::Online).backend(Backend::Portable);
+/// let mut p = [0.0f32; 3];
+/// sm.run(&[1.0, 2.0, 3.0], &mut p)?;
+/// let hot = Softmax::new().temperature(0.5); // a Softmax<LogitSettings>
+/// hot.run(&[1.0, 2.0, 3.0], &mut p)?;
+/// # Ok::<(), simd_softmax::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Softmax<L = NoSettings> {
+    algorithm: Algorithm,
+    backend: Option<Backend>,
+    stride: Option<usize>,
+    settings: L,
+}
+
+/// The logits are the input as it is: every operation applies.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoSettings;
+
+/// Temperature, scale, masks and causal offset: what softmax and
+/// log-softmax apply to the input (see [`Softmax::temperature`] and the
+/// other setters). Start from the default with [`Softmax::settings`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LogitSettings<'m> {
+    temperature: Option<f32>,
+    scale: Option<f32>,
+    keep_mask: Option<&'m [bool]>,
+    additive_mask: Option<&'m [f32]>,
+    causal: Option<isize>,
+}
+
+/// The two setting states of [`Softmax`] (sealed).
+pub trait Settings: Copy + private::Sealed {
+    #[doc(hidden)]
+    fn logits(&self) -> LogitSettings<'_>;
+}
+
+mod private {
+    pub trait Sealed {}
+    impl Sealed for super::NoSettings {}
+    impl Sealed for super::LogitSettings<'_> {}
+}
+
+impl Settings for NoSettings {
+    fn logits(&self) -> LogitSettings<'_> {
+        LogitSettings::default()
+    }
+}
+
+impl Settings for LogitSettings<'_> {
+    fn logits(&self) -> LogitSettings<'_> {
+        *self
+    }
+}
+
+impl Softmax {
+    /// `Auto` algorithm on the active backend ([`crate::backend`]),
+    /// contiguous rows, logits as given.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The same builder with `settings` (for applying settings
+    /// conditionally: `let mut sm = Softmax::new().settings(Default::default());`).
+    pub fn settings<'m>(self, settings: LogitSettings<'m>) -> Softmax<LogitSettings<'m>> {
+        Softmax {
+            algorithm: self.algorithm,
+            backend: self.backend,
+            stride: self.stride,
+            settings,
+        }
+    }
+
+    /// See [`Softmax::<LogitSettings>::temperature`](Softmax::temperature-1).
+    pub fn temperature<'m>(self, t: f32) -> Softmax<LogitSettings<'m>> {
+        self.settings(LogitSettings::default()).temperature(t)
+    }
+
+    /// See [`Softmax::<LogitSettings>::scale`](Softmax::scale-1).
+    pub fn scale<'m>(self, s: f32) -> Softmax<LogitSettings<'m>> {
+        self.settings(LogitSettings::default()).scale(s)
+    }
+
+    /// See [`Softmax::<LogitSettings>::additive_mask`](Softmax::additive_mask-1).
+    pub fn additive_mask(self, mask: &[f32]) -> Softmax<LogitSettings<'_>> {
+        self.settings(LogitSettings::default()).additive_mask(mask)
+    }
+
+    /// See [`Softmax::<LogitSettings>::keep_mask`](Softmax::keep_mask-1).
+    pub fn keep_mask(self, mask: &[bool]) -> Softmax<LogitSettings<'_>> {
+        self.settings(LogitSettings::default()).keep_mask(mask)
+    }
+
+    /// See [`Softmax::<LogitSettings>::causal`](Softmax::causal-1).
+    pub fn causal<'m>(self, offset: isize) -> Softmax<LogitSettings<'m>> {
+        self.settings(LogitSettings::default()).causal(offset)
+    }
+}
+
+impl<'m> Softmax<LogitSettings<'m>> {
+    /// Divide the logits by `t > 0`. `t = 0` is the limit t → 0: all the
+    /// mass on the largest logits, split equally among ties; `t = +inf` is
+    /// the limit t → ∞: uniform over the entries that are not −inf. Under
+    /// masks, the limits take only the entries the masks keep (and whose
+    /// additive mask is not −inf), and an additive mask splits the mass
+    /// among them as its own softmax, as the limit does. A negative or NaN
+    /// `t` makes every call an [`Error::InvalidParameter`]. A scale so
+    /// large, or a temperature so small, that `s/t` exceeds f32 is the
+    /// t → 0 limit.
+    pub fn temperature(mut self, t: f32) -> Self {
+        self.settings.temperature = Some(t);
+        self
+    }
+
+    /// Multiply the logits by `s` (finite, `s > 0`; e.g. attention's
+    /// `1/√d`). With a temperature the factor is `s/t`, applied as
+    /// `(x − max)·(s/t)`.
+    pub fn scale(mut self, s: f32) -> Self {
+        self.settings.scale = Some(s);
+        self
+    }
+
+    /// Add `mask` to the scaled logits: the logit of entry `i` is
+    /// `x_i·(s/t) + mask_i` (IEEE arithmetic: −inf masks an entry, and
+    /// +inf + −inf is NaN). `mask` holds one row, used for every row, or
+    /// one value per element of the rows (`rows·row_len`, also with a row
+    /// stride).
+    pub fn additive_mask(mut self, mask: &'m [f32]) -> Self {
+        self.settings.additive_mask = Some(mask);
+        self
+    }
+
+    /// Keep only the entries whose flag is `true`: the others get exactly 0
+    /// probability (−inf log-probability), whatever their value, NaN
+    /// included. One row of flags for every row, or one flag per element
+    /// of the rows.
+    pub fn keep_mask(mut self, mask: &'m [bool]) -> Self {
+        self.settings.keep_mask = Some(mask);
+        self
+    }
+
+    /// Attention's causal mask: row `i` (counted from 0 over the call)
+    /// keeps columns `j ≤ i + offset` and gives the others exactly 0
+    /// probability (−inf log-probability); a row that keeps no column is
+    /// all zeros (all −inf).
+    pub fn causal(mut self, offset: isize) -> Self {
+        self.settings.causal = Some(offset);
+        self
+    }
+}
+
+impl<L: Settings> Softmax<L> {
+    /// Use `algorithm` for every softmax row (the other operations have
+    /// one algorithm each).
+    pub fn algorithm(mut self, algorithm: Algorithm) -> Self {
+        self.algorithm = algorithm;
+        self
+    }
+
+    /// Use `backend` instead of the active one; a call fails with
+    /// [`Error::BackendUnavailable`] if the CPU lacks it.
+    pub fn backend(mut self, backend: Backend) -> Self {
+        self.backend = Some(backend);
+        self
+    }
+
+    /// Rows start every `stride` values (`stride ≥ row_len`) in both input
+    /// and output, for [`run_rows`](Self::run_rows),
+    /// [`run_rows_in_place`](Self::run_rows_in_place),
+    /// [`run_log_rows`](Self::run_log_rows) and
+    /// [`run_log_rows_in_place`](Self::run_log_rows_in_place): row `r` is
+    /// `data[r·stride..r·stride + row_len]`, the data holds `rows·stride`
+    /// or `(rows − 1)·stride + row_len` values, and the values between
+    /// rows are never read or written (a KV cache's padding, ggml's
+    /// `nb01`). Results are those of the same rows stored contiguously.
+    ///
+    /// ```
+    /// let x = [1.0f32, 2.0, 99.0, 3.0, 3.0];
+    /// let mut y = [7.0f32; 5];
+    /// simd_softmax::Softmax::new().row_stride(3).run_rows(&x, &mut y, 2)?;
+    /// assert_eq!(y[2], 7.0); // between the rows: untouched
+    /// assert_eq!(&y[3..], &[0.5, 0.5]);
+    /// # Ok::<(), simd_softmax::Error>(())
+    /// ```
+    pub fn row_stride(mut self, stride: usize) -> Self {
+        self.stride = Some(stride);
+        self
+    }
+
+    /// The backend this builder's calls run on, checked.
+    fn resolved_backend(&self) -> Result<Backend, Error> {
+        match self.backend {
+            Some(b) => b.check(),
+            None => try_backend(),
+        }
+    }
+
+    /// Softmax of one row into `output` (same length).
+    pub fn run(&self, input: &[f32], output: &mut [f32]) -> Result<(), Error> {
+        shape::same_length(input.len(), output.len())?;
+        let rows = usize::from(!input.is_empty());
+        self.softmax_call(
+            false,
+            Io::new(Some(input), output),
+            rows,
+            input.len(),
+            input.len(),
+        )
+    }
+
+    /// Softmax of one row, in place.
+    pub fn run_in_place(&self, data: &mut [f32]) -> Result<(), Error> {
+        let (rows, len) = (usize::from(!data.is_empty()), data.len());
+        self.softmax_call(false, Io::new(None, data), rows, len, len)
+    }
+
+    /// Softmax of each row of `row_len` values, rows in parallel on the
+    /// current rayon pool.
+    pub fn run_rows(&self, input: &[f32], output: &mut [f32], row_len: usize) -> Result<(), Error> {
+        shape::same_length(input.len(), output.len())?;
+        self.rows_call(false, Io::new(Some(input), output), row_len)
+    }
+
+    /// Softmax of each row of `row_len` values, in place, rows in parallel.
+    pub fn run_rows_in_place(&self, data: &mut [f32], row_len: usize) -> Result<(), Error> {
+        self.rows_call(false, Io::new(None, data), row_len)
+    }
+
+    /// Log-softmax of one row into `output` (same length):
+    /// `(x − max) − ln Σ exp(x − max)`. One online pass finds max and sum,
+    /// one pass writes (the algorithm setting is softmax's).
+    pub fn run_log(&self, input: &[f32], output: &mut [f32]) -> Result<(), Error> {
+        shape::same_length(input.len(), output.len())?;
+        let rows = usize::from(!input.is_empty());
+        self.softmax_call(
+            true,
+            Io::new(Some(input), output),
+            rows,
+            input.len(),
+            input.len(),
+        )
+    }
+
+    /// Log-softmax of one row, in place.
+    pub fn run_log_in_place(&self, data: &mut [f32]) -> Result<(), Error> {
+        let (rows, len) = (usize::from(!data.is_empty()), data.len());
+        self.softmax_call(true, Io::new(None, data), rows, len, len)
+    }
+
+    /// Log-softmax of each row of `row_len` values, rows in parallel.
+    pub fn run_log_rows(
+        &self,
+        input: &[f32],
+        output: &mut [f32],
+        row_len: usize,
+    ) -> Result<(), Error> {
+        shape::same_length(input.len(), output.len())?;
+        self.rows_call(true, Io::new(Some(input), output), row_len)
+    }
+
+    /// Log-softmax of each row of `row_len` values, in place, rows in parallel.
+    pub fn run_log_rows_in_place(&self, data: &mut [f32], row_len: usize) -> Result<(), Error> {
+        self.rows_call(true, Io::new(None, data), row_len)
+    }
+
+    fn rows_call(&self, log: bool, io: Io<'_>, row_len: usize) -> Result<(), Error> {
+        let stride = self.stride.unwrap_or(row_len);
+        let rows = shape::strided_rows(io.len(), row_len, stride)?;
+        self.softmax_call(log, io, rows, row_len, stride)
+    }
+
+    fn softmax_call(
+        &self,
+        log: bool,
+        io: Io<'_>,
+        rows: usize,
+        row_len: usize,
+        stride: usize,
+    ) -> Result<(), Error> {
+        let logits = row_logits(&self.settings.logits(), rows * row_len, row_len)?;
+        let backend = self.resolved_backend()?;
+        if rows == 0 {
+            return Ok(());
+        }
+        let algorithm = self.algorithm.resolve(rows * row_len, row_len);
+        let call = SoftmaxCall {
+            algorithm,
+            log,
+            io,
+            rows,
+            row_len,
+            stride,
+            logits,
+        };
+        dispatch::run(backend, call)
+    }
+}
+
+impl Softmax {
+    /// The lowest index of the largest value of each row of `row_len`
+    /// values into `output` (one entry per row, `None` for a row holding
+    /// NaN), rows in parallel.
+    pub fn run_argmax_rows(
+        &self,
+        input: &[f32],
+        row_len: usize,
+        output: &mut [Option<usize>],
+    ) -> Result<(), Error> {
+        self.reduce_rows(ArgMax, input, row_len, output)
+    }
+
+    /// The entropy of the softmax of each row of `row_len` values into
+    /// `output` (one value per row), rows in parallel. See [`crate::entropy`].
+    pub fn run_entropy_rows(
+        &self,
+        input: &[f32],
+        row_len: usize,
+        output: &mut [f32],
+    ) -> Result<(), Error> {
+        self.reduce_rows(Entropy, input, row_len, output)
+    }
+
+    /// `ln Σ exp(x)` of each row of `row_len` values into `output` (one
+    /// value per row), rows in parallel.
+    pub fn run_logsumexp_rows(
+        &self,
+        input: &[f32],
+        row_len: usize,
+        output: &mut [f32],
+    ) -> Result<(), Error> {
+        self.reduce_rows(LogSumExp, input, row_len, output)
+    }
+
+    /// [`crate::softmax_backward_rows`] on this builder's backend.
+    pub fn run_backward_rows(
+        &self,
+        probs: &[f32],
+        grad_out: &[f32],
+        grad_in: &mut [f32],
+        row_len: usize,
+    ) -> Result<(), Error> {
+        self.pair_rows(SoftmaxBackward, probs, grad_out, grad_in, row_len)
+    }
+
+    /// [`crate::log_softmax_backward_rows`] on this builder's backend.
+    pub fn run_log_backward_rows(
+        &self,
+        log_probs: &[f32],
+        grad_out: &[f32],
+        grad_in: &mut [f32],
+        row_len: usize,
+    ) -> Result<(), Error> {
+        self.pair_rows(LogSoftmaxBackward, log_probs, grad_out, grad_in, row_len)
+    }
+
+    /// [`crate::cross_entropy`] on this builder's backend.
+    pub fn run_cross_entropy(
+        &self,
+        logits: &[f32],
+        row_len: usize,
+        targets: &[usize],
+        options: CrossEntropyOptions<'_>,
+    ) -> Result<CrossEntropy, Error> {
+        crate::cross_entropy::run(self, logits, row_len, targets, options)
+    }
+
+    /// The backend, checked (for the entries in other modules).
+    pub(crate) fn checked_backend(&self) -> Result<Backend, Error> {
+        self.resolved_backend()
+    }
+
+    fn pair_rows<P: PairRowOp>(
+        &self,
+        op: P,
+        a: &[f32],
+        b: &[f32],
+        out: &mut [f32],
+        row_len: usize,
+    ) -> Result<(), Error> {
+        shape::rows(a.len(), row_len)?;
+        shape::argument_length(Argument::GradOut, b.len(), a.len())?;
+        shape::argument_length(Argument::GradIn, out.len(), a.len())?;
+        let backend = self.resolved_backend()?;
+        if a.is_empty() {
+            return Ok(());
+        }
+        let call = PairCall {
+            op,
+            a,
+            b,
+            out,
+            row_len,
+        };
+        dispatch::run(backend, call)
+    }
+
+    fn reduce_rows<R: RowReduce>(
+        &self,
+        r: R,
+        input: &[f32],
+        row_len: usize,
+        output: &mut [R::Out],
+    ) -> Result<(), Error> {
+        let rows = shape::rows(input.len(), row_len)?;
+        shape::row_outputs(rows, output.len())?;
+        let backend = self.resolved_backend()?;
+        if rows == 0 {
+            return Ok(());
+        }
+        let call = ReduceCall {
+            r,
+            input,
+            row_len,
+            output,
+        };
+        dispatch::run(backend, call)
+    }
+}
+
+/// The checked logit settings for a call over `len` values in rows of
+/// `row_len`.
+fn row_logits<'m>(
+    settings: &LogitSettings<'m>,
+    len: usize,
+    row_len: usize,
+) -> Result<RowLogits<'m>, Error> {
+    let t = settings.temperature.unwrap_or(1.0);
+    if t.is_nan() || t < 0.0 {
+        return Err(Error::InvalidParameter {
+            name: Parameter::Temperature,
+            value: f64::from(t),
+        });
+    }
+    let s = settings.scale.unwrap_or(1.0);
+    if !(s.is_finite() && s > 0.0) {
+        return Err(Error::InvalidParameter {
+            name: Parameter::Scale,
+            value: f64::from(s),
+        });
+    }
+    fn check_mask<X>(
+        mask: Option<&[X]>,
+        name: Mask,
+        len: usize,
+        row_len: usize,
+    ) -> Result<(), Error> {
+        match mask {
+            Some(m) if m.len() != row_len && m.len() != len => Err(Error::MaskLength {
+                mask: name,
+                mask_len: m.len(),
+                row_len,
+                len,
+            }),
+            _ => Ok(()),
+        }
+    }
+    check_mask(settings.keep_mask, Mask::Keep, len, row_len)?;
+    check_mask(settings.additive_mask, Mask::Additive, len, row_len)?;
+    // s/t in f64; beyond every f32 it is the t → 0 limit (greedy). Only
+    // t = +inf gives the uniform limit: a finite t so large that s/t
+    // underflows keeps the smallest normal factor, which is as uniform
+    // as f32 can tell.
+    let c = f64::from(s) / f64::from(t);
+    let c = if t == f32::INFINITY {
+        0.0
+    } else if c as f32 == f32::INFINITY {
+        f64::INFINITY
+    } else {
+        c.max(f64::from(f32::MIN_POSITIVE))
+    };
+    Ok(RowLogits {
+        c,
+        keep: settings.keep_mask,
+        add: settings.additive_mask,
+        causal: settings.causal,
+    })
+}
