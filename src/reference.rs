@@ -365,11 +365,22 @@ fn exact(e: &[f64], log: bool) -> Vec<f64> {
 /// The softmax backward pass in f64: `p ⊙ (g − ⟨g, p⟩)`, IEEE arithmetic
 /// (NaN or an infinity in the inputs propagates as it would).
 pub fn softmax_backward_f64(probs: &[f32], grad_out: &[f32]) -> Vec<f64> {
-    let dot: f64 = probs
-        .iter()
-        .zip(grad_out)
-        .map(|(&p, &g)| f64::from(p) * f64::from(g))
-        .sum();
+    // Compensated (Neumaier): each product is exact in f64, and the sum is
+    // within a few units of 2^-53·|dot|, so `g − dot` is right where it
+    // cancels (a dominant probability, a constant gradient).
+    let (mut dot, mut carry) = (0.0f64, 0.0f64);
+    for (&p, &g) in probs.iter().zip(grad_out) {
+        let v = f64::from(p) * f64::from(g);
+        let t = dot + v;
+        carry += if dot.abs() >= v.abs() {
+            (dot - t) + v
+        } else {
+            (v - t) + dot
+        };
+        dot = t;
+    }
+    // An infinite or NaN term makes the carry NaN; the sum says it all then.
+    let dot = if carry.is_finite() { dot + carry } else { dot };
     probs
         .iter()
         .zip(grad_out)
@@ -387,9 +398,36 @@ pub fn log_softmax_backward_f64(log_probs: &[f32], grad_out: &[f32]) -> Vec<f64>
         .collect()
 }
 
+/// The accuracy contract of the softmax backward pass, per element `i`:
+/// `|grad_in_i − ref_i| ≤ 2^-20·max|ref| + 2^-46·p_i·Σ_j |p_j·g_j| + 2^-126`.
+/// The first term is relative to the row's largest exact `|grad_in|` (not
+/// to `grad_out`, which can be far larger where `g − ⟨g, p⟩` cancels: a
+/// confident prediction); the second is the conditioning of the dot
+/// product `⟨g, p⟩` carried to about 2^-48, which matters only where the
+/// whole row cancels (e.g. a constant gradient, whose exact `grad_in` is
+/// `p·g·(1 − Σp)`); the 2^-126 as in [`backward_tolerance`].
+pub fn softmax_backward_tolerance(
+    probs: &[f32],
+    grad_out: &[f32],
+    grad_in_ref: &[f64],
+) -> Vec<f64> {
+    let r = grad_in_ref.iter().map(|v| v.abs()).fold(0.0, f64::max);
+    let dot_abs: f64 = probs
+        .iter()
+        .zip(grad_out)
+        .map(|(&p, &g)| (f64::from(p) * f64::from(g)).abs())
+        .sum();
+    probs
+        .iter()
+        .map(|&p| r * 2f64.powi(-20) + 2f64.powi(-46) * f64::from(p) * dot_abs + 2f64.powi(-126))
+        .collect()
+}
+
 /// The accuracy contract of the backward passes, for every element of a
 /// row: `|grad_in − ref| ≤ 2^-20·G + 2^-126`, where `G` is the largest
-/// magnitude in the row among `grad_out` and the reference `grad_in`. The
+/// magnitude in the row among `grad_out` and the reference `grad_in` (the
+/// log-softmax backward pass; the softmax one meets the tighter
+/// [`softmax_backward_tolerance`]). The
 /// 2^-126 is the softmax contract's allowance below the smallest normal
 /// f32: with subnormal gradients `G` itself is below f32's resolution
 /// there (a result of 4.7e-48 can only come out as ±0).

@@ -30,6 +30,47 @@ fn every_length_and_offset() {
     );
 }
 
+/// Confident predictions: one probability near 1, so `g − ⟨g, p⟩` cancels
+/// at that entry and the row's exact `grad_in` is far smaller than `g`.
+/// Evaluating `p·g − p·d` left errors of about 2^-24·|p·g| there; the
+/// bound is relative to the row's largest exact |grad_in|.
+#[test]
+fn dominant_probability_rows() {
+    let mut r = rng(82);
+    let mut worst = 0.0f64;
+    // The error relative to max|grad_in| alone, for gaps up to 18 and 30.
+    let mut worst_rel = [0.0f64; 2];
+    for sm in builders() {
+        for n in [50usize, 1000, 50_257] {
+            for gap in [6.0f32, 10.0, 14.0, 18.0, 30.0] {
+                let mut x = normal_row(&mut r, n, 1.0);
+                x[n / 3] += gap + (n as f32).ln();
+                let g = normal_row(&mut r, n, 1.0);
+                let w = check_backward(&sm, &x, &g, n, &format!("dominant n={n} gap={gap}"));
+                worst = worst.max(w.0);
+                // The error relative to the largest exact |grad_in| alone.
+                let (p, _) = common::check::probs(&x);
+                let want = simd_softmax::reference::softmax_backward_f64(&p, &g);
+                let mut got = vec![0.0f32; n];
+                sm.run_backward_rows(&p, &g, &mut got, n).unwrap();
+                let max_ref = want.iter().map(|v| v.abs()).fold(0.0, f64::max);
+                let err = got
+                    .iter()
+                    .zip(&want)
+                    .map(|(&a, &b)| (f64::from(a) - b).abs())
+                    .fold(0.0, f64::max);
+                let class = usize::from(gap > 20.0);
+                worst_rel[class] = worst_rel[class].max(err / max_ref);
+            }
+        }
+    }
+    println!(
+        "backward, dominant probability: worst {worst:.3} of the bound; largest error {:.3e} of max|grad_in| \
+         for gaps 6..18, {:.3e} at gap 30 (where the dot product's term dominates)",
+        worst_rel[0], worst_rel[1]
+    );
+}
+
 #[test]
 fn long_rows_and_hard_gradients() {
     let mut r = rng(81);

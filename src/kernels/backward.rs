@@ -1,5 +1,6 @@
 //! The backward passes, each a reduction then a write:
-//! - softmax: `grad_in = p ⊙ (g − ⟨g, p⟩)`, written `p·g − p·⟨g, p⟩`;
+//! - softmax: `grad_in = p ⊙ (g − ⟨g, p⟩)`, with `⟨g, p⟩` carried in two
+//!   f32 so that `g − ⟨g, p⟩` stays exact where it cancels;
 //! - log-softmax: `grad_in = g − exp(y)·Σg`.
 //!
 //! A reduction beyond the f32 range (a sum of huge gradients) is carried as
@@ -72,10 +73,11 @@ pub(crate) fn zip_map<S: Lanes>(s: S, a: &[f32], b: &[f32], out: &mut [f32], f: 
 struct Times;
 /// `a` (for `Σg`, with `b` the same slice).
 pub(crate) struct First;
-/// `p·g − p·d`.
-struct SoftmaxGrad<S: Lanes>(S::V);
-/// `(p·g·2^-k + p·(−d/2^k))·2^k`, for `|d|` beyond the f32 range.
-struct SoftmaxGradScaled<S: Lanes>(S::V, Pow2<S>);
+/// `p·((g − d_hi) − d_lo)`.
+struct SoftmaxGrad<S: Lanes>(S::V, S::V);
+/// `p·((g·2^-k − d_hi) − d_lo)·2^k` for `d = (d_hi + d_lo)·2^k`, where
+/// `g − d` could overflow f32.
+struct SoftmaxGradScaled<S: Lanes>(S::V, S::V, Pow2<S>);
 /// `g − exp(y)·total`.
 struct LogSoftmaxGrad<S: Lanes>(S::V);
 /// `(g·2^-k + exp(y)·(−total/2^k))·2^k`, for `|total|` beyond the f32
@@ -106,15 +108,15 @@ impl<S: Lanes> Zip<S> for First {
 impl<S: Lanes> Zip<S> for SoftmaxGrad<S> {
     #[inline(always)]
     fn apply(&self, s: S, p: S::V, g: S::V) -> S::V {
-        s.mul_add(p, g, s.mul(p, self.0))
+        s.mul(p, s.sub(s.sub(g, self.0), self.1))
     }
 }
 
 impl<S: Lanes> Zip<S> for SoftmaxGradScaled<S> {
     #[inline(always)]
     fn apply(&self, s: S, p: S::V, g: S::V) -> S::V {
-        let pg = s.mul(s.mul(p, g), self.1.down);
-        s.mul(s.mul_add(p, self.0, pg), self.1.up)
+        let diff = s.sub(s.sub(s.mul(g, self.2.down), self.0), self.1);
+        s.mul(s.mul(p, diff), self.2.up)
     }
 }
 
@@ -152,17 +154,139 @@ fn pow2<S: Lanes>(s: S, k: i32) -> Pow2<S> {
     }
 }
 
-/// `grad_in = p ⊙ (g − ⟨g, p⟩)` for one row, as `p·g − p·d` so that
-/// `g − d` is never formed (it can overflow where the result does not).
+/// `grad_in = p ⊙ (g − d)` for one row, `d = ⟨g, p⟩`, evaluated as
+/// `p·((g − d_hi) − d_lo)` with `d = d_hi + d_lo` carried in two f32: where
+/// `g − d` cancels (the entry of a dominant probability) the difference is
+/// exact to about 2^-48·|d| instead of off by 2^-24·|p·g|. When
+/// `max|g| + |d|` could overflow f32, everything is scaled by a power of
+/// two first, so outputs overflow only where the exact result does.
 #[inline(always)]
 pub(crate) fn softmax_backward<S: Lanes>(s: S, p: &[f32], g: &[f32], grad_in: &mut [f32]) {
-    match negated_scaled(zip_sum_f64(s, p, g, Times)) {
-        (minus_dot, 0) => zip_map(s, p, g, grad_in, SoftmaxGrad(s.splat(minus_dot))),
-        (minus_dot, k) => {
-            let f = SoftmaxGradScaled(s.splat(minus_dot), pow2(s, k));
-            zip_map(s, p, g, grad_in, f);
+    let (d, g_max) = dot_exact(s, p, g);
+    let k = scale_exponent(d.abs() + f64::from(g_max));
+    if k == 0 {
+        let (hi, lo) = split(d);
+        zip_map(s, p, g, grad_in, SoftmaxGrad(s.splat(hi), s.splat(lo)));
+    } else {
+        let (hi, lo) = split(d / 2f64.powi(k));
+        let f = SoftmaxGradScaled(s.splat(hi), s.splat(lo), pow2(s, k));
+        zip_map(s, p, g, grad_in, f);
+    }
+}
+
+/// `(⟨p, g⟩, max|g|)`. Each product is split exactly into `hi + lo`
+/// (`two_prod`), and each vector's `hi` and `lo` lanes are summed in f64;
+/// the vector sums go to four f64 accumulators (no serial dependency from
+/// one vector to the next), folded every [`DOT_BLOCK`] vectors into a
+/// Neumaier-compensated total. The dot product comes out within about
+/// 2^-48·Σ|p·g| + 2^-53·|d|. If a product was beyond what the
+/// non-FMA `two_prod` splits (|g| above about 2^115), the pass is redone on
+/// `g·2^-64`.
+#[inline(always)]
+fn dot_exact<S: Lanes>(s: S, p: &[f32], g: &[f32]) -> (f64, f32) {
+    let (d, g_max, exact) = dot_scaled(s, p, g, 1.0);
+    if exact {
+        return (d, g_max);
+    }
+    let (d, _, _) = dot_scaled(s, p, g, 2f32.powi(-64));
+    (d * 2f64.powi(64), g_max)
+}
+
+/// Vectors summed in plain f64 before the compensated fold.
+const DOT_BLOCK: usize = 16;
+
+/// [`dot_exact`] with every `g` multiplied by `down` (a power of two), and
+/// whether the low parts were all finite.
+#[inline(always)]
+fn dot_scaled<S: Lanes>(s: S, p: &[f32], g: &[f32], down: f32) -> (f64, f32, bool) {
+    let l = S::LANES;
+    let g = &g[..p.len()];
+    let zero = s.splat(0.0);
+    let down = s.splat(down);
+    let mut g_max = zero;
+    let (mut high, mut low) = (Compensated::default(), 0.0f64);
+    let vectors = p.len().div_ceil(l);
+    let mut start = 0;
+    while start < vectors {
+        let end = vectors.min(start + DOT_BLOCK);
+        let mut acc = [0.0f64; 4];
+        let mut lo_all = 0.0f64;
+        for v in start..end {
+            let i = v * l;
+            let (pv, gv) = if i + l <= p.len() {
+                (s.load(&p[i..]), s.load(&g[i..]))
+            } else {
+                (s.load_partial(&p[i..], 0.0), s.load_partial(&g[i..], 0.0))
+            };
+            g_max = s.max(g_max, s.max(gv, s.sub(zero, gv)));
+            let (hi, lo) = s.two_prod(pv, s.mul(gv, down));
+            acc[v % 4] += s.reduce_sum_f64(hi);
+            lo_all += s.reduce_sum_f64(lo);
+        }
+        high.add((acc[0] + acc[1]) + (acc[2] + acc[3]));
+        low += lo_all;
+        start = end;
+    }
+    let high = high.value();
+    // NaN in g never wins a lane max: d is NaN then, and so every output.
+    let g_max = s.reduce_max(g_max);
+    if low.is_finite() {
+        (high + low, g_max, true)
+    } else {
+        // A product the split could not take (exact: false), or an
+        // infinite one, where the high sum alone is the IEEE answer.
+        (high, g_max, !high.is_finite())
+    }
+}
+
+/// Neumaier's compensated sum.
+#[derive(Default)]
+struct Compensated {
+    sum: f64,
+    carry: f64,
+}
+
+impl Compensated {
+    fn add(&mut self, v: f64) {
+        let t = self.sum + v;
+        self.carry += if self.sum.abs() >= v.abs() {
+            (self.sum - t) + v
+        } else {
+            (v - t) + self.sum
+        };
+        self.sum = t;
+    }
+
+    /// The sum; an infinite or NaN term leaves NaN in the carry, and the
+    /// plain sum says it all then.
+    fn value(&self) -> f64 {
+        if self.carry.is_finite() {
+            self.sum + self.carry
+        } else {
+            self.sum
         }
     }
+}
+
+/// `d` as `hi + lo`, two f32 (`lo` 0 when `hi` is not finite).
+fn split(d: f64) -> (f32, f32) {
+    let hi = d as f32;
+    let lo = if hi.is_finite() {
+        (d - f64::from(hi)) as f32
+    } else {
+        0.0
+    };
+    (hi, lo)
+}
+
+/// The smallest `k ≥ 0` with `v·2^-k` at most half of f32::MAX (so that
+/// `g − d` cannot overflow after scaling), at most 126.
+fn scale_exponent(v: f64) -> i32 {
+    let mut k = 0;
+    while v / 2f64.powi(k) > f64::from(f32::MAX) / 2.0 && k < 126 {
+        k += 1;
+    }
+    k
 }
 
 /// `grad_in = g − exp(y)·Σg` for one row.
