@@ -7,11 +7,11 @@
 //! a power of two times an f32, so outputs overflow only where the exact
 //! result does.
 //!
-//! The reductions add each vector's lanes in f64, so only the f32 products
-//! are rounded: `⟨g, p⟩` is then off by at most about 2^-24·max|g| (the
-//! `p` sum to 1), and `Σg` by far less than one unit of `max|g|` even when
-//! its terms cancel (an f32 running sum would be off by 2^-24·Σ|g|, which
-//! grows with the row length).
+//! The reductions add each vector's lanes in f64. `⟨g, p⟩` takes every
+//! product exactly (see `dot_exact`), so it is off by about 2^-48·Σ|p·g|;
+//! `Σg` is off by far less than one unit of `max|g|` even when its terms
+//! cancel (an f32 running sum would be off by 2^-24·Σ|g|, which grows with
+//! the row length).
 
 use crate::exp::exp;
 use crate::lanes::Lanes;
@@ -69,8 +69,6 @@ pub(crate) fn zip_map<S: Lanes>(s: S, a: &[f32], b: &[f32], out: &mut [f32], f: 
     }
 }
 
-/// `a·b`.
-struct Times;
 /// `a` (for `Σg`, with `b` the same slice).
 pub(crate) struct First;
 /// `p·((g − d_hi) − d_lo)`.
@@ -89,13 +87,6 @@ struct LogSoftmaxGradScaled<S: Lanes>(S::V, Pow2<S>);
 struct Pow2<S: Lanes> {
     up: S::V,
     down: S::V,
-}
-
-impl<S: Lanes> Zip<S> for Times {
-    #[inline(always)]
-    fn apply(&self, s: S, a: S::V, b: S::V) -> S::V {
-        s.mul(a, b)
-    }
 }
 
 impl<S: Lanes> Zip<S> for First {
