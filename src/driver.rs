@@ -17,10 +17,12 @@
 
 use crate::lanes::{Job, Lanes};
 
+#[cfg(feature = "rayon")]
 /// A task handles at least this many elements, so that 4096 rows of 1024
 /// become 256 tasks, not 4096, and a short batch stays on one thread.
 pub(crate) const MIN_TASK_ELEMENTS: usize = 16 * 1024;
 
+#[cfg(feature = "rayon")]
 /// A single row at least this long is split across the pool (in the fixed
 /// chunks every row is cut into anyway, so the bits do not change). At 2
 /// threads a 128256 row gained 1.55× and a 256000 row 1.97×, while rows of
@@ -28,6 +30,8 @@ pub(crate) const MIN_TASK_ELEMENTS: usize = 16 * 1024;
 pub(crate) const SPLIT_ROW_FROM: usize = 64 * 1024;
 
 /// The rows of one call (or of a task cut from it) and what to do to each.
+// Without rayon only `split_at` and `run` are called.
+#[cfg_attr(not(feature = "rayon"), allow(dead_code))]
 pub(crate) trait RowTask: Send + Sized {
     /// Number of rows.
     fn rows(&self) -> usize;
@@ -60,6 +64,7 @@ impl<T: RowTask> Job for InOrder<T> {
 }
 
 /// Rows per task for rows of `row_len` elements.
+#[cfg(feature = "rayon")]
 fn rows_per_task(row_len: usize) -> usize {
     (MIN_TASK_ELEMENTS / row_len.max(1)).max(1)
 }

@@ -165,6 +165,12 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
+#![warn(clippy::incompatible_msrv)]
+
+#[cfg(not(feature = "std"))]
+compile_error!(
+    "simd-softmax needs its `std` feature (run-time CPU detection); there is no no_std build yet"
+);
 
 mod algorithm;
 #[allow(unsafe_code)]

@@ -85,6 +85,8 @@ impl<'a> Io<'a> {
 }
 
 impl<'a, T: Logits> Io<'a, T> {
+    // `from_parts` and `data_mut` serve the rayon executor.
+    #[cfg_attr(not(feature = "rayon"), allow(dead_code))]
     #[inline(always)]
     pub(crate) fn from_parts(data: Data<'a>, logits: T) -> Self {
         Io { data, logits }
@@ -109,6 +111,7 @@ impl<'a, T: Logits> Io<'a, T> {
         self.logits
     }
 
+    #[cfg_attr(not(feature = "rayon"), allow(dead_code))]
     #[inline(always)]
     pub(crate) fn data_mut(&mut self) -> &mut Data<'a> {
         &mut self.data
