@@ -98,11 +98,16 @@
 //! wrong length is an [`Error`] before anything is written.
 //!
 //! **Backward passes** ([`softmax_backward`], [`log_softmax_backward`];
-//! `tests/backward.rs`): within 2^-20·G + 2^-126 of [`reference::softmax_backward_f64`]
-//! / [`reference::log_softmax_backward_f64`], G the row's largest magnitude
-//! among `grad_out` and the exact `grad_in` ([`reference::backward_tolerance`]),
-//! including gradients that cancel or whose sum is beyond f32 (outputs are
-//! ±inf only where the exact value is); NaN propagates.
+//! `tests/backward.rs`): softmax's within
+//! `2^-20·max|grad_in| + 2^-46·p_i·Σ|p·g| + 2^-126` of
+//! [`reference::softmax_backward_f64`] ([`reference::softmax_backward_tolerance`]:
+//! relative to the row's largest exact `|grad_in|`, so confident
+//! predictions, where `g − ⟨g, p⟩` cancels, keep their accuracy);
+//! log-softmax's within 2^-20·G + 2^-126 of
+//! [`reference::log_softmax_backward_f64`], G the row's largest magnitude
+//! among `grad_out` and the exact `grad_in` ([`reference::backward_tolerance`]);
+//! both including gradients that cancel or whose sum is beyond f32 (outputs
+//! are ±inf only where the exact value is); NaN propagates.
 //!
 //! **Cross-entropy** ([`cross_entropy`]; `tests/cross_entropy.rs`): each
 //! row's loss within 2^-22·L + 2^-21 of [`reference::cross_entropy_f64`]
@@ -151,7 +156,7 @@
 //!
 //! # Backends
 //!
-//! [`backend()`] reports the one in use, the fastest the CPU has: `avx512f`,
+//! [`backend()`] reports the one in use (never panicking), the fastest the CPU has: `avx512f`,
 //! else `avx2+fma`, else `portable(...)` (the `wide` crate for the build's
 //! target), else `scalar`. The environment variable
 //! `SIMD_SOFTMAX_BACKEND=scalar|portable|avx2|avx512`
