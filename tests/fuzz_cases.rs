@@ -34,19 +34,54 @@ fn run<T: for<'a> Arbitrary<'a> + Debug, R>(bytes: &[u8], check: impl Fn(&T) -> 
 }
 
 /// Replays every file in `fuzz/regressions/<target>/`; returns how many.
+/// The folder must exist (a missing one would count as zero files and
+/// pass), and every kept input must still decode into a case (one that
+/// no longer does tests nothing).
 fn replay<T: for<'a> Arbitrary<'a> + Debug, R>(target: &str, check: impl Fn(&T) -> R) -> usize {
     let dir = regressions(target);
-    let mut files: Vec<PathBuf> = match std::fs::read_dir(&dir) {
-        Ok(entries) => entries.map(|e| e.unwrap().path()).collect(),
-        Err(_) => Vec::new(),
-    };
+    let entries = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e} (every fuzz target has its folder)", dir.display()));
+    let mut files: Vec<PathBuf> = entries.map(|e| e.unwrap().path()).collect();
     files.retain(|f| !f.file_name().unwrap().to_string_lossy().starts_with('.'));
     files.sort();
     for f in &files {
         eprintln!("replaying {}", f.display());
-        run(&std::fs::read(f).unwrap(), &check);
+        let decoded = run(&std::fs::read(f).unwrap(), &check);
+        assert!(
+            decoded.is_some(),
+            "{} no longer decodes into a {} case",
+            f.display(),
+            std::any::type_name::<T>()
+        );
     }
     files.len()
+}
+
+/// Every target in `fuzz/Cargo.toml` has a regression folder and a replay
+/// test here.
+#[test]
+fn every_fuzz_target_has_its_regressions() {
+    let manifest =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/Cargo.toml"))
+            .unwrap();
+    let this = std::fs::read_to_string(file!()).unwrap_or_else(|_| {
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz_cases.rs"))
+            .unwrap()
+    });
+    let targets: Vec<&str> = manifest
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("name = \""))
+        .filter_map(|l| l.strip_suffix('"'))
+        .filter(|n| *n != "simd-softmax-fuzz")
+        .collect();
+    assert!(targets.len() >= 9, "{targets:?}");
+    for t in targets {
+        assert!(regressions(t).is_dir(), "fuzz/regressions/{t}/ is missing");
+        assert!(
+            this.contains(&format!("fn {t}_regressions()")),
+            "no replay test for {t}"
+        );
+    }
 }
 
 /// Random bytes of random length: the fuzzer's raw input, from `rand`.

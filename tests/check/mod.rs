@@ -255,6 +255,13 @@ impl<'a> Reference<'a> {
     /// split and −inf entries exact; otherwise `|p − p_ref| ≤
     /// reference::tolerance`. Panics with `context` on a violation.
     pub fn check(&self, output: &[f32], context: &dyn Fn() -> String) -> Errors {
+        // A short output would make the zip below check only a prefix.
+        assert_eq!(
+            output.len(),
+            self.input.len(),
+            "{}: output length differs from the input's",
+            context()
+        );
         let mut e = Errors::default();
         for (i, ((&x, &p), &r)) in self.input.iter().zip(output).zip(&self.want).enumerate() {
             if self.has_nan {
