@@ -99,7 +99,7 @@
 //!
 //! **Backward passes** ([`softmax_backward`], [`log_softmax_backward`];
 //! `tests/backward.rs`): softmax's within
-//! `2^-20·max|grad_in| + 2^-46·p_i·Σ|p·g| + 2^-126` of
+//! `2^-20·max|grad_in| + 2^-42·p_i·Σ|p·g| + 2^-126` of
 //! [`reference::softmax_backward_f64`] ([`reference::softmax_backward_tolerance`]:
 //! relative to the row's largest exact `|grad_in|`, so confident
 //! predictions, where `g − ⟨g, p⟩` cancels, keep their accuracy);

@@ -166,57 +166,63 @@ pub(crate) fn softmax_backward<S: Lanes>(s: S, p: &[f32], g: &[f32], grad_in: &m
 }
 
 /// `(⟨p, g⟩, max|g|)`. Each product is split exactly into `hi + lo`
-/// (`two_prod`), and each vector's `hi` and `lo` lanes are summed in f64;
-/// the vector sums go to four f64 accumulators (no serial dependency from
-/// one vector to the next), folded every [`DOT_BLOCK`] vectors into a
-/// Neumaier-compensated total. The dot product comes out within about
-/// 2^-48·Σ|p·g| + 2^-53·|d|. If a product was beyond what the
+/// (`two_prod`). Each vector's `hi` lanes are summed in f64 into one of
+/// four accumulators (no serial dependency from one vector to the next);
+/// the `lo` lanes (each within 2^-24 of its product) are summed in f32
+/// lanes. Every [`DOT_BLOCK`] vectors both fold into a Neumaier-compensated
+/// total. Error: at most about 16·2^-48·Σ|p·g| from the `lo` sums, far
+/// less from the rest, plus 2^-53·|d|. If a product was beyond what the
 /// non-FMA `two_prod` splits (|g| above about 2^115), the pass is redone on
 /// `g·2^-64`.
 #[inline(always)]
 fn dot_exact<S: Lanes>(s: S, p: &[f32], g: &[f32]) -> (f64, f32) {
-    let (d, g_max, exact) = dot_scaled(s, p, g, 1.0);
+    let (d, g_max, exact) = dot_scaled::<S, false>(s, p, g);
     if exact {
         return (d, g_max);
     }
-    let (d, _, _) = dot_scaled(s, p, g, 2f32.powi(-64));
+    let (d, _, _) = dot_scaled::<S, true>(s, p, g);
     (d * 2f64.powi(64), g_max)
 }
 
-/// Vectors summed in plain f64 before the compensated fold.
+/// Vectors per fold of [`dot_exact`]: bounds the f32 sums of the `lo`
+/// parts to 16 terms a lane.
 const DOT_BLOCK: usize = 16;
 
-/// [`dot_exact`] with every `g` multiplied by `down` (a power of two), and
+/// [`dot_exact`] (with every `g` multiplied by 2^-64 when `DOWN`), and
 /// whether the low parts were all finite.
 #[inline(always)]
-fn dot_scaled<S: Lanes>(s: S, p: &[f32], g: &[f32], down: f32) -> (f64, f32, bool) {
+fn dot_scaled<S: Lanes, const DOWN: bool>(s: S, p: &[f32], g: &[f32]) -> (f64, f32, bool) {
     let l = S::LANES;
     let g = &g[..p.len()];
     let zero = s.splat(0.0);
-    let down = s.splat(down);
+    let down = s.splat(2f32.powi(-64));
+    let scaled = |gv| if DOWN { s.mul(gv, down) } else { gv };
     let mut g_max = zero;
     let (mut high, mut low) = (Compensated::default(), 0.0f64);
-    let vectors = p.len().div_ceil(l);
-    let mut start = 0;
-    while start < vectors {
-        let end = vectors.min(start + DOT_BLOCK);
+    let mut blocks = p.chunks(DOT_BLOCK * l).zip(g.chunks(DOT_BLOCK * l));
+    for (pb, gb) in &mut blocks {
         let mut acc = [0.0f64; 4];
-        let mut lo_all = 0.0f64;
-        for v in start..end {
-            let i = v * l;
-            let (pv, gv) = if i + l <= p.len() {
-                (s.load(&p[i..]), s.load(&g[i..]))
-            } else {
-                (s.load_partial(&p[i..], 0.0), s.load_partial(&g[i..], 0.0))
-            };
+        let mut lo_sum = zero;
+        let mut pairs = pb.chunks_exact(l).zip(gb.chunks_exact(l));
+        for (k, (pv, gv)) in (&mut pairs).enumerate() {
+            let (pv, gv) = (s.load(pv), s.load(gv));
             g_max = s.max(g_max, s.max(gv, s.sub(zero, gv)));
-            let (hi, lo) = s.two_prod(pv, s.mul(gv, down));
-            acc[v % 4] += s.reduce_sum_f64(hi);
-            lo_all += s.reduce_sum_f64(lo);
+            let (hi, lo) = s.two_prod(pv, scaled(gv));
+            acc[k % 4] += s.reduce_sum_f64(hi);
+            lo_sum = s.add(lo_sum, lo);
+        }
+        let rest = pb.len() % l;
+        if rest > 0 {
+            let at = pb.len() - rest;
+            let pv = s.load_partial(&pb[at..], 0.0);
+            let gv = s.load_partial(&gb[at..], 0.0);
+            g_max = s.max(g_max, s.max(gv, s.sub(zero, gv)));
+            let (hi, lo) = s.two_prod(pv, scaled(gv));
+            acc[3] += s.reduce_sum_f64(hi);
+            lo_sum = s.add(lo_sum, lo);
         }
         high.add((acc[0] + acc[1]) + (acc[2] + acc[3]));
-        low += lo_all;
-        start = end;
+        low += s.reduce_sum_f64(lo_sum);
     }
     let high = high.value();
     // NaN in g never wins a lane max: d is NaN then, and so every output.
