@@ -185,6 +185,7 @@ mod builder;
 mod cross_entropy;
 mod dispatch;
 mod driver;
+mod element;
 mod error;
 #[doc(hidden)]
 pub mod exp;

@@ -7,6 +7,7 @@
 use crate::Algorithm;
 use crate::dispatch::WithLanes;
 use crate::driver::{self, RowTask};
+use crate::element::{Element, Elements, F32};
 use crate::kernels::argmax::argmax;
 #[cfg(feature = "rayon")]
 use crate::kernels::exec::Parallel;
@@ -65,17 +66,17 @@ impl RowLogits<'_> {
 /// Softmax (with `algorithm`, resolved, not `Auto`) or log-softmax of
 /// every row of `io` under `logits`: row `r` is `row_len` values at
 /// `r·stride`, and nothing between rows is read or written.
-pub(crate) struct SoftmaxCall<'a> {
+pub(crate) struct SoftmaxCall<'a, E: Elements = F32> {
     pub algorithm: Algorithm,
     pub log: bool,
-    pub io: Io<'a>,
+    pub io: Io<'a, Plain, E>,
     pub rows: usize,
     pub row_len: usize,
     pub stride: usize,
     pub logits: RowLogits<'a>,
 }
 
-impl WithLanes for SoftmaxCall<'_> {
+impl<E: Elements> WithLanes for SoftmaxCall<'_, E> {
     type Output = ();
     fn with<S: Lanes>(self, s: S) {
         if self.logits.c == 0.0 || self.logits.c == f64::INFINITY {
@@ -95,7 +96,7 @@ impl WithLanes for SoftmaxCall<'_> {
 /// backend entry: one entry holding every kernel and transform grew so
 /// large that the AVX2 exp loop lost its constants to spills (47
 /// broadcasts from memory per 8 vectors instead of 26, 15% slower).
-fn by_logits<S: Lanes, K: RowKernel>(s: S, k: K, call: SoftmaxCall<'_>) {
+fn by_logits<S: Lanes, K: RowKernel, E: Elements>(s: S, k: K, call: SoftmaxCall<'_, E>) {
     let SoftmaxCall {
         io,
         rows,
@@ -142,7 +143,7 @@ pub(crate) trait RowKernel: Copy + Send + Sync {
     /// What an entry with no probability holds: 0, or −inf for log.
     const MASKED: f32;
     /// Returns the row's sum: NaN when a kept logit was NaN.
-    fn run<T: Logits>(self, exec: &impl Exec, row: Io<'_, T>) -> f64;
+    fn run<T: Logits, E: Elements>(self, exec: &impl Exec, row: Io<'_, T, E>) -> f64;
 }
 
 #[derive(Clone, Copy)]
@@ -157,28 +158,28 @@ struct LogSoftmax;
 impl RowKernel for ThreePass {
     const MASKED: f32 = 0.0;
     #[inline(always)]
-    fn run<T: Logits>(self, exec: &impl Exec, row: Io<'_, T>) -> f64 {
+    fn run<T: Logits, E: Elements>(self, exec: &impl Exec, row: Io<'_, T, E>) -> f64 {
         three_pass::softmax(exec, row)
     }
 }
 impl RowKernel for Online {
     const MASKED: f32 = 0.0;
     #[inline(always)]
-    fn run<T: Logits>(self, exec: &impl Exec, row: Io<'_, T>) -> f64 {
+    fn run<T: Logits, E: Elements>(self, exec: &impl Exec, row: Io<'_, T, E>) -> f64 {
         online::softmax(exec, row)
     }
 }
 impl RowKernel for Blocked {
     const MASKED: f32 = 0.0;
     #[inline(always)]
-    fn run<T: Logits>(self, exec: &impl Exec, row: Io<'_, T>) -> f64 {
+    fn run<T: Logits, E: Elements>(self, exec: &impl Exec, row: Io<'_, T, E>) -> f64 {
         blocked::softmax(exec, row)
     }
 }
 impl RowKernel for LogSoftmax {
     const MASKED: f32 = f32::NEG_INFINITY;
     #[inline(always)]
-    fn run<T: Logits>(self, exec: &impl Exec, row: Io<'_, T>) -> f64 {
+    fn run<T: Logits, E: Elements>(self, exec: &impl Exec, row: Io<'_, T, E>) -> f64 {
         log_softmax(exec, row)
     }
 }
@@ -225,8 +226,8 @@ impl RowTransform for MaskedRows<'_> {
 }
 
 /// Rows `first_row..first_row + rows` of a softmax call.
-struct SoftmaxRows<'a, K, R> {
-    io: Io<'a>,
+struct SoftmaxRows<'a, K, R, E: Elements> {
+    io: Io<'a, Plain, E>,
     rows: usize,
     row_len: usize,
     stride: usize,
@@ -236,8 +237,8 @@ struct SoftmaxRows<'a, K, R> {
     logits: &'a RowLogits<'a>,
 }
 
-impl<'a, K, R> SoftmaxRows<'a, K, R> {
-    fn new(io: Io<'a>, g: Geometry, k: K, rows_t: R, logits: &'a RowLogits<'a>) -> Self {
+impl<'a, K, R, E: Elements> SoftmaxRows<'a, K, R, E> {
+    fn new(io: Io<'a, Plain, E>, g: Geometry, k: K, rows_t: R, logits: &'a RowLogits<'a>) -> Self {
         SoftmaxRows {
             io,
             rows: g.rows,
@@ -251,7 +252,7 @@ impl<'a, K, R> SoftmaxRows<'a, K, R> {
     }
 }
 
-impl<K: RowKernel, R: RowTransform> RowTask for SoftmaxRows<'_, K, R> {
+impl<K: RowKernel, R: RowTransform, E: Elements> RowTask for SoftmaxRows<'_, K, R, E> {
     fn rows(&self) -> usize {
         self.rows
     }
@@ -305,18 +306,20 @@ impl<K: RowKernel, R: RowTransform> RowTask for SoftmaxRows<'_, K, R> {
 /// Row `r` of the call: the causal prefix through the kernel with the row's
 /// logits, the causally masked tail filled.
 #[inline(always)]
-fn run_row<K: RowKernel, R: RowTransform>(
+fn run_row<K: RowKernel, R: RowTransform, E: Elements>(
     exec: &impl Exec,
     k: K,
     rows_t: &R,
-    mut row: Io<'_>,
+    mut row: Io<'_, Plain, E>,
     r: usize,
     logits: &RowLogits<'_>,
 ) {
     let row_len = row.len();
     let active = logits.active(r, row_len);
     if active < row_len {
-        row.slice(active..row_len).output().fill(K::MASKED);
+        row.slice(active..row_len)
+            .output()
+            .fill(E::Out::from_f32(K::MASKED));
     }
     if active > 0 {
         let t = rows_t.row(r, row_len).slice(0..active);
@@ -326,13 +329,13 @@ fn run_row<K: RowKernel, R: RowTransform>(
             let out = row.output();
             (0..active)
                 .filter(|&i| t.is_masked(i))
-                .for_each(|i| out[i] = K::MASKED);
+                .for_each(|i| out[i] = E::Out::from_f32(K::MASKED));
         }
     }
 }
 
 /// The temperature limits, row by row (rare: plain scalar code).
-fn limit_rows(call: SoftmaxCall<'_>) {
+fn limit_rows<E: Elements>(call: SoftmaxCall<'_, E>) {
     let SoftmaxCall {
         log,
         mut io,
@@ -346,7 +349,9 @@ fn limit_rows(call: SoftmaxCall<'_>) {
     for r in 0..rows {
         let mut row = io.slice(r * stride..r * stride + row_len);
         let active = logits.active(r, row_len);
-        row.slice(active..row_len).output().fill(masked_value);
+        row.slice(active..row_len)
+            .output()
+            .fill(E::Out::from_f32(masked_value));
         let t = logits.masked(r, row_len).slice(0..active);
         limit_row(row.slice(0..active).with_logits(t), log);
     }
@@ -359,10 +364,10 @@ fn limit_rows(call: SoftmaxCall<'_>) {
 /// whose additive mask is −inf), split among them as the softmax of their
 /// additive mask (equally without one). NaN in a kept entry makes the row
 /// NaN; no members, all zeros. Rare, so plain scalar code in f64.
-fn limit_row(io: Io<'_, Masked<'_>>, log: bool) {
+fn limit_row<E: Elements>(io: Io<'_, Masked<'_>, E>, log: bool) {
     let masked_value = if log { f32::NEG_INFINITY } else { 0.0 };
     let t = io.logits();
-    let x = io.input();
+    let x = &io.input_f32();
     let kept = |i: usize| t.keep.is_none_or(|k| k[i]);
     let add = |i: usize| t.add.map_or(0.0, |a| f64::from(a[i]));
     let candidate = |i: usize| kept(i) && add(i) != f64::NEG_INFINITY;
@@ -411,7 +416,9 @@ fn limit_row(io: Io<'_, Masked<'_>>, log: bool) {
     // In place, `x` is the output: compute every value before writing.
     let values: Vec<f32> = (0..x.len()).map(value).collect();
     let mut io = io;
-    io.output().copy_from_slice(&values);
+    for (y, &v) in io.output().iter_mut().zip(&values) {
+        *y = E::Out::from_f32(v);
+    }
 }
 
 /// A reduction of each row to one value.
@@ -599,5 +606,131 @@ impl<S: Lanes> crate::kernels::Map<S> for ExpMap {
     #[inline(always)]
     fn apply(&self, s: S, x: S::V) -> S::V {
         crate::exp::exp(s, x)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::element::Pair;
+    use crate::{Backend, dispatch};
+
+    /// A storage type the kernels have never seen: f32 behind a newtype,
+    /// loaded and stored through a copy. If the kernels read and wrote rows
+    /// anywhere but through `Element`, this would not compile or would
+    /// differ.
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    struct Stored(f32);
+
+    impl Element for Stored {
+        fn load<S: Lanes>(s: S, x: &[Self]) -> S::V {
+            let v: Vec<f32> = x[..S::LANES].iter().map(|v| v.0).collect();
+            s.load(&v)
+        }
+        fn load_partial<S: Lanes>(s: S, x: &[Self], fill: f32) -> S::V {
+            let v: Vec<f32> = x.iter().map(|v| v.0).collect();
+            s.load_partial(&v, fill)
+        }
+        fn store<S: Lanes>(s: S, v: S::V, y: &mut [Self]) {
+            let mut out = vec![0.0f32; S::LANES];
+            s.store(v, &mut out);
+            y[..S::LANES].iter_mut().zip(out).for_each(|(y, v)| y.0 = v);
+        }
+        fn store_partial<S: Lanes>(s: S, v: S::V, y: &mut [Self]) {
+            let mut out = vec![0.0f32; y.len()];
+            s.store_partial(v, &mut out);
+            y.iter_mut().zip(out).for_each(|(y, v)| y.0 = v);
+        }
+        fn to_f32(self) -> f32 {
+            self.0
+        }
+        fn from_f32(v: f32) -> Self {
+            Stored(v)
+        }
+    }
+
+    fn call<'a, E: Elements>(
+        io: Io<'a, Plain, E>,
+        algorithm: Algorithm,
+        log: bool,
+        rows: usize,
+        row_len: usize,
+        logits: RowLogits<'a>,
+    ) -> SoftmaxCall<'a, E> {
+        SoftmaxCall {
+            algorithm,
+            log,
+            io,
+            rows,
+            row_len,
+            stride: row_len,
+            logits,
+        }
+    }
+
+    /// Softmax and log-softmax rows through the element seam give the f32
+    /// path's bits: another storage type in, in place, and out.
+    #[test]
+    fn another_element_type_runs_through_the_same_kernels() {
+        let (rows, row_len) = (3usize, 2500usize);
+        let x: Vec<f32> = (0..rows * row_len)
+            .map(|i| ((i * 7919) % 1013) as f32 * 0.01 - 5.0)
+            .collect();
+        let keep: Vec<bool> = (0..row_len).map(|i| i % 11 != 4).collect();
+        let settings = [
+            RowLogits {
+                c: 1.0,
+                keep: None,
+                add: None,
+                causal: None,
+            },
+            RowLogits {
+                c: 0.7,
+                keep: Some(&keep),
+                add: None,
+                causal: Some(1000),
+            },
+            RowLogits {
+                c: f64::INFINITY,
+                keep: None,
+                add: None,
+                causal: None,
+            },
+        ];
+        let stored: Vec<Stored> = x.iter().map(|&v| Stored(v)).collect();
+        for backend in Backend::ALL.into_iter().filter(|b| b.is_available()) {
+            for algorithm in [Algorithm::ThreePass, Algorithm::Online, Algorithm::Blocked] {
+                for log in [false, true] {
+                    for logits in settings {
+                        let mut want = vec![0.0f32; x.len()];
+                        let io = Io::new(Some(&x), &mut want);
+                        dispatch::run(backend, call(io, algorithm, log, rows, row_len, logits))
+                            .unwrap();
+                        // Stored in, f32 out.
+                        let mut out = vec![0.0f32; x.len()];
+                        let io = Io::<Plain, Pair<Stored, f32>>::of(Some(&stored), &mut out);
+                        dispatch::run(backend, call(io, algorithm, log, rows, row_len, logits))
+                            .unwrap();
+                        let what = format!("{backend:?} {algorithm:?} log={log} c={}", logits.c);
+                        assert_eq!(
+                            out.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                            want.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                            "{what}: stored in"
+                        );
+                        // Stored, in place.
+                        let mut data = stored.clone();
+                        let io = Io::<Plain, Pair<Stored, Stored>>::of(None, &mut data);
+                        dispatch::run(backend, call(io, algorithm, log, rows, row_len, logits))
+                            .unwrap();
+                        assert!(
+                            data.iter()
+                                .zip(&want)
+                                .all(|(a, b)| a.0.to_bits() == b.to_bits()),
+                            "{what}: stored in place"
+                        );
+                    }
+                }
+            }
+        }
     }
 }

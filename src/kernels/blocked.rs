@@ -4,7 +4,8 @@
 //! (twice from L1) and exp runs once per element.
 
 use super::exec::{ChunkJob, Exec};
-use super::{ExpMinus, Io, Logits, Partial, TimesPlus, nonfinite_row, scale};
+use super::{ExpMinus, Io, Logits, Partial, TimesPlus, map_in_place, nonfinite_row, scale};
+use crate::element::Elements;
 use crate::lanes::Lanes;
 
 /// Elements per block: 8 KiB, well inside L1 next to the output block.
@@ -18,7 +19,7 @@ const STACK_BLOCKS: usize = 16;
 /// Returns the row's sum (NaN when a logit was NaN; 0 for the rows
 /// `nonfinite_row` finishes).
 #[inline(always)]
-pub(crate) fn softmax(exec: &impl Exec, io: Io<'_, impl Logits>) -> f64 {
+pub(crate) fn softmax<E: Elements>(exec: &impl Exec, io: Io<'_, impl Logits, E>) -> f64 {
     softmax_affine(exec, io, 1.0, 0.0).sum
 }
 
@@ -27,9 +28,9 @@ pub(crate) fn softmax(exec: &impl Exec, io: Io<'_, impl Logits>) -> f64 {
 /// special-value softmax (`nonfinite_row`, no weight or offset) and comes
 /// back with that max, for the caller to finish.
 #[inline(always)]
-pub(crate) fn softmax_affine(
+pub(crate) fn softmax_affine<E: Elements>(
     exec: &impl Exec,
-    mut io: Io<'_, impl Logits>,
+    mut io: Io<'_, impl Logits, E>,
     weight: f64,
     offset: f32,
 ) -> Partial {
@@ -89,10 +90,10 @@ struct ScaleBlocks<'a> {
     offset: f32,
 }
 
-impl ChunkJob for ExpBlock {
+impl<E: Elements> ChunkJob<E> for ExpBlock {
     type Out = Partial;
     #[inline(always)]
-    fn run<S: Lanes, T: Logits>(&self, s: S, _: usize, mut block: Io<'_, T>) -> Partial {
+    fn run<S: Lanes, T: Logits>(&self, s: S, _: usize, mut block: Io<'_, T, E>) -> Partial {
         let m = block.max(s);
         if m == f32::INFINITY {
             return Partial { max: m, sum: 0.0 };
@@ -105,10 +106,10 @@ impl ChunkJob for ExpBlock {
     }
 }
 
-impl ChunkJob for ScaleBlocks<'_> {
+impl<E: Elements> ChunkJob<E> for ScaleBlocks<'_> {
     type Out = ();
     #[inline(always)]
-    fn run<S: Lanes, T: Logits>(&self, s: S, b: usize, mut block: Io<'_, T>) {
+    fn run<S: Lanes, T: Logits>(&self, s: S, b: usize, mut block: Io<'_, T, E>) {
         // exp(−inf) = 0 for a block of only −inf; NaN in `inv` reaches every
         // block. The block holding the max skips the libm call (short rows).
         let shift = f64::from(self.parts[b].max) - f64::from(self.m);
@@ -121,7 +122,7 @@ impl ChunkJob for ScaleBlocks<'_> {
             scale(s, block.output(), factor as f32);
         } else {
             let f = TimesPlus(s.splat(factor as f32), s.splat(self.offset));
-            Io::new(None, block.output()).map_store(s, f);
+            map_in_place(s, block.output(), f);
         }
     }
 }

@@ -8,22 +8,23 @@ use rayon::prelude::*;
 #[cfg(feature = "rayon")]
 use super::{CHUNK, Data};
 use super::{Io, Logits};
+use crate::element::{Elements, F32};
 #[cfg(feature = "rayon")]
 use crate::lanes::Job;
 use crate::lanes::Lanes;
 
 /// Work on one chunk of a row (`index` counts chunks from the row start).
-pub(crate) trait ChunkJob: Sync {
+pub(crate) trait ChunkJob<E: Elements = F32>: Sync {
     type Out: Send;
-    fn run<S: Lanes, T: Logits>(&self, s: S, index: usize, chunk: Io<'_, T>) -> Self::Out;
+    fn run<S: Lanes, T: Logits>(&self, s: S, index: usize, chunk: Io<'_, T, E>) -> Self::Out;
 }
 
 pub(crate) trait Exec {
     /// Runs `job` on each `chunk_len` piece of `io` (the last may be
     /// shorter) and folds the results with `f` in chunk order.
-    fn fold<J: ChunkJob, A, T: Logits>(
+    fn fold<J: ChunkJob<E>, A, T: Logits, E: Elements>(
         &self,
-        io: &mut Io<'_, T>,
+        io: &mut Io<'_, T, E>,
         chunk_len: usize,
         job: &J,
         init: A,
@@ -36,9 +37,9 @@ pub(crate) struct Sequential<S>(pub S);
 
 impl<S: Lanes> Exec for Sequential<S> {
     #[inline(always)]
-    fn fold<J: ChunkJob, A, T: Logits>(
+    fn fold<J: ChunkJob<E>, A, T: Logits, E: Elements>(
         &self,
-        io: &mut Io<'_, T>,
+        io: &mut Io<'_, T, E>,
         chunk_len: usize,
         job: &J,
         init: A,
@@ -64,9 +65,9 @@ pub(crate) struct Parallel<S>(pub S);
 
 #[cfg(feature = "rayon")]
 impl<S: Lanes> Exec for Parallel<S> {
-    fn fold<J: ChunkJob, A, T: Logits>(
+    fn fold<J: ChunkJob<E>, A, T: Logits, E: Elements>(
         &self,
-        io: &mut Io<'_, T>,
+        io: &mut Io<'_, T, E>,
         chunk_len: usize,
         job: &J,
         init: A,
@@ -74,7 +75,7 @@ impl<S: Lanes> Exec for Parallel<S> {
     ) -> A {
         let s = self.0;
         let logits = io.logits();
-        let run = |index: usize, data: Data<'_>| {
+        let run = |index: usize, data: Data<'_, E>| {
             let start = index * chunk_len;
             let chunk = Io::from_parts(data, logits);
             let len = chunk.len();
@@ -104,14 +105,14 @@ impl<S: Lanes> Exec for Parallel<S> {
 }
 
 #[cfg(feature = "rayon")]
-struct OneChunk<'a, J, T: Logits> {
+struct OneChunk<'a, J, T: Logits, E: Elements> {
     job: &'a J,
     index: usize,
-    chunk: Io<'a, T>,
+    chunk: Io<'a, T, E>,
 }
 
 #[cfg(feature = "rayon")]
-impl<J: ChunkJob, T: Logits> Job for OneChunk<'_, J, T> {
+impl<J: ChunkJob<E>, T: Logits, E: Elements> Job for OneChunk<'_, J, T, E> {
     type Output = J::Out;
     #[inline(always)]
     fn run<S: Lanes>(self, s: S) -> J::Out {

@@ -6,12 +6,13 @@
 use super::exec::{ChunkJob, Exec};
 use super::online::max_sum_of;
 use super::{CHUNK, Io, Logits, Map, Partial, RowClass, nonfinite_row};
+use crate::element::Elements;
 use crate::lanes::Lanes;
 
 /// Returns the row's sum (NaN when a logit was NaN; 0 for the rows
 /// `nonfinite_row` finishes).
 #[inline(always)]
-pub(crate) fn log_softmax(exec: &impl Exec, mut io: Io<'_, impl Logits>) -> f64 {
+pub(crate) fn log_softmax<E: Elements>(exec: &impl Exec, mut io: Io<'_, impl Logits, E>) -> f64 {
     let total = max_sum_of(exec, &mut io);
     if !total.max.is_finite() {
         nonfinite_row(io, true);
@@ -35,10 +36,10 @@ impl<S: Lanes, T: Logits> Map<S> for MinusMinus<S, T> {
     }
 }
 
-impl ChunkJob for Shift {
+impl<E: Elements> ChunkJob<E> for Shift {
     type Out = ();
     #[inline(always)]
-    fn run<S: Lanes, T: Logits>(&self, s: S, _: usize, mut chunk: Io<'_, T>) {
+    fn run<S: Lanes, T: Logits>(&self, s: S, _: usize, mut chunk: Io<'_, T, E>) {
         let t = chunk.logits();
         chunk.map_store(s, MinusMinus(s.splat(self.0), s.splat(self.1), t));
     }

@@ -19,6 +19,7 @@ pub(crate) mod three_pass;
 
 use core::ops::Range;
 
+use crate::element::{Element, Elements, F32, Pair};
 use crate::lanes::Lanes;
 pub(crate) use logits::{Factor, Logits, Masked, Plain, Scaled};
 
@@ -34,24 +35,34 @@ pub(crate) const FOLD_VECTORS: usize = 8;
 /// row split across threads uses the same parts, so it gets the same bits.
 pub(crate) const CHUNK: usize = 16384;
 
-/// Where a pass reads `x` and writes `y`, and how `x` becomes logits.
-pub(crate) struct Io<'a, T: Logits = Plain> {
-    data: Data<'a>,
+/// Where a pass reads `x` and writes `y` (element types `E`: the seam for
+/// f16/bf16 rows, see `element.rs`), and how `x` becomes logits.
+pub(crate) struct Io<'a, T: Logits = Plain, E: Elements = F32> {
+    data: Data<'a, E>,
     logits: T,
 }
 
-pub(crate) enum Data<'a> {
-    InPlace(&'a mut [f32]),
+pub(crate) enum Data<'a, E: Elements = F32> {
+    /// Read and written in place: the data is of the output type.
+    InPlace(&'a mut [E::Out]),
     OutOfPlace {
-        input: &'a [f32],
-        output: &'a mut [f32],
+        input: &'a [E::In],
+        output: &'a mut [E::Out],
     },
 }
 
 impl<'a> Io<'a> {
-    /// Pairs `input` with `output`, which must have the same length.
+    /// Pairs f32 `input` with `output`, which must have the same length.
     #[inline(always)]
     pub(crate) fn new(input: Option<&'a [f32]>, output: &'a mut [f32]) -> Self {
+        Io::of(input, output)
+    }
+}
+
+impl<'a, E: Elements> Io<'a, Plain, E> {
+    /// Pairs `input` with `output`, which must have the same length.
+    #[inline(always)]
+    pub(crate) fn of(input: Option<&'a [E::In]>, output: &'a mut [E::Out]) -> Self {
         let data = match input {
             None => Data::InPlace(output),
             Some(input) => {
@@ -66,40 +77,47 @@ impl<'a> Io<'a> {
     }
 }
 
-impl<'a> Io<'a> {
+impl<'a, E: Elements> Io<'a, Plain, E> {
     /// The first `at` elements and the rest, each the same kind of access.
     #[inline(always)]
-    pub(crate) fn split_at(self, at: usize) -> (Io<'a>, Io<'a>) {
+    pub(crate) fn split_at(self, at: usize) -> (Self, Self) {
         match self.data {
             Data::InPlace(data) => {
                 let (a, b) = data.split_at_mut(at);
-                (Io::new(None, a), Io::new(None, b))
+                (Io::of(None, a), Io::of(None, b))
             }
             Data::OutOfPlace { input, output } => {
                 let (ia, ib) = input.split_at(at);
                 let (oa, ob) = output.split_at_mut(at);
-                (Io::new(Some(ia), oa), Io::new(Some(ib), ob))
+                (Io::of(Some(ia), oa), Io::of(Some(ib), ob))
             }
         }
     }
 }
 
-impl<'a, T: Logits> Io<'a, T> {
+impl<T: Logits> Io<'_, T> {
+    /// The values to read (f32 rows): the input, or the data itself when
+    /// in place.
+    #[inline(always)]
+    pub(crate) fn input(&self) -> &[f32] {
+        match &self.data {
+            Data::InPlace(data) => data,
+            Data::OutOfPlace { input, .. } => input,
+        }
+    }
+}
+
+impl<'a, T: Logits, E: Elements> Io<'a, T, E> {
     // `from_parts` and `data_mut` serve the rayon executor.
     #[cfg_attr(not(feature = "rayon"), allow(dead_code))]
     #[inline(always)]
-    pub(crate) fn from_parts(data: Data<'a>, logits: T) -> Self {
+    pub(crate) fn from_parts(data: Data<'a, E>, logits: T) -> Self {
         Io { data, logits }
-    }
-
-    #[inline(always)]
-    pub(crate) fn into_parts(self) -> (Data<'a>, T) {
-        (self.data, self.logits)
     }
 
     /// The same data read through `logits` instead.
     #[inline(always)]
-    pub(crate) fn with_logits<U: Logits>(self, logits: U) -> Io<'a, U> {
+    pub(crate) fn with_logits<U: Logits>(self, logits: U) -> Io<'a, U, E> {
         Io {
             data: self.data,
             logits,
@@ -113,7 +131,7 @@ impl<'a, T: Logits> Io<'a, T> {
 
     #[cfg_attr(not(feature = "rayon"), allow(dead_code))]
     #[inline(always)]
-    pub(crate) fn data_mut(&mut self) -> &mut Data<'a> {
+    pub(crate) fn data_mut(&mut self) -> &mut Data<'a, E> {
         &mut self.data
     }
 
@@ -125,17 +143,16 @@ impl<'a, T: Logits> Io<'a, T> {
         }
     }
 
-    /// The values to read: the input, or the data itself when in place.
-    #[inline(always)]
-    pub(crate) fn input(&self) -> &[f32] {
+    /// The values to read as f32 (for the rare scalar rows; allocates).
+    pub(crate) fn input_f32(&self) -> Vec<f32> {
         match &self.data {
-            Data::InPlace(data) => data,
-            Data::OutOfPlace { input, .. } => input,
+            Data::InPlace(data) => data.iter().map(|v| v.to_f32()).collect(),
+            Data::OutOfPlace { input, .. } => input.iter().map(|v| v.to_f32()).collect(),
         }
     }
 
     #[inline(always)]
-    pub(crate) fn output(&mut self) -> &mut [f32] {
+    pub(crate) fn output(&mut self) -> &mut [E::Out] {
         match &mut self.data {
             Data::InPlace(data) => data,
             Data::OutOfPlace { output, .. } => output,
@@ -144,7 +161,7 @@ impl<'a, T: Logits> Io<'a, T> {
 
     /// The same kind of access restricted to `range`.
     #[inline(always)]
-    pub(crate) fn slice(&mut self, range: Range<usize>) -> Io<'_, T> {
+    pub(crate) fn slice(&mut self, range: Range<usize>) -> Io<'_, T, E> {
         let logits = self.logits.slice(range.clone());
         let data = match &mut self.data {
             Data::InPlace(data) => Data::InPlace(&mut data[range]),
@@ -159,7 +176,19 @@ impl<'a, T: Logits> Io<'a, T> {
     /// The largest logit that is not NaN (−inf when there is none).
     #[inline(always)]
     pub(crate) fn max<S: Lanes>(&self, s: S) -> f32 {
-        max(s, self.input(), self.logits)
+        match &self.data {
+            Data::InPlace(data) => max(s, data, self.logits),
+            Data::OutOfPlace { input, .. } => max(s, input, self.logits),
+        }
+    }
+
+    /// `(max, Σ exp(x − max))` of the logits, in one read.
+    #[inline(always)]
+    pub(crate) fn max_sum<S: Lanes>(&self, s: S) -> Partial {
+        match &self.data {
+            Data::InPlace(data) => online::max_sum(s, data, self.logits),
+            Data::OutOfPlace { input, .. } => online::max_sum(s, input, self.logits),
+        }
     }
 
     /// Writes `f(v)` for every vector `v` of logits and returns the f64 sum
@@ -196,20 +225,26 @@ impl<'a, T: Logits> Io<'a, T> {
 /// The f64 sum of `f(v)` over the vectors `v` of logits of `x` under `t`,
 /// nothing written; `f(−inf)` must be 0.
 #[inline(always)]
-pub(crate) fn sum_of<S: Lanes>(s: S, x: &[f32], t: impl Logits, f: impl Map<S>) -> f64 {
+pub(crate) fn sum_of<S: Lanes, X: Element>(s: S, x: &[X], t: impl Logits, f: impl Map<S>) -> f64 {
     map_sum::<S, _, _, false, true>(s, &mut ReadOnly(x, t), f)
 }
 
 /// Multiplies every value of `y` by `r`.
 #[inline(always)]
-pub(crate) fn scale<S: Lanes>(s: S, y: &mut [f32], r: f32) {
-    Io::new(None, y).map_store(s, Times(s.splat(r)));
+pub(crate) fn scale<S: Lanes, Y: Element>(s: S, y: &mut [Y], r: f32) {
+    map_in_place(s, y, Times(s.splat(r)));
+}
+
+/// `y = f(y)` for every vector of `y`.
+#[inline(always)]
+pub(crate) fn map_in_place<S: Lanes, Y: Element>(s: S, y: &mut [Y], f: impl Map<S>) {
+    Io::<Plain, Pair<Y, Y>>::of(None, y).map_store(s, f);
 }
 
 /// The largest logit of `x` under `t` that is not NaN (−inf for an empty
 /// slice). NaN is found later, through the exponentials.
 #[inline(always)]
-pub(crate) fn max<S: Lanes>(s: S, x: &[f32], t: impl Logits) -> f32 {
+pub(crate) fn max<S: Lanes, X: Element>(s: S, x: &[X], t: impl Logits) -> f32 {
     let l = S::LANES;
     let lowest = s.splat(f32::NEG_INFINITY);
     // `max(x, acc)` keeps `acc` when `x` is NaN on x86.
@@ -219,20 +254,20 @@ pub(crate) fn max<S: Lanes>(s: S, x: &[f32], t: impl Logits) -> f32 {
     let mut groups = x.chunks_exact(4 * l);
     for (k, g) in (&mut groups).enumerate() {
         let i = k * 4 * l;
-        a0 = s.max(t.read(s, s.load(g), i), a0);
-        a1 = s.max(t.read(s, s.load(&g[l..]), i + l), a1);
-        a2 = s.max(t.read(s, s.load(&g[2 * l..]), i + 2 * l), a2);
-        a3 = s.max(t.read(s, s.load(&g[3 * l..]), i + 3 * l), a3);
+        a0 = s.max(t.read(s, X::load(s, g), i), a0);
+        a1 = s.max(t.read(s, X::load(s, &g[l..]), i + l), a1);
+        a2 = s.max(t.read(s, X::load(s, &g[2 * l..]), i + 2 * l), a2);
+        a3 = s.max(t.read(s, X::load(s, &g[3 * l..]), i + 3 * l), a3);
     }
     let mut i = x.len() - groups.remainder().len();
     let mut vectors = groups.remainder().chunks_exact(l);
     for v in &mut vectors {
-        a0 = s.max(t.read(s, s.load(v), i), a0);
+        a0 = s.max(t.read(s, X::load(s, v), i), a0);
         i += l;
     }
     let rest = vectors.remainder();
     if !rest.is_empty() {
-        let v = s.load_partial(rest, f32::NEG_INFINITY);
+        let v = X::load_partial(s, rest, f32::NEG_INFINITY);
         a1 = s.max(t.read_partial(s, v, i), a1);
     }
     s.reduce_max(s.max(s.max(a0, a1), s.max(a2, a3)))
@@ -255,9 +290,9 @@ trait Stream {
     fn write_partial<S: Lanes>(&mut self, s: S, i: usize, v: S::V);
 }
 
-struct ReadOnly<'a, T>(&'a [f32], T);
-struct InPlace<'a, T>(&'a mut [f32], T);
-struct OutOfPlace<'a, T>(&'a [f32], &'a mut [f32], T);
+struct ReadOnly<'a, X, T>(&'a [X], T);
+struct InPlace<'a, Y, T>(&'a mut [Y], T);
+struct OutOfPlace<'a, X, Y, T>(&'a [X], &'a mut [Y], T);
 
 macro_rules! reads_from {
     ($x:tt, $t:tt) => {
@@ -267,23 +302,23 @@ macro_rules! reads_from {
         }
         #[inline(always)]
         fn read<S: Lanes>(&self, s: S, i: usize) -> S::V {
-            self.$t.read(s, s.load(&self.$x[i..]), i)
+            self.$t.read(s, Element::load(s, &self.$x[i..]), i)
         }
         #[inline(always)]
         fn read_partial<S: Lanes>(&self, s: S, i: usize) -> S::V {
-            let x = s.load_partial(&self.$x[i..], f32::NEG_INFINITY);
+            let x = Element::load_partial(s, &self.$x[i..], f32::NEG_INFINITY);
             self.$t.read_partial(s, x, i)
         }
     };
 }
 
-impl<T: Logits> Stream for ReadOnly<'_, T> {
+impl<X: Element, T: Logits> Stream for ReadOnly<'_, X, T> {
     type Block<'b>
-        = ReadOnly<'b, T>
+        = ReadOnly<'b, X, T>
     where
         Self: 'b;
     #[inline(always)]
-    fn block(&mut self, start: usize, len: usize) -> ReadOnly<'_, T> {
+    fn block(&mut self, start: usize, len: usize) -> ReadOnly<'_, X, T> {
         ReadOnly(
             &self.0[start..start + len],
             self.1.slice(start..start + len),
@@ -297,13 +332,13 @@ impl<T: Logits> Stream for ReadOnly<'_, T> {
     fn write_partial<S: Lanes>(&mut self, _s: S, _i: usize, _v: S::V) {}
 }
 
-impl<T: Logits> Stream for InPlace<'_, T> {
+impl<Y: Element, T: Logits> Stream for InPlace<'_, Y, T> {
     type Block<'b>
-        = InPlace<'b, T>
+        = InPlace<'b, Y, T>
     where
         Self: 'b;
     #[inline(always)]
-    fn block(&mut self, start: usize, len: usize) -> InPlace<'_, T> {
+    fn block(&mut self, start: usize, len: usize) -> InPlace<'_, Y, T> {
         InPlace(
             &mut self.0[start..start + len],
             self.1.slice(start..start + len),
@@ -312,21 +347,21 @@ impl<T: Logits> Stream for InPlace<'_, T> {
     reads_from!(0, 1);
     #[inline(always)]
     fn write<S: Lanes>(&mut self, s: S, i: usize, v: S::V) {
-        s.store(v, &mut self.0[i..]);
+        Y::store(s, v, &mut self.0[i..]);
     }
     #[inline(always)]
     fn write_partial<S: Lanes>(&mut self, s: S, i: usize, v: S::V) {
-        s.store_partial(v, &mut self.0[i..]);
+        Y::store_partial(s, v, &mut self.0[i..]);
     }
 }
 
-impl<T: Logits> Stream for OutOfPlace<'_, T> {
+impl<X: Element, Y: Element, T: Logits> Stream for OutOfPlace<'_, X, Y, T> {
     type Block<'b>
-        = OutOfPlace<'b, T>
+        = OutOfPlace<'b, X, Y, T>
     where
         Self: 'b;
     #[inline(always)]
-    fn block(&mut self, start: usize, len: usize) -> OutOfPlace<'_, T> {
+    fn block(&mut self, start: usize, len: usize) -> OutOfPlace<'_, X, Y, T> {
         OutOfPlace(
             &self.0[start..start + len],
             &mut self.1[start..start + len],
@@ -336,11 +371,11 @@ impl<T: Logits> Stream for OutOfPlace<'_, T> {
     reads_from!(0, 2);
     #[inline(always)]
     fn write<S: Lanes>(&mut self, s: S, i: usize, v: S::V) {
-        s.store(v, &mut self.1[i..]);
+        Y::store(s, v, &mut self.1[i..]);
     }
     #[inline(always)]
     fn write_partial<S: Lanes>(&mut self, s: S, i: usize, v: S::V) {
-        s.store_partial(v, &mut self.1[i..]);
+        Y::store_partial(s, v, &mut self.1[i..]);
     }
 }
 
@@ -564,9 +599,10 @@ impl RowClass {
 /// the mass equally (1/k, rounded once) and the rest get 0; a row of only
 /// −inf gets all zeros. With `log`, the logarithms of those: −ln k and
 /// −inf. Rare, so plain scalar code.
-pub(crate) fn nonfinite_row(io: Io<'_, impl Logits>, log: bool) {
+pub(crate) fn nonfinite_row<E: Elements>(io: Io<'_, impl Logits, E>, log: bool) {
     let t = io.logits();
-    let class = RowClass::scan(io.input().iter().enumerate().map(|(i, &x)| t.value(x, i)));
+    let x = io.input_f32();
+    let class = RowClass::scan(x.iter().enumerate().map(|(i, &x)| t.value(x, i)));
     let k = match class {
         RowClass::PosInf(k) => k as f64,
         _ => 0.0,
@@ -589,15 +625,8 @@ pub(crate) fn nonfinite_row(io: Io<'_, impl Logits>, log: bool) {
             rest
         }
     };
-    match io.into_parts().0 {
-        Data::InPlace(data) => data
-            .iter_mut()
-            .enumerate()
-            .for_each(|(i, v)| *v = value(t.value(*v, i), i)),
-        Data::OutOfPlace { input, output } => output
-            .iter_mut()
-            .zip(input)
-            .enumerate()
-            .for_each(|(i, (y, &x))| *y = value(t.value(x, i), i)),
+    let mut io = io;
+    for (i, (y, &x)) in io.output().iter_mut().zip(&x).enumerate() {
+        *y = E::Out::from_f32(value(t.value(x, i), i));
     }
 }

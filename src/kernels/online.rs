@@ -6,12 +6,13 @@ use super::exec::{ChunkJob, Exec};
 use super::{
     CHUNK, ExpMinus, ExpMinusTimes, Io, Logits, Partial, Plain, max, nonfinite_row, sum_of,
 };
+use crate::element::{Element, Elements};
 use crate::lanes::Lanes;
 
 /// Returns the row's sum (NaN when a logit was NaN; 0 for the rows
 /// `nonfinite_row` finishes).
 #[inline(always)]
-pub(crate) fn softmax<T: Logits>(exec: &impl Exec, mut io: Io<'_, T>) -> f64 {
+pub(crate) fn softmax<T: Logits, E: Elements>(exec: &impl Exec, mut io: Io<'_, T, E>) -> f64 {
     let total = max_sum_of(exec, &mut io);
     if !total.max.is_finite() {
         nonfinite_row(io, false);
@@ -24,7 +25,10 @@ pub(crate) fn softmax<T: Logits>(exec: &impl Exec, mut io: Io<'_, T>) -> f64 {
 
 /// Max and sum of a whole row, chunk by chunk, merged in chunk order.
 #[inline(always)]
-pub(crate) fn max_sum_of<T: Logits>(exec: &impl Exec, io: &mut Io<'_, T>) -> Partial {
+pub(crate) fn max_sum_of<T: Logits, E: Elements>(
+    exec: &impl Exec,
+    io: &mut Io<'_, T, E>,
+) -> Partial {
     let c = io.logits().factor();
     exec.fold(io, CHUNK, &MaxSum, Partial::EMPTY, |a, b| a.merge(b, c))
 }
@@ -40,17 +44,17 @@ pub(crate) struct MaxSum;
 /// `exp(x − max)·r`.
 struct ExpScale(f32, f32);
 
-impl ChunkJob for MaxSum {
+impl<E: Elements> ChunkJob<E> for MaxSum {
     type Out = Partial;
     #[inline(always)]
-    fn run<S: Lanes, T: Logits>(&self, s: S, _: usize, chunk: Io<'_, T>) -> Partial {
-        max_sum(s, chunk.input(), chunk.logits())
+    fn run<S: Lanes, T: Logits>(&self, s: S, _: usize, chunk: Io<'_, T, E>) -> Partial {
+        chunk.max_sum(s)
     }
 }
 
 /// The body of [`MaxSum`] over the logits of `x` under `t`.
 #[inline(always)]
-pub(crate) fn max_sum<S: Lanes, T: Logits>(s: S, x: &[f32], t: T) -> Partial {
+pub(crate) fn max_sum<S: Lanes, T: Logits, X: Element>(s: S, x: &[X], t: T) -> Partial {
     max_sum_visiting(s, x, t, 0, &mut ())
 }
 
@@ -59,7 +63,11 @@ pub(crate) fn max_sum<S: Lanes, T: Logits>(s: S, x: &[f32], t: T) -> Partial {
 /// reduction that needs a row's (max, sum) comes here. The block starts
 /// `visitor` sees count from the row start.
 #[inline(always)]
-pub(crate) fn row_max_sum<S: Lanes>(s: S, x: &[f32], visitor: &mut impl BlockVisitor) -> Partial {
+pub(crate) fn row_max_sum<S: Lanes>(
+    s: S,
+    x: &[f32],
+    visitor: &mut impl BlockVisitor<f32>,
+) -> Partial {
     let mut total = Partial::EMPTY;
     for (c, chunk) in x.chunks(CHUNK).enumerate() {
         total = total.merge(max_sum_visiting(s, chunk, Plain, c * CHUNK, visitor), 1.0);
@@ -69,26 +77,26 @@ pub(crate) fn row_max_sum<S: Lanes>(s: S, x: &[f32], visitor: &mut impl BlockVis
 
 /// Something to do with each block while it is in L1 (the top-k scan of
 /// `top_k_probs`). A trait, not a closure: see `Map`.
-pub(crate) trait BlockVisitor {
+pub(crate) trait BlockVisitor<X> {
     /// `block` starts at element `start` of the row; `max` is its largest
     /// logit (not NaN; −inf if none).
-    fn visit<S: Lanes>(&mut self, s: S, block: &[f32], start: usize, max: f32);
+    fn visit<S: Lanes>(&mut self, s: S, block: &[X], start: usize, max: f32);
 }
 
-impl BlockVisitor for () {
+impl<X> BlockVisitor<X> for () {
     #[inline(always)]
-    fn visit<S: Lanes>(&mut self, _: S, _: &[f32], _: usize, _: f32) {}
+    fn visit<S: Lanes>(&mut self, _: S, _: &[X], _: usize, _: f32) {}
 }
 
 /// [`max_sum`], handing each block to `visitor` after its max and sum
 /// (`base` is the index of `x[0]` in its row).
 #[inline(always)]
-fn max_sum_visiting<S: Lanes, T: Logits>(
+fn max_sum_visiting<S: Lanes, T: Logits, X: Element>(
     s: S,
-    x: &[f32],
+    x: &[X],
     t: T,
     base: usize,
-    visitor: &mut impl BlockVisitor,
+    visitor: &mut impl BlockVisitor<X>,
 ) -> Partial {
     let c = t.factor();
     let mut m = f32::NEG_INFINITY;
@@ -109,10 +117,10 @@ fn max_sum_visiting<S: Lanes, T: Logits>(
     Partial { max: m, sum }
 }
 
-impl ChunkJob for ExpScale {
+impl<E: Elements> ChunkJob<E> for ExpScale {
     type Out = ();
     #[inline(always)]
-    fn run<S: Lanes, T: Logits>(&self, s: S, _: usize, mut chunk: Io<'_, T>) {
+    fn run<S: Lanes, T: Logits>(&self, s: S, _: usize, mut chunk: Io<'_, T, E>) {
         let t = chunk.logits();
         chunk.map_store(s, ExpMinusTimes(s.splat(self.0), s.splat(self.1), t));
     }

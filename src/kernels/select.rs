@@ -126,7 +126,7 @@ pub(crate) fn top_k_and_sum<S: Lanes>(
     k: usize,
 ) -> (Vec<(f32, u32)>, Partial, RowClass) {
     struct Scan(TopK);
-    impl BlockVisitor for Scan {
+    impl BlockVisitor<f32> for Scan {
         #[inline(always)]
         fn visit<S: Lanes>(&mut self, s: S, block: &[f32], start: usize, max: f32) {
             // A block wholly at or below the threshold has no candidate:

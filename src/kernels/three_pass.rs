@@ -3,12 +3,13 @@
 
 use super::exec::{ChunkJob, Exec};
 use super::{CHUNK, ExpMinus, Io, Logits, nonfinite_row, scale};
+use crate::element::Elements;
 use crate::lanes::Lanes;
 
 /// Returns the row's sum (NaN when a logit was NaN; 0 for the rows
 /// `nonfinite_row` finishes).
 #[inline(always)]
-pub(crate) fn softmax(exec: &impl Exec, mut io: Io<'_, impl Logits>) -> f64 {
+pub(crate) fn softmax<E: Elements>(exec: &impl Exec, mut io: Io<'_, impl Logits, E>) -> f64 {
     let m = exec.fold(&mut io, CHUNK, &Max, f32::NEG_INFINITY, |a, b| {
         if b > a { b } else { a }
     });
@@ -26,27 +27,27 @@ struct Max;
 struct ExpStoreSum(f32);
 struct Scale(f32);
 
-impl ChunkJob for Max {
+impl<E: Elements> ChunkJob<E> for Max {
     type Out = f32;
     #[inline(always)]
-    fn run<S: Lanes, T: Logits>(&self, s: S, _: usize, chunk: Io<'_, T>) -> f32 {
+    fn run<S: Lanes, T: Logits>(&self, s: S, _: usize, chunk: Io<'_, T, E>) -> f32 {
         chunk.max(s)
     }
 }
 
-impl ChunkJob for ExpStoreSum {
+impl<E: Elements> ChunkJob<E> for ExpStoreSum {
     type Out = f64;
     #[inline(always)]
-    fn run<S: Lanes, T: Logits>(&self, s: S, _: usize, mut chunk: Io<'_, T>) -> f64 {
+    fn run<S: Lanes, T: Logits>(&self, s: S, _: usize, mut chunk: Io<'_, T, E>) -> f64 {
         let t = chunk.logits();
         chunk.map_store_sum(s, ExpMinus::new(s, self.0, t))
     }
 }
 
-impl ChunkJob for Scale {
+impl<E: Elements> ChunkJob<E> for Scale {
     type Out = ();
     #[inline(always)]
-    fn run<S: Lanes, T: Logits>(&self, s: S, _: usize, mut chunk: Io<'_, T>) {
+    fn run<S: Lanes, T: Logits>(&self, s: S, _: usize, mut chunk: Io<'_, T, E>) {
         scale(s, chunk.output(), self.0);
     }
 }
