@@ -172,6 +172,42 @@ fn parse_args() -> Args {
     args
 }
 
+/// A buffer at a fixed placement, so that runs and builds compare: `at`
+/// bytes past a 4 KiB boundary (x at 0, y at 1040: a store at the same
+/// offset mod 4 KiB as a load stalls the load on x86, 4K aliasing, which
+/// moved the 4096x1024 figure by 20% between two builds).
+struct Placed {
+    buf: Vec<f32>,
+    start: usize,
+    len: usize,
+}
+
+impl Placed {
+    fn new(values: &[f32], at: usize) -> Self {
+        let mut buf = vec![0.0f32; values.len() + 2048];
+        let start = buf.as_ptr().align_offset(4096) + at / 4;
+        buf[start..start + values.len()].copy_from_slice(values);
+        Placed {
+            buf,
+            start,
+            len: values.len(),
+        }
+    }
+}
+
+impl std::ops::Deref for Placed {
+    type Target = [f32];
+    fn deref(&self) -> &[f32] {
+        &self.buf[self.start..self.start + self.len]
+    }
+}
+
+impl std::ops::DerefMut for Placed {
+    fn deref_mut(&mut self) -> &mut [f32] {
+        &mut self.buf[self.start..self.start + self.len]
+    }
+}
+
 /// Median seconds per call: warm up, pick a repeat count that makes each
 /// sample about 3 ms, take 21 samples.
 fn median_seconds(mut f: impl FnMut()) -> f64 {
@@ -213,8 +249,11 @@ fn main() {
         );
     }
     for &(rows, cols) in &args.shapes {
-        let x = logits::normal_logits(rows * cols, 0x9E37_79B9_7F4A_7C15);
-        let mut y = vec![0.0f32; rows * cols];
+        let x = Placed::new(
+            &logits::normal_logits(rows * cols, 0x9E37_79B9_7F4A_7C15),
+            0,
+        );
+        let mut y = Placed::new(&vec![0.0f32; rows * cols], 1040);
         for &threads in &args.threads {
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)
