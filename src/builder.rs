@@ -230,7 +230,7 @@ impl<L: Settings> Softmax<L> {
     }
 
     /// The backend this builder's calls run on, checked.
-    fn resolved_backend(&self) -> Result<Backend, Error> {
+    pub(crate) fn resolved_backend(&self) -> Result<Backend, Error> {
         match self.backend {
             Some(b) => b.check(),
             None => try_backend(),
@@ -404,11 +404,6 @@ impl Softmax {
         options: CrossEntropyOptions<'_>,
     ) -> Result<CrossEntropy, Error> {
         crate::cross_entropy::run(self, logits, row_len, targets, options)
-    }
-
-    /// The backend, checked (for the entries in other modules).
-    pub(crate) fn checked_backend(&self) -> Result<Backend, Error> {
-        self.resolved_backend()
     }
 
     fn pair_rows<P: PairRowOp>(

@@ -127,7 +127,7 @@ pub(crate) fn run(
             row_len,
         });
     }
-    let backend = sm.checked_backend()?;
+    let backend = sm.resolved_backend()?;
     let counted = targets.iter().filter(|&&t| !ignored(t)).count();
     let weight = match options.reduction {
         Reduction::Mean => 1.0 / counted as f64,

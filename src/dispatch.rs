@@ -153,7 +153,11 @@ pub(crate) trait WithLanes {
 /// Only the public entry layer calls this.
 #[inline]
 pub(crate) fn run<W: WithLanes>(backend: Backend, call: W) -> Result<W::Output, Error> {
-    RAN.fetch_or(1 << backend as u8, Ordering::Relaxed);
+    // Read first: a write per call from every thread would bounce the line.
+    let bit = 1 << backend as u8;
+    if RAN.load(Ordering::Relaxed) & bit == 0 {
+        RAN.fetch_or(bit, Ordering::Relaxed);
+    }
     match backend {
         Backend::Scalar => Ok(call.with(Scalar)),
         Backend::Portable => Ok(call.with(Portable)),

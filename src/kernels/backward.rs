@@ -131,11 +131,17 @@ impl<S: Lanes> Zip<S> for LogSoftmaxGradScaled<S> {
 /// huge gradients), where rounding `v` to f32 would give ±inf and then
 /// NaN or inf in outputs whose exact value is finite.
 fn negated_scaled(v: f64) -> (f32, i32) {
+    let k = fit_exponent(v.abs(), f64::from(f32::MAX));
+    ((-v / 2f64.powi(k)) as f32, k)
+}
+
+/// The smallest `k` in `0..=126` with `v·2^-k ≤ limit` (126 if none).
+fn fit_exponent(v: f64, limit: f64) -> i32 {
     let mut k = 0;
-    while (v / 2f64.powi(k)).abs() > f64::from(f32::MAX) && k < 126 {
+    while v / 2f64.powi(k) > limit && k < 126 {
         k += 1;
     }
-    ((-v / 2f64.powi(k)) as f32, k)
+    k
 }
 
 fn pow2<S: Lanes>(s: S, k: i32) -> Pow2<S> {
@@ -154,7 +160,8 @@ fn pow2<S: Lanes>(s: S, k: i32) -> Pow2<S> {
 #[inline(always)]
 pub(crate) fn softmax_backward<S: Lanes>(s: S, p: &[f32], g: &[f32], grad_in: &mut [f32]) {
     let (d, g_max) = dot_exact(s, p, g);
-    let k = scale_exponent(d.abs() + f64::from(g_max));
+    // Half of f32::MAX: then `g − d` cannot overflow after scaling.
+    let k = fit_exponent(d.abs() + f64::from(g_max), f64::from(f32::MAX) / 2.0);
     if k == 0 {
         let (hi, lo) = split(d);
         zip_map(s, p, g, grad_in, SoftmaxGrad(s.splat(hi), s.splat(lo)));
@@ -211,11 +218,14 @@ fn dot_scaled<S: Lanes, const DOWN: bool>(s: S, p: &[f32], g: &[f32]) -> (f64, f
             acc[k % 4] += s.reduce_sum_f64(hi);
             lo_sum = s.add(lo_sum, lo);
         }
+        // The last, partial vector (lanes past the end are 0, adding 0).
         let rest = pb.len() % l;
         if rest > 0 {
             let at = pb.len() - rest;
-            let pv = s.load_partial(&pb[at..], 0.0);
-            let gv = s.load_partial(&gb[at..], 0.0);
+            let (pv, gv) = (
+                s.load_partial(&pb[at..], 0.0),
+                s.load_partial(&gb[at..], 0.0),
+            );
             g_max = s.max(g_max, s.max(gv, s.sub(zero, gv)));
             let (hi, lo) = s.two_prod(pv, scaled(gv));
             acc[3] += s.reduce_sum_f64(hi);
@@ -274,16 +284,6 @@ fn split(d: f64) -> (f32, f32) {
         0.0
     };
     (hi, lo)
-}
-
-/// The smallest `k ≥ 0` with `v·2^-k` at most half of f32::MAX (so that
-/// `g − d` cannot overflow after scaling), at most 126.
-fn scale_exponent(v: f64) -> i32 {
-    let mut k = 0;
-    while v / 2f64.powi(k) > f64::from(f32::MAX) / 2.0 && k < 126 {
-        k += 1;
-    }
-    k
 }
 
 /// `grad_in = g − exp(y)·Σg` for one row.
