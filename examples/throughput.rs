@@ -172,10 +172,16 @@ fn parse_args() -> Args {
     args
 }
 
+/// Bytes past a 4 KiB boundary where the output starts (see [`Placed`]).
+const Y_AT: usize = 2048;
+
 /// A buffer at a fixed placement, so that runs and builds compare: `at`
-/// bytes past a 4 KiB boundary (x at 0, y at 1040: a store at the same
-/// offset mod 4 KiB as a load stalls the load on x86, 4K aliasing, which
-/// moved the 4096x1024 figure by 20% between two builds).
+/// bytes past a 4 KiB boundary. Where y sits against x matters: a load at
+/// the same offset mod 4 KiB as a store still in flight waits for it (4K
+/// aliasing). Log-softmax 4096x1024 at 1 thread ran 1.2-1.4x slower with y
+/// 1040..1104 bytes past x than at 512..1024 or 2048, before and after the
+/// row engine alike. So x at 0 and y half a page away ([`Y_AT`]), the
+/// placement farthest from aliasing either way.
 struct Placed {
     buf: Vec<f32>,
     start: usize,
@@ -253,7 +259,7 @@ fn main() {
             &logits::normal_logits(rows * cols, 0x9E37_79B9_7F4A_7C15),
             0,
         );
-        let mut y = Placed::new(&vec![0.0f32; rows * cols], 1040);
+        let mut y = Placed::new(&vec![0.0f32; rows * cols], Y_AT);
         for &threads in &args.threads {
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)

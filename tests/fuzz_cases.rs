@@ -10,7 +10,9 @@ use std::fmt::Debug;
 use std::path::{Path, PathBuf};
 
 use arbitrary::{Arbitrary, Unstructured};
-use check::{BackwardCase, CrossEntropyCase, ExpCase, SampleCase, SettingsCase, SoftmaxCase};
+use check::{
+    BackwardCase, CrossEntropyCase, Encode, ExpCase, SampleCase, SettingsCase, Short, SoftmaxCase,
+};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
@@ -33,11 +35,13 @@ fn run<T: for<'a> Arbitrary<'a> + Debug, R>(bytes: &[u8], check: impl Fn(&T) -> 
     }
 }
 
-/// Replays every file in `fuzz/regressions/<target>/`; returns how many.
-/// The folder must exist (a missing one would count as zero files and
-/// pass), and every kept input must still decode into a case (one that
-/// no longer does tests nothing).
-fn replay<T: for<'a> Arbitrary<'a> + Debug, R>(target: &str, check: impl Fn(&T) -> R) -> usize {
+/// Replays every file in `fuzz/regressions/<target>/` through `replay_one`
+/// (which decodes it as the target does and runs its check, or returns
+/// `false` when it does not decode); returns how many. The folder must
+/// exist (a missing one would count as zero files and pass), and every kept
+/// input must still decode into a case (one that no longer does tests
+/// nothing).
+fn replay(target: &str, replay_one: ReplayOne) -> usize {
     let dir = regressions(target);
     let entries = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e} (every fuzz target has its folder)", dir.display()));
@@ -46,41 +50,100 @@ fn replay<T: for<'a> Arbitrary<'a> + Debug, R>(target: &str, check: impl Fn(&T) 
     files.sort();
     for f in &files {
         eprintln!("replaying {}", f.display());
-        let decoded = run(&std::fs::read(f).unwrap(), &check);
         assert!(
-            decoded.is_some(),
-            "{} no longer decodes into a {} case",
+            replay_one(&std::fs::read(f).unwrap()),
+            "{} no longer decodes into a {target} case",
             f.display(),
-            std::any::type_name::<T>()
         );
     }
     files.len()
 }
 
-/// Every target in `fuzz/Cargo.toml` has a regression folder and a replay
-/// test here.
-#[test]
-fn every_fuzz_target_has_its_regressions() {
+/// One input through a target's check: `false` when it does not decode.
+type ReplayOne = fn(&[u8]) -> bool;
+
+/// Every fuzz target with its check, as `fuzz/fuzz_targets/<name>.rs` runs
+/// it on one input.
+const TARGETS: [(&str, ReplayOne); 17] = [
+    ("softmax_diff", |b| run(b, SoftmaxCase::check).is_some()),
+    ("log_softmax_diff", |b| {
+        run(b, SoftmaxCase::check_log).is_some()
+    }),
+    ("argmax_diff", |b| {
+        run(b, SoftmaxCase::check_argmax).is_some()
+    }),
+    ("entropy_diff", |b| {
+        run(b, SoftmaxCase::check_entropy).is_some()
+    }),
+    ("settings_diff", |b| run(b, SettingsCase::check).is_some()),
+    ("cross_entropy_diff", |b| {
+        run(b, CrossEntropyCase::check).is_some()
+    }),
+    ("backward_diff", |b| run(b, BackwardCase::check).is_some()),
+    ("sample_diff", |b| run(b, SampleCase::check).is_some()),
+    ("exp_diff", |b| run(b, ExpCase::check).is_some()),
+    ("softmax_short", |b| {
+        run(b, |c: &Short<SoftmaxCase>| c.check(SoftmaxCase::check)).is_some()
+    }),
+    ("log_softmax_short", |b| {
+        run(b, |c: &Short<SoftmaxCase>| c.check(SoftmaxCase::check_log)).is_some()
+    }),
+    ("argmax_short", |b| {
+        run(b, |c: &Short<SoftmaxCase>| {
+            c.check(SoftmaxCase::check_argmax)
+        })
+        .is_some()
+    }),
+    ("entropy_short", |b| {
+        run(b, |c: &Short<SoftmaxCase>| {
+            c.check(SoftmaxCase::check_entropy)
+        })
+        .is_some()
+    }),
+    ("settings_short", |b| {
+        run(b, |c: &Short<SettingsCase>| c.check(SettingsCase::check)).is_some()
+    }),
+    ("cross_entropy_short", |b| {
+        run(b, |c: &Short<CrossEntropyCase>| {
+            c.check(CrossEntropyCase::check)
+        })
+        .is_some()
+    }),
+    ("backward_short", |b| {
+        run(b, |c: &Short<BackwardCase>| c.check(BackwardCase::check)).is_some()
+    }),
+    ("sample_short", |b| {
+        run(b, |c: &Short<SampleCase>| c.check(SampleCase::check)).is_some()
+    }),
+];
+
+/// The names of the targets in `fuzz/Cargo.toml`.
+fn manifest_targets() -> Vec<String> {
     let manifest =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/Cargo.toml"))
             .unwrap();
-    let this = std::fs::read_to_string(file!()).unwrap_or_else(|_| {
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz_cases.rs"))
-            .unwrap()
-    });
-    let targets: Vec<&str> = manifest
+    manifest
         .lines()
         .filter_map(|l| l.trim().strip_prefix("name = \""))
         .filter_map(|l| l.strip_suffix('"'))
         .filter(|n| *n != "simd-softmax-fuzz")
-        .collect();
-    assert!(targets.len() >= 9, "{targets:?}");
-    for t in targets {
-        assert!(regressions(t).is_dir(), "fuzz/regressions/{t}/ is missing");
-        assert!(
-            this.contains(&format!("fn {t}_regressions()")),
-            "no replay test for {t}"
-        );
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Every target in `fuzz/Cargo.toml` has a regression folder, and every
+/// input kept there passes that target's check.
+#[test]
+fn every_fuzz_target_replays_its_regressions() {
+    let targets = manifest_targets();
+    assert_eq!(targets.len(), TARGETS.len(), "{targets:?}");
+    for t in &targets {
+        let &(_, replay_one) = TARGETS
+            .iter()
+            .find(|(name, _)| name == t)
+            .unwrap_or_else(|| panic!("no check for fuzz target {t} in TARGETS"));
+        let n = replay(t, replay_one);
+        println!("{t}: replayed {n} regression inputs");
     }
 }
 
@@ -88,72 +151,6 @@ fn every_fuzz_target_has_its_regressions() {
 fn random_bytes(rng: &mut StdRng, max_len: usize) -> Vec<u8> {
     let len = rng.random_range(0..max_len);
     (0..len).map(|_| rng.random()).collect()
-}
-
-#[test]
-fn softmax_diff_regressions() {
-    let n = replay::<SoftmaxCase, _>("softmax_diff", SoftmaxCase::check);
-    println!("softmax_diff: replayed {n} regression inputs");
-}
-
-#[test]
-fn log_softmax_diff_regressions() {
-    let n = replay::<SoftmaxCase, _>("log_softmax_diff", SoftmaxCase::check_log);
-    println!("log_softmax_diff: replayed {n} regression inputs");
-}
-
-#[test]
-fn argmax_diff_regressions() {
-    let n = replay::<SoftmaxCase, _>("argmax_diff", SoftmaxCase::check_argmax);
-    println!("argmax_diff: replayed {n} regression inputs");
-}
-
-#[test]
-fn settings_diff_regressions() {
-    let n = replay::<SettingsCase, _>("settings_diff", SettingsCase::check);
-    println!("settings_diff: replayed {n} regression inputs");
-}
-
-#[test]
-fn cross_entropy_diff_regressions() {
-    let n = replay::<CrossEntropyCase, _>("cross_entropy_diff", CrossEntropyCase::check);
-    println!("cross_entropy_diff: replayed {n} regression inputs");
-}
-
-#[test]
-fn backward_diff_regressions() {
-    let n = replay::<BackwardCase, _>("backward_diff", BackwardCase::check);
-    println!("backward_diff: replayed {n} regression inputs");
-}
-
-#[test]
-fn entropy_diff_regressions() {
-    let n = replay::<SoftmaxCase, _>("entropy_diff", SoftmaxCase::check_entropy);
-    println!("entropy_diff: replayed {n} regression inputs");
-}
-
-#[test]
-fn sample_diff_regressions() {
-    let n = replay::<SampleCase, _>("sample_diff", SampleCase::check);
-    println!("sample_diff: replayed {n} regression inputs");
-}
-
-#[test]
-fn exp_diff_regressions() {
-    let n = replay::<ExpCase, _>("exp_diff", ExpCase::check);
-    println!("exp_diff: replayed {n} regression inputs");
-}
-
-/// Found by `softmax_diff_random_cases`: 10516 entries of +inf got
-/// `1/(k as f32)`, and the oracle compared f32 against the unrounded f64
-/// 1/k. Both fixed; the row stays here.
-#[test]
-fn regression_many_pos_inf() {
-    check::check_softmax(
-        &check::from_runs(&[(0x7f800000, 10516), (0x42600000, 1)]),
-        10517,
-        108,
-    );
 }
 
 /// 3000 random byte strings through `check`; random bytes often decode to
@@ -301,17 +298,8 @@ fn exp_diff_random_cases() {
 #[ignore = "writes fuzz/corpus; run by .ci/run before fuzzing"]
 fn write_seed_corpus() {
     let mut rng = StdRng::seed_from_u64(32);
-    for (target, max_len) in [
-        ("softmax_diff", 600),
-        ("log_softmax_diff", 600),
-        ("argmax_diff", 600),
-        ("settings_diff", 600),
-        ("cross_entropy_diff", 600),
-        ("backward_diff", 600),
-        ("entropy_diff", 600),
-        ("sample_diff", 600),
-        ("exp_diff", 400),
-    ] {
+    for (target, _) in TARGETS {
+        let max_len = if target == "exp_diff" { 400 } else { 600 };
         let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("fuzz/corpus")
             .join(target);
@@ -326,86 +314,302 @@ fn write_seed_corpus() {
     }
 }
 
-/// Found by `settings_diff_random_cases`: the keep mask was applied before
-/// the additive mask, so a dropped entry (−inf) plus an additive +inf made
-/// NaN, and the row NaN instead of the +inf split. The keep mask now
-/// applies last.
+/// The companion targets' cut: an exact prefix of at most
+/// `Short::MAX_LEN` values, whatever the items.
 #[test]
-fn regression_keep_mask_then_additive_inf() {
-    SettingsCase {
-        rows: SoftmaxCase {
-            row_len: check::RowLen::Any(14228),
-            offset: 138,
-            items: vec![
-                check::Item::Run {
-                    count: 52,
-                    of: check::Scalar::Bits(0x1a5f_442c),
-                },
-                check::Item::LongRun {
-                    kibi: 125,
-                    of: check::Scalar::Bits(0xd5e0_0000),
-                },
-            ],
-        },
-        temperature: check::TemperatureChoice::One,
-        scale: Some(128),
-        keep: Some(check::MaskSeed {
-            per_row: true,
-            seed: 16129620586150417050,
-        }),
-        add: Some(check::MaskSeed {
-            per_row: false,
-            seed: 9782406406402035757,
-        }),
-        causal: Some(109),
+fn short_cases_are_prefixes() {
+    let mut rng = StdRng::seed_from_u64(40);
+    let mut cut = 0;
+    for _ in 0..3000 {
+        let bytes = random_bytes(&mut rng, 300);
+        let Ok(case) = SoftmaxCase::arbitrary_take_rest(Unstructured::new(&bytes)) else {
+            continue;
+        };
+        let max = Short::<SoftmaxCase>::MAX_LEN;
+        let full = check::expand(&case.items);
+        let short = check::expand(&case.truncated(max).items);
+        assert_eq!(short.len(), full.len().min(max));
+        assert_eq!(check::bits(&short), check::bits(&full[..short.len()]));
+        cut += usize::from(full.len() > max);
     }
-    .check();
+    assert!(cut > 100, "only {cut} cases were long enough to cut");
 }
 
-/// Found by `backward_diff_random_cases`: Σg of 197 × (−f32::MAX) overflows
-/// f32; rounded to −inf it made outputs inf or NaN whose exact values are
-/// finite (and on the non-FMA backends the product overflowed before the
-/// add). The sum is now carried as a power of two times an f32.
+/// Random inputs through every companion target's check, as the fuzzer
+/// feeds them.
 #[test]
-fn regression_backward_sum_beyond_f32() {
-    BackwardCase {
-        rows: SoftmaxCase {
-            row_len: check::RowLen::Whole,
-            offset: 34,
-            items: vec![
-                check::Item::One(check::Scalar::Bits(0x3f80_0000)),
-                check::Item::One(check::Scalar::Bits(0xc2ae_0000)),
-                check::Item::Run {
-                    count: 195,
-                    of: check::Scalar::Bits(0x42b0_c09d),
-                },
-            ],
-        },
-        grad: vec![check::Item::One(check::Scalar::Bits(0xff7f_ffff))],
+fn short_targets_random_cases() {
+    let mut rng = StdRng::seed_from_u64(41);
+    for &(target, replay_one) in TARGETS.iter().filter(|(t, _)| t.ends_with("_short")) {
+        let decoded = (0..300)
+            .filter(|_| replay_one(&random_bytes(&mut rng, 300)))
+            .count();
+        println!("{target}: {decoded} random cases");
+        assert!(decoded > 200, "{target}: only {decoded} inputs decoded");
     }
-    .check();
 }
 
-/// Found by `sample_diff_random_cases`: two logits (−3e-31 and 2.6e-17)
-/// whose f64 weights at t = 2.06 are both exactly 1; the reference ordered
-/// them by index, the kernel (rightly) by logit. The reference now sorts by
-/// logit too.
-#[test]
-fn regression_sample_order_beyond_f64() {
-    SampleCase {
-        rows: SoftmaxCase {
-            row_len: check::RowLen::Whole,
-            offset: 206,
-            items: vec![
-                check::Item::One(check::Scalar::Bits(0x8cc4_1abe)),
-                check::Item::One(check::Scalar::Bits(0x23ec_858c)),
-            ],
-        },
-        temperature: 66,
-        top_k: Some(52774),
-        top_p: Some(167),
-        min_p: None,
-        seed: 15751242850349344463,
+// ------------------------------------------------------------ kept inputs
+
+/// A kept input: its target, its file name under
+/// `fuzz/regressions/<target>/`, and its bytes, encoded from the readable
+/// case after checking that they decode back to it.
+struct Kept {
+    target: &'static str,
+    name: &'static str,
+    bytes: Vec<u8>,
+}
+
+fn kept<T: for<'a> Arbitrary<'a> + Encode + PartialEq + Debug>(
+    target: &'static str,
+    name: &'static str,
+    case: T,
+) -> Kept {
+    let bytes = case.to_bytes();
+    let decoded = T::arbitrary_take_rest(Unstructured::new(&bytes)).unwrap();
+    assert!(
+        decoded == case,
+        "{target}/{name} does not decode back to its case"
+    );
+    assert!(
+        name.starts_with("kept-"),
+        "{name}: kept inputs are named kept-*"
+    );
+    Kept {
+        target,
+        name,
+        bytes,
     }
-    .check();
+}
+
+/// The inputs of bugs this crate fixed, one per bug, as the cases that
+/// found them (decoded from the fuzzer's artifact, or from the failing
+/// random case). `kept_inputs_are_in_their_folders` checks that each is
+/// in `fuzz/regressions/<target>/` byte for byte (the replay above runs
+/// it); `SIMD_SOFTMAX_WRITE_KEPT=1` makes that test write them instead.
+fn kept_inputs() -> Vec<Kept> {
+    use check::{Item, MaskSeed, RowLen, Scalar, TemperatureChoice};
+    let rows = |row_len, offset, items| SoftmaxCase {
+        row_len,
+        offset,
+        items,
+    };
+    vec![
+        // 10516 entries of +inf and one 56.0 got `1/(k as f32)` instead of
+        // 1/k rounded from f64 (and the oracle compared against the
+        // unrounded f64 1/k). Found by `softmax_diff_random_cases`.
+        kept(
+            "softmax_diff",
+            "kept-many-pos-inf",
+            rows(
+                RowLen::Whole,
+                108,
+                vec![
+                    Item::LongRun {
+                        kibi: 10,
+                        of: Scalar::Bits(0x7f80_0000),
+                    },
+                    Item::Run {
+                        count: 255,
+                        of: Scalar::Bits(0x7f80_0000),
+                    },
+                    Item::Run {
+                        count: 21,
+                        of: Scalar::Bits(0x7f80_0000),
+                    },
+                    Item::One(Scalar::Bits(0x4260_0000)),
+                ],
+            ),
+        ),
+        // The keep mask was applied before the additive mask, so a dropped
+        // entry (−inf) plus an additive +inf made NaN, and the row NaN
+        // instead of the +inf split. Found by `settings_diff_random_cases`.
+        kept(
+            "settings_diff",
+            "kept-keep-mask-then-additive-inf",
+            SettingsCase {
+                rows: rows(
+                    RowLen::Any(14228),
+                    138,
+                    vec![
+                        Item::Run {
+                            count: 52,
+                            of: Scalar::Bits(0x1a5f_442c),
+                        },
+                        Item::LongRun {
+                            kibi: 125,
+                            of: Scalar::Bits(0xd5e0_0000),
+                        },
+                    ],
+                ),
+                temperature: TemperatureChoice::One,
+                scale: Some(128),
+                keep: Some(MaskSeed {
+                    per_row: true,
+                    seed: 16129620586150417050,
+                }),
+                add: Some(MaskSeed {
+                    per_row: false,
+                    seed: 9782406406402035757,
+                }),
+                causal: Some(109),
+            },
+        ),
+        // Σg of 197 × (−f32::MAX) overflows f32: rounded to −inf it made
+        // outputs inf or NaN whose exact values are finite (and on the
+        // non-FMA backends the product overflowed before the add). Found by
+        // `backward_diff_random_cases`.
+        kept(
+            "backward_diff",
+            "kept-backward-sum-beyond-f32",
+            BackwardCase {
+                rows: rows(
+                    RowLen::Whole,
+                    34,
+                    vec![
+                        Item::One(Scalar::Bits(0x3f80_0000)),
+                        Item::One(Scalar::Bits(0xc2ae_0000)),
+                        Item::Run {
+                            count: 195,
+                            of: Scalar::Bits(0x42b0_c09d),
+                        },
+                    ],
+                ),
+                grad: vec![Item::One(Scalar::Bits(0xff7f_ffff))],
+            },
+        ),
+        // Gradients of the smallest subnormal: the backward bound had no
+        // floor below the smallest normal. Found by `backward_diff` in CI.
+        kept(
+            "backward_diff",
+            "kept-subnormal-gradients",
+            BackwardCase {
+                rows: rows(
+                    RowLen::Whole,
+                    87,
+                    vec![
+                        Item::Run {
+                            count: 23,
+                            of: Scalar::Special(130),
+                        },
+                        Item::One(Scalar::Scaled(-1, -1)),
+                        Item::Run {
+                            count: 165,
+                            of: Scalar::Bits(0xb645_1f68),
+                        },
+                    ],
+                ),
+                grad: vec![Item::LongRun {
+                    kibi: 115,
+                    of: Scalar::Special(55),
+                }],
+            },
+        ),
+        // An additive mask of +inf on a −inf logit makes NaN, and the row
+        // NaN; the reference made it −inf. Found by `settings_diff` in CI.
+        kept(
+            "settings_diff",
+            "kept-neg-inf-plus-inf-logit",
+            SettingsCase {
+                rows: rows(
+                    RowLen::Divisor(140),
+                    211,
+                    vec![Item::LongRun {
+                        kibi: 225,
+                        of: Scalar::Special(2),
+                    }],
+                ),
+                temperature: TemperatureChoice::Finite(112),
+                scale: None,
+                keep: Some(MaskSeed {
+                    per_row: false,
+                    seed: 12957623832641000122,
+                }),
+                add: Some(MaskSeed {
+                    per_row: true,
+                    seed: 2887534202030648343,
+                }),
+                causal: Some(78),
+            },
+        ),
+        // A log-probability below −f32::MAX (f32::MIN, scaled by 209/64, in a
+        // row whose maximum is −1.4e-17) is −inf, its correctly rounded f32; the
+        // oracle wanted the finite f64. Found by `settings_diff` in CI.
+        kept(
+            "settings_diff",
+            "kept-log-beyond-f32-max",
+            SettingsCase {
+                rows: rows(
+                    RowLen::Divisor(169),
+                    128,
+                    vec![
+                        Item::One(Scalar::Special(244)),
+                        Item::One(Scalar::Bits(0xcf59_67ad)),
+                        Item::Run {
+                            count: 76,
+                            of: Scalar::Scaled(-127, -125),
+                        },
+                    ],
+                ),
+                temperature: TemperatureChoice::One,
+                scale: Some(208),
+                keep: None,
+                add: None,
+                causal: None,
+            },
+        ),
+        // Two logits (−3e-31 and 2.6e-17) whose f64 weights at t = 2.06 are
+        // both exactly 1: the reference ordered them by index, the kernel
+        // (rightly) by logit. Found by `sample_diff_random_cases`.
+        kept(
+            "sample_diff",
+            "kept-sample-order-beyond-f64",
+            SampleCase {
+                rows: rows(
+                    RowLen::Whole,
+                    206,
+                    vec![
+                        Item::One(Scalar::Bits(0x8cc4_1abe)),
+                        Item::One(Scalar::Bits(0x23ec_858c)),
+                    ],
+                ),
+                temperature: 66,
+                top_k: Some(52774),
+                top_p: Some(167),
+                min_p: None,
+                seed: 15751242850349344463,
+            },
+        ),
+    ]
+}
+
+/// Each kept input is in its folder, byte for byte as its case encodes,
+/// and every `kept-*` file there is one of them (none left over from an
+/// edit). With `SIMD_SOFTMAX_WRITE_KEPT=1` the files are written instead.
+#[test]
+fn kept_inputs_are_in_their_folders() {
+    let write = std::env::var_os("SIMD_SOFTMAX_WRITE_KEPT").is_some();
+    let kept = kept_inputs();
+    for k in &kept {
+        let path = regressions(k.target).join(k.name);
+        if write {
+            std::fs::write(&path, &k.bytes).unwrap();
+        }
+        let on_disk = std::fs::read(&path).unwrap_or_default();
+        assert!(
+            on_disk == k.bytes,
+            "{} is not what its case encodes to; rerun with SIMD_SOFTMAX_WRITE_KEPT=1",
+            path.display()
+        );
+    }
+    for (target, _) in TARGETS {
+        for entry in std::fs::read_dir(regressions(target)).unwrap() {
+            let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+            assert!(
+                !name.starts_with("kept-")
+                    || kept.iter().any(|k| k.target == target && k.name == name),
+                "fuzz/regressions/{target}/{name} is no kept input's any more"
+            );
+        }
+    }
 }

@@ -25,8 +25,30 @@ use simd_softmax::{
 pub const MAX_LEN: usize = 1 << 17;
 
 /// The backends to check: the one `SIMD_SOFTMAX_BACKEND` forces (CI runs
-/// the tests once per backend), else every backend this CPU has.
+/// the tests once per backend), else every backend this CPU has; or only
+/// a companion target's one configuration, while it runs (see [`Short`]).
 pub fn backends() -> Vec<Backend> {
+    match ONLY.get() {
+        Some((b, _)) => vec![b],
+        None => all_backends(),
+    }
+}
+
+/// The algorithms to check: every one, or a companion target's one.
+pub fn algorithms() -> Vec<Algorithm> {
+    match ONLY.get() {
+        Some((_, a)) => vec![a],
+        None => Algorithm::ALL.to_vec(),
+    }
+}
+
+thread_local! {
+    /// Set by [`Short::check`] for the duration of one case.
+    static ONLY: std::cell::Cell<Option<(Backend, Algorithm)>> = const { std::cell::Cell::new(None) };
+}
+
+/// [`backends`] without a companion target's choice.
+fn all_backends() -> Vec<Backend> {
     if let Ok(name) = std::env::var(BACKEND_ENV) {
         let b = Backend::from_name(&name).unwrap_or_else(|| panic!("{BACKEND_ENV}={name}?"));
         assert!(
@@ -72,7 +94,7 @@ pub const SPECIALS: [f32; 24] = [
 ];
 
 /// One logit.
-#[derive(Arbitrary, Clone, Copy, PartialEq)]
+#[derive(Arbitrary, Clone, Copy, Debug, PartialEq)]
 pub enum Scalar {
     /// Any f32 at all.
     Bits(u32),
@@ -98,7 +120,7 @@ impl Scalar {
 /// One value, or a run of equal values. Long runs (up to [`MAX_LEN`],
 /// past blocks, chunks and the split across threads) are their own variant
 /// so that most cases stay short and fast.
-#[derive(Arbitrary, Clone, Copy, PartialEq)]
+#[derive(Arbitrary, Clone, Copy, Debug, PartialEq)]
 pub enum Item {
     One(Scalar),
     Run { count: u8, of: Scalar },
@@ -354,7 +376,7 @@ pub fn check_softmax(x: &[f32], row_len: usize, offset: usize) -> Errors {
     const SENTINEL: f32 = 12345.0;
     let configs: Vec<(Backend, Algorithm)> = backends()
         .into_iter()
-        .flat_map(|b| Algorithm::ALL.map(|a| (b, a)))
+        .flat_map(|b| algorithms().into_iter().map(move |a| (b, a)))
         .collect();
     let softmax = |&(b, a): &(Backend, Algorithm)| Softmax::new().backend(b).algorithm(a);
     let ctx = |&(b, a): &(Backend, Algorithm), what: &str| {
@@ -1174,7 +1196,7 @@ impl SettingsCase {
         }
         let mut worst = (0.0f64, 0.0f64);
         for backend in backends() {
-            for algorithm in Algorithm::ALL {
+            for algorithm in algorithms() {
                 let sm = Softmax::new().backend(backend).algorithm(algorithm);
                 let w = pool(1).install(|| check_with_settings(sm, &ls, input, row_len, "fuzz"));
                 worst = (worst.0.max(w.0), worst.1.max(w.1));
@@ -1507,5 +1529,308 @@ impl SampleCase {
             }
         }
         worst
+    }
+}
+
+// ------------------------------------------------------------ companion targets
+
+/// A case whose rows [`Short`] can cut.
+pub trait HasRows: Clone {
+    fn rows_mut(&mut self) -> &mut SoftmaxCase;
+}
+
+impl HasRows for SoftmaxCase {
+    fn rows_mut(&mut self) -> &mut SoftmaxCase {
+        self
+    }
+}
+
+macro_rules! has_rows {
+    ($($case:ty),*) => {
+        $(impl HasRows for $case {
+            fn rows_mut(&mut self) -> &mut SoftmaxCase {
+                &mut self.rows
+            }
+        })*
+    };
+}
+has_rows!(SettingsCase, CrossEntropyCase, BackwardCase, SampleCase);
+
+impl SoftmaxCase {
+    /// The same items cut to their first `max` values (an exact prefix, so
+    /// its reproducer is the case that ran).
+    pub fn truncated(&self, max: usize) -> SoftmaxCase {
+        let mut items = Vec::new();
+        let mut len = 0;
+        for &item in &self.items {
+            let (count, of) = match item {
+                Item::One(s) => (1, s),
+                Item::Run { count, of } => (usize::from(count), of),
+                Item::LongRun { kibi, of } => (usize::from(kibi) * 1024, of),
+            };
+            if len + count <= max {
+                items.push(item);
+                len += count;
+                continue;
+            }
+            let mut rest = max - len;
+            if rest >= 1024 {
+                items.push(Item::LongRun {
+                    kibi: (rest / 1024) as u8,
+                    of,
+                });
+                rest %= 1024;
+            }
+            while rest > 0 {
+                let count = rest.min(255);
+                items.push(Item::Run {
+                    count: count as u8,
+                    of,
+                });
+                rest -= count;
+            }
+            break;
+        }
+        SoftmaxCase {
+            items,
+            ..self.clone()
+        }
+    }
+}
+
+/// A companion target's input: a family's case cut to [`Short::MAX_LEN`]
+/// values, run on one backend × algorithm that the input chooses, so that
+/// it costs microseconds instead of the long target's milliseconds (which
+/// checks every configuration against every other on rows up to
+/// [`MAX_LEN`]).
+#[derive(Arbitrary, Clone, PartialEq)]
+pub struct Short<C> {
+    pub backend: u8,
+    pub algorithm: u8,
+    pub case: C,
+}
+
+impl<C: HasRows> Short<C> {
+    /// Four blocks of the blocked algorithm, many rescale and fold steps;
+    /// chunks and the split across threads are the long targets' part.
+    pub const MAX_LEN: usize = 8192;
+
+    /// The configuration and the cut case this input stands for.
+    pub fn chosen(&self) -> (Backend, Algorithm, C) {
+        let backends = all_backends();
+        let backend = backends[usize::from(self.backend) % backends.len()];
+        let algorithm = Algorithm::ALL[usize::from(self.algorithm) % Algorithm::ALL.len()];
+        let mut case = self.case.clone();
+        let cut = case.rows_mut().truncated(Self::MAX_LEN);
+        *case.rows_mut() = cut;
+        (backend, algorithm, case)
+    }
+
+    /// Runs a family's check on the cut case, in the chosen configuration
+    /// only.
+    pub fn check<R>(&self, check: impl FnOnce(&C) -> R) -> R {
+        struct Reset;
+        impl Drop for Reset {
+            fn drop(&mut self) {
+                ONLY.set(None);
+            }
+        }
+        let (backend, algorithm, case) = self.chosen();
+        ONLY.set(Some((backend, algorithm)));
+        let _reset = Reset;
+        check(&case)
+    }
+}
+
+impl<C: HasRows + fmt::Debug> fmt::Debug for Short<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (backend, algorithm, case) = self.chosen();
+        writeln!(
+            f,
+            "Short case on {backend} {algorithm:?} (the reproducer checks every configuration):"
+        )?;
+        write!(f, "{case:?}")
+    }
+}
+
+// ------------------------------------------------------------ encoding
+
+/// The bytes a case decodes from: the inverse of `Arbitrary`'s decoding as
+/// arbitrary 1.x derives it (integers little-endian, a `bool` one byte, an
+/// `Option` a `bool` then the value, a `Vec` its elements each after a
+/// `true` byte and then a `false`, an enum's variant the top of a `u32`,
+/// then its fields). The kept inputs of fixed bugs are written with it from
+/// readable cases (`tests/fuzz_cases.rs`), which also checks that each
+/// decodes back to its case, so a change of format fails there.
+pub trait Encode {
+    fn encode(&self, out: &mut Vec<u8>);
+
+    fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.encode(&mut out);
+        out
+    }
+}
+
+macro_rules! encode_le {
+    ($($int:ty),*) => {
+        $(impl Encode for $int {
+            fn encode(&self, out: &mut Vec<u8>) {
+                out.extend_from_slice(&self.to_le_bytes());
+            }
+        })*
+    };
+}
+encode_le!(u8, u16, u32, u64, i8, i16);
+
+impl Encode for bool {
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.push(u8::from(*self));
+    }
+}
+
+impl<T: Encode> Encode for Option<T> {
+    fn encode(&self, out: &mut Vec<u8>) {
+        self.is_some().encode(out);
+        if let Some(v) = self {
+            v.encode(out);
+        }
+    }
+}
+
+impl<T: Encode> Encode for Vec<T> {
+    fn encode(&self, out: &mut Vec<u8>) {
+        for v in self {
+            true.encode(out);
+            v.encode(out);
+        }
+        false.encode(out);
+    }
+}
+
+/// Variant `index` of `count`: the smallest `u32` that the derive's
+/// `(u32 · count) >> 32` maps to it.
+fn variant(out: &mut Vec<u8>, index: u32, count: u32) {
+    let v = (u64::from(index) << 32).div_ceil(u64::from(count));
+    (v as u32).encode(out);
+}
+
+macro_rules! encode_fields {
+    ($($ty:ident { $($field:ident),* })*) => {
+        $(impl Encode for $ty {
+            fn encode(&self, out: &mut Vec<u8>) {
+                $(self.$field.encode(out);)*
+            }
+        })*
+    };
+}
+encode_fields! {
+    SoftmaxCase { row_len, offset, items }
+    ExpCase { inputs }
+    MaskSeed { per_row, seed }
+    SettingsCase { rows, temperature, scale, keep, add, causal }
+    CrossEntropyCase { rows, targets, smoothing, ignore, reduction }
+    BackwardCase { rows, grad }
+    SampleCase { rows, temperature, top_k, top_p, min_p, seed }
+}
+
+impl<C: Encode> Encode for Short<C> {
+    fn encode(&self, out: &mut Vec<u8>) {
+        self.backend.encode(out);
+        self.algorithm.encode(out);
+        self.case.encode(out);
+    }
+}
+
+impl Encode for Scalar {
+    fn encode(&self, out: &mut Vec<u8>) {
+        match *self {
+            Scalar::Bits(b) => {
+                variant(out, 0, 4);
+                b.encode(out);
+            }
+            Scalar::Logit(v) => {
+                variant(out, 1, 4);
+                v.encode(out);
+            }
+            Scalar::Special(i) => {
+                variant(out, 2, 4);
+                i.encode(out);
+            }
+            Scalar::Scaled(m, e) => {
+                variant(out, 3, 4);
+                m.encode(out);
+                e.encode(out);
+            }
+        }
+    }
+}
+
+impl Encode for Item {
+    fn encode(&self, out: &mut Vec<u8>) {
+        match *self {
+            Item::One(s) => {
+                variant(out, 0, 3);
+                s.encode(out);
+            }
+            Item::Run { count, of } => {
+                variant(out, 1, 3);
+                count.encode(out);
+                of.encode(out);
+            }
+            Item::LongRun { kibi, of } => {
+                variant(out, 2, 3);
+                kibi.encode(out);
+                of.encode(out);
+            }
+        }
+    }
+}
+
+impl Encode for RowLen {
+    fn encode(&self, out: &mut Vec<u8>) {
+        match *self {
+            RowLen::Whole => variant(out, 0, 3),
+            RowLen::Divisor(k) => {
+                variant(out, 1, 3);
+                k.encode(out);
+            }
+            RowLen::Any(v) => {
+                variant(out, 2, 3);
+                v.encode(out);
+            }
+        }
+    }
+}
+
+impl Encode for ExpInput {
+    fn encode(&self, out: &mut Vec<u8>) {
+        let (index, payload) = match *self {
+            ExpInput::Bits(b) => (0, b.to_le_bytes().to_vec()),
+            ExpInput::InDomain(u) => (1, u.to_le_bytes().to_vec()),
+            ExpInput::NearCutoff(d) => (2, d.to_le_bytes().to_vec()),
+            ExpInput::NearZero(d) => (3, d.to_le_bytes().to_vec()),
+            ExpInput::NearTop(d) => (4, d.to_le_bytes().to_vec()),
+        };
+        variant(out, index, 5);
+        out.extend_from_slice(&payload);
+    }
+}
+
+impl Encode for TemperatureChoice {
+    fn encode(&self, out: &mut Vec<u8>) {
+        match *self {
+            TemperatureChoice::One => variant(out, 0, 5),
+            TemperatureChoice::Finite(k) => {
+                variant(out, 1, 5);
+                k.encode(out);
+            }
+            TemperatureChoice::Zero => variant(out, 2, 5),
+            TemperatureChoice::Infinite => variant(out, 3, 5),
+            TemperatureChoice::Bad(b) => {
+                variant(out, 4, 5);
+                b.encode(out);
+            }
+        }
     }
 }
