@@ -162,11 +162,14 @@ impl<'m> Softmax<LogitSettings<'m>> {
         self
     }
 
-    /// Add `mask` to the scaled logits: the logit of entry `i` is
-    /// `x_i·(s/t) + mask_i` (IEEE arithmetic: −inf masks an entry, and
-    /// +inf + −inf is NaN). `mask` holds one row, used for every row, or
-    /// one value per element of the rows (`rows·row_len`, also with a row
-    /// stride).
+    /// Add `mask` to the scaled logits: the logit of entry `i` is the f32
+    /// `x_i·(s/t) + mask_i` (one rounding where the backend has FMA, two
+    /// without). IEEE arithmetic: −inf masks an entry, and an infinite
+    /// `x_i` plus the opposite infinity is NaN; a logit beyond f32 is ±inf,
+    /// and a finite `x_i` plus an infinite `mask_i` is `mask_i` on every
+    /// backend (as FMA gives it), even where `x_i·(s/t)` alone overflows.
+    /// `mask` holds one row, used for every row, or one value per element
+    /// of the rows (`rows·row_len`, also with a row stride).
     pub fn additive_mask(mut self, mask: &'m [f32]) -> Self {
         self.settings.additive_mask = Some(mask);
         self

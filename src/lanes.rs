@@ -36,6 +36,14 @@ pub(crate) trait Lanes: Copy + Send + Sync + 'static {
     fn mul(self, a: Self::V, b: Self::V) -> Self::V;
     /// `a * b + c`, fused where the instruction set has FMA.
     fn mul_add(self, a: Self::V, b: Self::V, c: Self::V) -> Self::V;
+    /// [`Lanes::mul_add`] for finite `b`, giving what FMA gives where an
+    /// unfused one is not a rounding away from it: a finite `a` whose
+    /// product overflows, plus an infinite `c`, is `c` (unfused: inf − inf,
+    /// NaN). The masked logit `x·c + a` (`kernels::logits`).
+    #[inline(always)]
+    fn mul_add_exact_inf(self, a: Self::V, b: Self::V, c: Self::V) -> Self::V {
+        self.mul_add(a, b, c)
+    }
     /// Lane-wise maximum. With a NaN operand either operand may come back:
     /// the kernels find NaN through the exponentials, not through the max.
     fn max(self, a: Self::V, b: Self::V) -> Self::V;
@@ -152,6 +160,14 @@ impl Lanes for Scalar {
         a * b + c
     }
     #[inline(always)]
+    fn mul_add_exact_inf(self, a: f32, b: f32, c: f32) -> f32 {
+        if c.is_infinite() && a.is_finite() {
+            c
+        } else {
+            a * b + c
+        }
+    }
+    #[inline(always)]
     fn max(self, a: f32, b: f32) -> f32 {
         if a > b { a } else { b }
     }
@@ -251,6 +267,15 @@ impl Lanes for Portable {
     #[inline(always)]
     fn mul_add(self, a: f32x8, b: f32x8, c: f32x8) -> f32x8 {
         a.mul_add(b, c)
+    }
+    #[inline(always)]
+    fn mul_add_exact_inf(self, a: f32x8, b: f32x8, c: f32x8) -> f32x8 {
+        let w = a.mul_add(b, c);
+        if Self::FMA {
+            w
+        } else {
+            (c.is_inf() & a.is_finite()).select(c, w)
+        }
     }
     #[inline(always)]
     fn max(self, a: f32x8, b: f32x8) -> f32x8 {

@@ -294,7 +294,11 @@ pub fn softmax_row_with(
             if !kept(i) {
                 f64::NEG_INFINITY
             } else if add.is_some() {
-                f64::from(row[i]) * c + a(i)
+                // The logit is an f32 (`x·c + a` fused, with `c` rounded to
+                // f32): beyond f32::MAX it is ±inf.
+                let w = f64::from(row[i]) * c + a(i);
+                let w32 = (f64::from(row[i]) * f64::from(c as f32) + a(i)) as f32;
+                if w32.is_infinite() { f64::from(w32) } else { w }
             } else {
                 f64::from(row[i])
             }

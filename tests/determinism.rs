@@ -84,3 +84,34 @@ fn single_long_row_at_any_thread_count() {
         }
     }
 }
+
+/// A row with a NaN is the one quiet NaN (`f32::NAN`'s bits) everywhere,
+/// whatever NaN it held and wherever the max read it: its bits do not
+/// depend on which NaN the arithmetic would carry, in place or not.
+#[test]
+fn nan_rows_are_the_quiet_nan_in_place_and_out() {
+    let mut r = rng(21);
+    let payloads = [0xffff_ff91u32, 0x7f80_0001, 0xffc0_0000, 0x7fc0_0000];
+    for sm in configs() {
+        for n in [1usize, 7, 16, 100, 2049, 20000] {
+            for (k, &nan) in payloads.iter().enumerate() {
+                let mut x = normal_row(&mut r, n, 3.0);
+                x[(k * 7919) % n] = f32::from_bits(nan);
+                let mut out = vec![0.0f32; n];
+                sm.run(&x, &mut out).unwrap();
+                let mut inplace = x.clone();
+                sm.run_in_place(&mut inplace).unwrap();
+                let mut log = vec![0.0f32; n];
+                sm.run_log(&x, &mut log).unwrap();
+                let quiet = f32::NAN.to_bits();
+                for (what, y) in [("out", &out), ("in place", &inplace), ("log", &log)] {
+                    assert!(
+                        y.iter().all(|v| v.to_bits() == quiet),
+                        "{sm:?} n={n} NaN {nan:#x} {what}: {:#x}",
+                        y.iter().find(|v| v.to_bits() != quiet).unwrap().to_bits()
+                    );
+                }
+            }
+        }
+    }
+}

@@ -558,6 +558,88 @@ fn kept_inputs() -> Vec<Kept> {
                 causal: None,
             },
         ),
+        // f32::MAX at scale 223/64 under an additive mask: the kernels' f32
+        // logit `x·c + a` overflows to +inf (so the +inf entries share the
+        // mass), the reference's f64 logit did not; and without FMA an
+        // additive −inf on such an entry made inf − inf = NaN. Both now
+        // follow the f32 logit as FMA gives it. Found by `settings_short`.
+        kept(
+            "settings_diff",
+            "kept-logit-beyond-f32-under-additive-mask",
+            SettingsCase {
+                rows: rows(
+                    RowLen::Divisor(129),
+                    236,
+                    vec![Item::LongRun {
+                        kibi: 8,
+                        of: Scalar::Special(147),
+                    }],
+                ),
+                temperature: TemperatureChoice::One,
+                scale: Some(222),
+                keep: Some(MaskSeed {
+                    per_row: true,
+                    seed: 217020518514230019,
+                }),
+                add: Some(MaskSeed {
+                    per_row: true,
+                    seed: 217020518514230019,
+                }),
+                causal: Some(3),
+            },
+        ),
+        // A row with a NaN (0xffffff91) that the max passed over: the NaN
+        // that came out carried another payload in place than out of place
+        // (blocked, AVX-512, in the fuzz build's code; the release build
+        // happened to agree). A NaN row is now the one quiet NaN on every
+        // path. Found by `softmax_short`.
+        kept(
+            "softmax_diff",
+            "kept-nan-payload-in-place",
+            rows(
+                RowLen::Divisor(87),
+                87,
+                vec![
+                    Item::Run {
+                        count: 87,
+                        of: Scalar::Bits(1459617879),
+                    },
+                    Item::Run {
+                        count: 87,
+                        of: Scalar::Logit(22359),
+                    },
+                    Item::Run {
+                        count: 87,
+                        of: Scalar::Logit(22359),
+                    },
+                    Item::Run {
+                        count: 87,
+                        of: Scalar::Logit(15959),
+                    },
+                    Item::Run {
+                        count: 8,
+                        of: Scalar::Bits(0xffff_ff91),
+                    },
+                    Item::One(Scalar::Scaled(0, 87)),
+                    Item::Run {
+                        count: 87,
+                        of: Scalar::Logit(12887),
+                    },
+                    Item::Run {
+                        count: 87,
+                        of: Scalar::Logit(22359),
+                    },
+                    Item::Run {
+                        count: 87,
+                        of: Scalar::Scaled(-1, -1),
+                    },
+                    Item::Run {
+                        count: 153,
+                        of: Scalar::Special(0),
+                    },
+                ],
+            ),
+        ),
         // Two logits (−3e-31 and 2.6e-17) whose f64 weights at t = 2.06 are
         // both exactly 1: the reference ordered them by index, the kernel
         // (rightly) by logit. Found by `sample_diff_random_cases`.

@@ -183,6 +183,36 @@ fn masked_entries_are_exactly_zero_whatever_they_hold() {
     }
 }
 
+/// A finite logit whose `x·s/t` overflows f32 is +inf (the +inf entries
+/// share the mass), and an additive −inf still masks it on every backend,
+/// FMA or not (unfused, inf − inf would make the row NaN).
+#[test]
+fn logits_beyond_f32_under_an_additive_mask() {
+    for sm in configs() {
+        for n in [5usize, 8, 19, 40, 3000] {
+            // f32::MAX everywhere; −inf on every third entry, 0 elsewhere.
+            let x = vec![f32::MAX; n];
+            let add: Vec<f32> = (0..n)
+                .map(|i| if i % 3 == 0 { f32::NEG_INFINITY } else { 0.0 })
+                .collect();
+            let ls = LogitSettings {
+                scale: 3.5,
+                additive_mask: Some(&add),
+                ..Default::default()
+            };
+            check_with_settings(sm, &ls, &x, n, &format!("beyond f32 n={n}"));
+            let mut p = vec![0.0f32; n];
+            with_settings(sm, &ls).run(&x, &mut p).unwrap();
+            let k = (0..n).filter(|i| i % 3 != 0).count();
+            let share = (1.0 / k as f64) as f32;
+            for (i, &v) in p.iter().enumerate() {
+                let want = if i % 3 == 0 { 0.0 } else { share };
+                assert_eq!(v.to_bits(), want.to_bits(), "{sm:?} n={n} [{i}]");
+            }
+        }
+    }
+}
+
 #[test]
 fn fully_masked_rows_follow_the_all_neg_inf_rule() {
     let x = [1.0f32, f32::NAN, 3.0, f32::INFINITY];

@@ -62,6 +62,11 @@ pub(crate) fn softmax_affine<E: Elements>(
     }
     let c = io.logits().factor();
     let sum: f64 = parts.iter().map(|p| p.sum_at(m, c)).sum();
+    if sum.is_nan() {
+        // A NaN the max passed over; a NaN max tells the caller to finish.
+        nonfinite_row(io, false);
+        return Partial { max: f32::NAN, sum };
+    }
     exec.fold(
         &mut io,
         BLOCK,

@@ -18,7 +18,10 @@ pub(crate) fn log_softmax<E: Elements>(exec: &impl Exec, mut io: Io<'_, impl Log
         nonfinite_row(io, true);
         return 0.0;
     }
-    // NaN anywhere made the sum NaN, and NaN reaches every output.
+    if total.sum.is_nan() {
+        nonfinite_row(io, true);
+        return total.sum;
+    }
     let log_sum = total.sum.ln() as f32;
     exec.fold(&mut io, CHUNK, &Shift(total.max, log_sum), (), |(), ()| ());
     total.sum

@@ -8,7 +8,9 @@
 //! two f32), so the exponent's error is that of `x − max` alone, relative
 //! to `|x − max|·c`. With an additive mask the logit is `w = x·c + a`,
 //! rounded to f32 (one fused multiply-add where the backend has FMA), and
-//! the exponent is plain `w − max w`.
+//! the exponent is plain `w − max w`. A logit beyond f32 is ±inf, and an
+//! infinite `a` on a finite `x` is `a` on every backend (FMA's result: the
+//! product of finite values is finite before it is rounded).
 
 use core::ops::Range;
 
@@ -189,7 +191,7 @@ impl Logits for Masked<'_> {
     #[inline(always)]
     fn read<S: Lanes>(self, s: S, x: S::V, i: usize) -> S::V {
         let w = match self.add {
-            Some(add) => s.mul_add(x, s.splat(self.c.hi), s.load(&add[i..])),
+            Some(add) => s.mul_add_exact_inf(x, s.splat(self.c.hi), s.load(&add[i..])),
             None => x,
         };
         match self.keep {
@@ -201,7 +203,7 @@ impl Logits for Masked<'_> {
     fn read_partial<S: Lanes>(self, s: S, x: S::V, i: usize) -> S::V {
         // Lanes past the end are −inf (x's fill, or the keep mask's).
         let w = match self.add {
-            Some(add) => s.mul_add(x, s.splat(self.c.hi), s.load_partial(&add[i..], 0.0)),
+            Some(add) => s.mul_add_exact_inf(x, s.splat(self.c.hi), s.load_partial(&add[i..], 0.0)),
             None => x,
         };
         match self.keep {
@@ -241,6 +243,8 @@ impl Logits for Masked<'_> {
             return f32::NEG_INFINITY;
         }
         match self.add {
+            // As `Lanes::mul_add_exact_inf` (up to the product's rounding).
+            Some(add) if add[i].is_infinite() && x.is_finite() => add[i],
             Some(add) => x * self.c.hi + add[i],
             None => x,
         }

@@ -594,8 +594,10 @@ impl RowClass {
     }
 }
 
-/// Rows whose max logit is ±inf (or that hold nothing but −inf and NaN):
-/// NaN anywhere makes the row NaN; otherwise the k entries of +inf share
+/// Rows whose max logit is ±inf (or that hold nothing but −inf and NaN),
+/// and rows with a NaN: NaN anywhere makes the row the one quiet NaN (so
+/// its bits do not depend on which NaN the arithmetic would have carried
+/// through, in place or not); otherwise the k entries of +inf share
 /// the mass equally (1/k, rounded once) and the rest get 0; a row of only
 /// −inf gets all zeros. With `log`, the logarithms of those: −ln k and
 /// −inf. Rare, so plain scalar code.

@@ -18,6 +18,10 @@ pub(crate) fn softmax<T: Logits, E: Elements>(exec: &impl Exec, mut io: Io<'_, T
         nonfinite_row(io, false);
         return 0.0;
     }
+    if total.sum.is_nan() {
+        nonfinite_row(io, false);
+        return total.sum;
+    }
     let r = (1.0 / total.sum) as f32;
     exec.fold(&mut io, CHUNK, &ExpScale(total.max, r), (), |(), ()| ());
     total.sum

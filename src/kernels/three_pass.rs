@@ -18,6 +18,12 @@ pub(crate) fn softmax<E: Elements>(exec: &impl Exec, mut io: Io<'_, impl Logits,
         return 0.0;
     }
     let sum = exec.fold(&mut io, CHUNK, &ExpStoreSum(m), 0.0, |a, b| a + b);
+    if sum.is_nan() {
+        // A NaN the max passed over: the stored exponentials are NaN there
+        // too, so the rule still reads the row right (in place as well).
+        nonfinite_row(io, false);
+        return sum;
+    }
     let r = (1.0 / sum) as f32;
     exec.fold(&mut io, CHUNK, &Scale(r), (), |(), ()| ());
     sum
