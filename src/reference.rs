@@ -214,9 +214,15 @@ pub struct Expected {
 }
 
 impl Expected {
-    /// The softmax bound: `2^-24·(16 + |e| + logit_size)·p + 2^-126`.
+    /// The softmax bound: `(exp(ε) − 1)·p + 2^-126` with
+    /// `ε = 2^-24·(16 + |e| + logit_size)`; to first order `ε·p`, as the
+    /// README states it. The exponential form matters only where `ε` is not
+    /// small: under an additive mask on logits so large that their f32
+    /// rounding exceeds 1 (then the mask's values are below their
+    /// resolution, and `p` may be anything in [0, 1]).
     pub fn tolerance(&self) -> f64 {
-        (16.0 + self.exponent + self.logit_size) * self.value * 2f64.powi(-24) + 2f64.powi(-126)
+        let eps = (16.0 + self.exponent + self.logit_size) * 2f64.powi(-24);
+        eps.exp_m1() * self.value + 2f64.powi(-126)
     }
 
     /// The log-softmax bound: `2^-22·|y| + 2^-21 + 2^-24·logit_size`.

@@ -212,7 +212,8 @@ impl Sampler {
 
     /// The distribution a draw comes from: the kept tokens, most probable
     /// first (ties: lower index first), with their probabilities after the
-    /// filters and the renormalisation. The same kernels as
+    /// filters and the renormalisation; tokens whose probability is 0 in
+    /// f32 are left out. The same kernels as
     /// [`sample`](Self::sample) find the set; for the unfiltered path this lists (and
     /// sorts) the whole row.
     pub fn distribution(&self, logits: &[f32]) -> Result<Vec<(usize, f32)>, Error> {
@@ -224,9 +225,13 @@ impl Sampler {
         let kept = dispatch::run(backend, call)?
             .map_err(|reason| Error::CannotSample { row: 0, reason })?;
         let total: f64 = kept.iter().map(|&(_, w)| w).sum();
+        // A token whose probability rounds to 0 in f32 is not listed (its
+        // f64 weight may still be positive: below 2^-126 the probabilities
+        // flush, as everywhere in the contract).
         Ok(kept
             .into_iter()
             .map(|(i, w)| (i as usize, (w / total) as f32))
+            .filter(|&(_, p)| p > 0.0)
             .collect())
     }
 }

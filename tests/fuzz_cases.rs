@@ -640,6 +640,132 @@ fn kept_inputs() -> Vec<Kept> {
                 ],
             ),
         ),
+        // Logits of 2.2e13 at scale 21/64 under an additive mask: the f32
+        // logit cannot resolve the mask's values (its rounding is ~5e5), so
+        // the kept entries come out uniform, 1/9 against 1.2e-8; the
+        // linear bound ε·p was invalid for ε that large, the bound is now
+        // (exp(ε) − 1)·p. Found by `settings_short` (and by CI's run).
+        kept(
+            "settings_diff",
+            "kept-mask-below-logit-resolution",
+            SettingsCase {
+                rows: rows(
+                    RowLen::Divisor(33),
+                    99,
+                    vec![
+                        Item::Run {
+                            count: 157,
+                            of: Scalar::Logit(-15087),
+                        },
+                        Item::Run {
+                            count: 167,
+                            of: Scalar::Scaled(80, 76),
+                        },
+                        Item::One(Scalar::Bits(15501)),
+                    ],
+                ),
+                temperature: TemperatureChoice::One,
+                scale: Some(20),
+                keep: None,
+                add: Some(MaskSeed {
+                    per_row: true,
+                    seed: u64::MAX,
+                }),
+                causal: Some(-1),
+            },
+        ),
+        // log_softmax_backward with −inf in the gradient: an entry whose
+        // probability flushes to 0 in f32 gets 0·inf = NaN, the f64
+        // reference +inf; the contract flushes probabilities below 2^-126,
+        // so NaN is allowed there. Found by `backward_short`.
+        kept(
+            "backward_diff",
+            "kept-flushed-probability-times-infinite-sum",
+            BackwardCase {
+                rows: rows(
+                    RowLen::Whole,
+                    159,
+                    vec![
+                        Item::One(Scalar::Special(113)),
+                        Item::LongRun {
+                            kibi: 2,
+                            of: Scalar::Scaled(110, -84),
+                        },
+                        Item::Run {
+                            count: 205,
+                            of: Scalar::Special(39),
+                        },
+                        Item::Run {
+                            count: 135,
+                            of: Scalar::Special(135),
+                        },
+                        Item::Run {
+                            count: 135,
+                            of: Scalar::Special(135),
+                        },
+                        Item::Run {
+                            count: 135,
+                            of: Scalar::Special(255),
+                        },
+                    ],
+                ),
+                grad: vec![
+                    Item::One(Scalar::Bits(2785446129)),
+                    Item::One(Scalar::Special(194)),
+                    Item::One(Scalar::Bits(185286695)),
+                    Item::LongRun {
+                        kibi: 72,
+                        of: Scalar::Bits(0),
+                    },
+                ],
+            },
+        ),
+        // top-k 245 where one token holds all the mass: `distribution`
+        // listed 244 tokens of probability 0.0 (their f64 weights ~1e-47).
+        // Zero-probability tokens are now left out. Found by `sample_short`.
+        kept(
+            "sample_diff",
+            "kept-zero-probability-tokens-listed",
+            SampleCase {
+                rows: rows(
+                    RowLen::Whole,
+                    1,
+                    vec![
+                        Item::One(Scalar::Bits(0x0101_0101)),
+                        Item::One(Scalar::Bits(0xe100_8601)),
+                        Item::LongRun {
+                            kibi: 7,
+                            of: Scalar::Logit(-15568),
+                        },
+                        Item::Run {
+                            count: 255,
+                            of: Scalar::Logit(-15568),
+                        },
+                        Item::Run {
+                            count: 255,
+                            of: Scalar::Logit(-15568),
+                        },
+                        Item::Run {
+                            count: 255,
+                            of: Scalar::Logit(-15568),
+                        },
+                        Item::Run {
+                            count: 255,
+                            of: Scalar::Logit(-15568),
+                        },
+                        Item::Run {
+                            count: 2,
+                            of: Scalar::Logit(-15568),
+                        },
+                    ],
+                ),
+                temperature: 18,
+                top_k: Some(245),
+                top_p: None,
+                min_p: None,
+                seed: 0,
+            },
+        ),
         // Two logits (−3e-31 and 2.6e-17) whose f64 weights at t = 2.06 are
         // both exactly 1: the reference ordered them by index, the kernel
         // (rightly) by logit. Found by `sample_diff_random_cases`.
