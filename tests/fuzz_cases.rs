@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 
 use arbitrary::{Arbitrary, Unstructured};
 use check::{
-    BackwardCase, CrossEntropyCase, Encode, ExpCase, SampleCase, SettingsCase, Short, SoftmaxCase,
+    BackwardCase, CrossEntropyCase, Encode, ExpCase, HasRows, SampleCase, SettingsCase, Short,
+    SoftmaxCase,
 };
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -83,10 +84,10 @@ const TARGETS: [(&str, ReplayOne); 17] = [
     ("sample_diff", |b| run(b, SampleCase::check).is_some()),
     ("exp_diff", |b| run(b, ExpCase::check).is_some()),
     ("softmax_short", |b| {
-        run(b, |c: &Short<SoftmaxCase>| c.check(SoftmaxCase::check)).is_some()
+        short::<SoftmaxCase, _>(b, SoftmaxCase::check)
     }),
     ("log_softmax_short", |b| {
-        run(b, |c: &Short<SoftmaxCase>| c.check(SoftmaxCase::check_log)).is_some()
+        short::<SoftmaxCase, _>(b, SoftmaxCase::check_log)
     }),
     ("argmax_short", |b| {
         run(b, |c: &Short<SoftmaxCase>| {
@@ -101,7 +102,7 @@ const TARGETS: [(&str, ReplayOne); 17] = [
         .is_some()
     }),
     ("settings_short", |b| {
-        run(b, |c: &Short<SettingsCase>| c.check(SettingsCase::check)).is_some()
+        short::<SettingsCase, _>(b, SettingsCase::check)
     }),
     ("cross_entropy_short", |b| {
         run(b, |c: &Short<CrossEntropyCase>| {
@@ -110,12 +111,17 @@ const TARGETS: [(&str, ReplayOne); 17] = [
         .is_some()
     }),
     ("backward_short", |b| {
-        run(b, |c: &Short<BackwardCase>| c.check(BackwardCase::check)).is_some()
+        short::<BackwardCase, _>(b, BackwardCase::check)
     }),
     ("sample_short", |b| {
-        run(b, |c: &Short<SampleCase>| c.check(SampleCase::check)).is_some()
+        short::<SampleCase, _>(b, SampleCase::check)
     }),
 ];
+
+/// One input through a companion target's check.
+fn short<C: HasRows + for<'a> Arbitrary<'a> + Debug, R>(bytes: &[u8], check: fn(&C) -> R) -> bool {
+    run(bytes, |c: &Short<C>| c.check(check)).is_some()
+}
 
 /// The names of the targets in `fuzz/Cargo.toml`.
 fn manifest_targets() -> Vec<String> {

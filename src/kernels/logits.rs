@@ -243,9 +243,8 @@ impl Logits for Masked<'_> {
             return f32::NEG_INFINITY;
         }
         match self.add {
-            // As `Lanes::mul_add_exact_inf` (up to the product's rounding).
-            Some(add) if add[i].is_infinite() && x.is_finite() => add[i],
-            Some(add) => x * self.c.hi + add[i],
+            // As the vector read without FMA.
+            Some(add) => crate::lanes::Scalar.mul_add_exact_inf(x, self.c.hi, add[i]),
             None => x,
         }
     }
