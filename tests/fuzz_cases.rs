@@ -794,6 +794,38 @@ fn kept_inputs() -> Vec<Kept> {
                 seed: 15751242850349344463,
             },
         ),
+        // One logit of 41.64 over 8190 of 8.4e-45: its log-probability is
+        // −6.7e-15 (the kernel said −6.2e-15), but the reference's plain
+        // f64 sum dropped each 8.2e-19 term beside 1.0, said exactly 0 and
+        // the oracle demanded exactness. The reference sums compensated
+        // now. Found by a 30 s `settings_short` run.
+        kept(
+            "settings_short",
+            "kept-log-prob-of-a-dominant-logit",
+            Short {
+                backend: 196,
+                algorithm: 204,
+                case: SettingsCase {
+                    rows: rows(
+                        RowLen::Whole,
+                        45,
+                        vec![
+                            Item::One(Scalar::Bits(0xdebb_84d9)),
+                            Item::One(Scalar::Logit(10660)),
+                            Item::LongRun {
+                                kibi: 161,
+                                of: Scalar::Bits(6),
+                            },
+                        ],
+                    ),
+                    temperature: TemperatureChoice::One,
+                    scale: None,
+                    keep: None,
+                    add: None,
+                    causal: None,
+                },
+            },
+        ),
     ]
 }
 

@@ -76,6 +76,25 @@ fn long_rows_and_adversarial_orders() {
     println!("log_softmax long rows: worst {worst:.3} of the bound");
 }
 
+/// One dominant logit over a long tail: the tail's mass, 8190 terms of
+/// exp(−41.64) = 8.2e-19, is the dominant entry's log-probability
+/// (−6.7e-15), which f32 resolves; a plain f64 sum drops every term beside
+/// 1.0 and says 0.
+#[test]
+fn a_dominant_logit_keeps_its_tail() {
+    let mut x = vec![0.0f32; 8191];
+    x[0] = 41.640625;
+    let tail = 8190.0 * (-41.640625f64).exp();
+    let want = -tail.ln_1p();
+    let got = reference::log_softmax_f64(&x)[0];
+    assert!((got - want).abs() <= 1e-9 * want.abs(), "{got} vs {want}");
+    // 41.640625 + 6.7e-15, rounded once (an f64 ULP there is 7.1e-15).
+    assert_eq!(reference::logsumexp_f64(&x), 41.640625 - want);
+    for sm in builders() {
+        check(&sm, &x, &|| format!("{sm:?} dominant"));
+    }
+}
+
 #[test]
 fn special_values() {
     let nan = f32::NAN;
