@@ -113,6 +113,34 @@ fn long_rows_and_hard_gradients() {
     );
 }
 
+/// A gradient too large for the non-FMA product split (−f32::MAX, where
+/// p = 0) beside small products (p = 0.1, g = 2.9e-32): the pass is redone
+/// with only the huge products scaled down. Scaling every product by 2^-64
+/// flushed the small ones to 0, so ⟨g, p⟩ was 0 and grad_in came out as
+/// p·g (2.9e-33) instead of p·(g − ⟨g, p⟩) (−4.3e-41). Found by
+/// `backward_short`.
+#[test]
+fn a_gradient_beyond_the_split_beside_small_products() {
+    for sm in builders() {
+        for n in [12usize, 128, 1000] {
+            // Ten equal logits of 1e30 and the rest −0: p is 0.1 or 0.
+            let x: Vec<f32> = (0..n)
+                .map(|i| if i >= n - 10 { 1e30 } else { -0.0 })
+                .collect();
+            for huge in [-f32::MAX, 3e35, 1.3e30] {
+                let g: Vec<f32> = (0..n)
+                    .map(|i| match i {
+                        1 => huge,
+                        2 => 87.45,
+                        _ => 2.9e-32,
+                    })
+                    .collect();
+                check_backward(&sm, &x, &g, n, &format!("split n={n} huge={huge:e}"));
+            }
+        }
+    }
+}
+
 #[test]
 fn nan_and_infinities_propagate() {
     for sm in builders() {

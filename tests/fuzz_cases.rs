@@ -826,6 +826,174 @@ fn kept_inputs() -> Vec<Kept> {
                 },
             },
         ),
+        // Logits of opposite signs near f32::MAX at c = s/t = 0.63: `x − max`
+        // overflowed f32 and the log-probability came out −inf where it is
+        // −3.27e38. `Factor::times` takes the difference of the halves now.
+        // Found by `settings_short`.
+        kept(
+            "settings_short",
+            "kept-scaled-log-prob-of-logits-beyond-f32-apart",
+            Short {
+                backend: 246,
+                algorithm: 251,
+                case: SettingsCase {
+                    rows: rows(
+                        RowLen::Whole,
+                        7,
+                        vec![
+                            Item::One(Scalar::Bits(0xff07_0707)),
+                            Item::LongRun {
+                                kibi: 255,
+                                of: Scalar::Special(99),
+                            },
+                            Item::LongRun {
+                                kibi: 255,
+                                of: Scalar::Scaled(-1, -1),
+                            },
+                            Item::LongRun {
+                                kibi: 255,
+                                of: Scalar::Scaled(-1, -1),
+                            },
+                            Item::LongRun {
+                                kibi: 255,
+                                of: Scalar::Scaled(-1, -1),
+                            },
+                            Item::LongRun {
+                                kibi: 255,
+                                of: Scalar::Scaled(-1, -1),
+                            },
+                            Item::LongRun {
+                                kibi: 255,
+                                of: Scalar::Scaled(-1, -1),
+                            },
+                            Item::LongRun {
+                                kibi: 255,
+                                of: Scalar::Scaled(-1, -1),
+                            },
+                            Item::LongRun {
+                                kibi: 255,
+                                of: Scalar::Scaled(-1, -1),
+                            },
+                            Item::LongRun {
+                                kibi: 255,
+                                of: Scalar::Scaled(-1, -1),
+                            },
+                            Item::LongRun {
+                                kibi: 255,
+                                of: Scalar::Scaled(-1, -1),
+                            },
+                            Item::LongRun {
+                                kibi: 255,
+                                of: Scalar::Bits(0x31a3_001c),
+                            },
+                            Item::LongRun {
+                                kibi: 200,
+                                of: Scalar::Bits(0xd46c_5a94),
+                            },
+                        ],
+                    ),
+                    temperature: TemperatureChoice::Finite(82),
+                    scale: Some(208),
+                    keep: None,
+                    add: None,
+                    causal: None,
+                },
+            },
+        ),
+        // −f32::MAX in a gradient (where p = 0) made the non-FMA product
+        // split redo the dot product on g·2^-64, which flushed the small
+        // products (0.1 × 2.9e-32) to 0: grad_in was p·g instead of
+        // p·(g − ⟨g, p⟩). Only the huge products are scaled down now. Found
+        // by `backward_short`.
+        kept(
+            "backward_short",
+            "kept-huge-gradient-beside-small-products",
+            Short {
+                backend: 171,
+                algorithm: 31,
+                case: BackwardCase {
+                    rows: rows(
+                        RowLen::Divisor(133),
+                        133,
+                        vec![
+                            Item::Run {
+                                count: 118,
+                                of: Scalar::Special(107),
+                            },
+                            Item::Run {
+                                count: 167,
+                                of: Scalar::Special(167),
+                            },
+                            Item::Run {
+                                count: 167,
+                                of: Scalar::Special(167),
+                            },
+                            Item::Run {
+                                count: 167,
+                                of: Scalar::Special(167),
+                            },
+                            Item::Run {
+                                count: 167,
+                                of: Scalar::Special(167),
+                            },
+                            Item::Run {
+                                count: 167,
+                                of: Scalar::Special(167),
+                            },
+                            Item::Run {
+                                count: 150,
+                                of: Scalar::Scaled(-17, 127),
+                            },
+                            Item::Run {
+                                count: 170,
+                                of: Scalar::Bits(0xfba7_1192),
+                            },
+                            Item::Run {
+                                count: 142,
+                                of: Scalar::Bits(0x2d2d_2d2d),
+                            },
+                            Item::One(Scalar::Special(227)),
+                            Item::LongRun {
+                                kibi: 49,
+                                of: Scalar::Logit(-1),
+                            },
+                            Item::LongRun {
+                                kibi: 255,
+                                of: Scalar::Scaled(-1, -1),
+                            },
+                            Item::One(Scalar::Special(79)),
+                            Item::Run {
+                                count: 12,
+                                of: Scalar::Special(255),
+                            },
+                            Item::One(Scalar::Logit(-31023)),
+                            Item::Run {
+                                count: 21,
+                                of: Scalar::Logit(13165),
+                            },
+                        ],
+                    ),
+                    grad: vec![
+                        Item::One(Scalar::Logit(22388)),
+                        Item::One(Scalar::Special(4)),
+                        Item::One(Scalar::Special(93)),
+                        Item::One(Scalar::Logit(20485)),
+                        Item::Run {
+                            count: 66,
+                            of: Scalar::Bits(0x31ee_dc28),
+                        },
+                        Item::LongRun {
+                            kibi: 2,
+                            of: Scalar::Bits(0x0b17_0857),
+                        },
+                        Item::LongRun {
+                            kibi: 255,
+                            of: Scalar::Special(86),
+                        },
+                    ],
+                },
+            },
+        ),
     ]
 }
 

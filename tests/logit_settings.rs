@@ -213,6 +213,30 @@ fn logits_beyond_f32_under_an_additive_mask() {
     }
 }
 
+/// Logits of opposite signs near f32::MAX under `c = s/t < 1`: `x − max`
+/// is beyond f32, the log-probability `(x − max)·c − ln S` is not (it was
+/// −inf). With and without a keep mask. Found by `settings_short`.
+#[test]
+fn log_probs_of_logits_further_apart_than_f32_holds() {
+    for sm in configs() {
+        for n in [2usize, 9, 40, 3000] {
+            let x: Vec<f32> = (0..n)
+                .map(|i| if i % 3 == 0 { -1.79e38 } else { f32::MAX })
+                .collect();
+            let keep: Vec<bool> = (0..n).map(|i| i % 4 != 3).collect();
+            for keep_mask in [None, Some(&keep[..])] {
+                let ls = LogitSettings {
+                    temperature: 5.1875,
+                    scale: 3.265625,
+                    keep_mask,
+                    ..Default::default()
+                };
+                check_with_settings(sm, &ls, &x, n, &format!("apart n={n}"));
+            }
+        }
+    }
+}
+
 #[test]
 fn fully_masked_rows_follow_the_all_neg_inf_rule() {
     let x = [1.0f32, f32::NAN, 3.0, f32::INFINITY];

@@ -179,31 +179,48 @@ pub(crate) fn softmax_backward<S: Lanes>(s: S, p: &[f32], g: &[f32], grad_in: &m
 /// lanes. Every [`DOT_BLOCK`] vectors both fold into a Neumaier-compensated
 /// total. Error: at most about 16·2^-48·Σ|p·g| from the `lo` sums, far
 /// less from the rest, plus 2^-53·|d|. If a product was beyond what the
-/// non-FMA `two_prod` splits (|g| above about 2^115), the pass is redone on
-/// `g·2^-64`.
+/// non-FMA `two_prod` splits (|g| above about 2^115), the pass is redone
+/// in two parts: the products of `|g| < 2^100` as they are, and those of
+/// the larger `g` on `g·2^-64` (scaling every product down would flush the
+/// small ones to 0).
 #[inline(always)]
 fn dot_exact<S: Lanes>(s: S, p: &[f32], g: &[f32]) -> (f64, f32) {
-    let (d, g_max, exact) = dot_scaled::<S, false>(s, p, g);
+    let (d, g_max, exact) = dot_part::<S, ALL>(s, p, g);
     if exact {
         return (d, g_max);
     }
-    let (d, _, _) = dot_scaled::<S, true>(s, p, g);
-    (d * 2f64.powi(64), g_max)
+    let (moderate, _, _) = dot_part::<S, MODERATE>(s, p, g);
+    let (huge, _, _) = dot_part::<S, HUGE>(s, p, g);
+    (moderate + huge * 2f64.powi(64), g_max)
 }
 
 /// Vectors per fold of [`dot_exact`]: bounds the f32 sums of the `lo`
 /// parts to 16 terms a lane.
 const DOT_BLOCK: usize = 16;
 
-/// [`dot_exact`] (with every `g` multiplied by 2^-64 when `DOWN`), and
-/// whether the low parts were all finite.
+/// The products a pass of [`dot_part`] takes: all of them, those of
+/// `|g| < HUGE_G`, or those of `|g| ≥ HUGE_G` on `g·2^-64`.
+const ALL: u8 = 0;
+const MODERATE: u8 = 1;
+const HUGE: u8 = 2;
+const HUGE_G: f32 = (1u128 << 100) as f32;
+
+/// [`dot_exact`] over the products `PART` selects, and whether the low
+/// parts were all finite.
 #[inline(always)]
-fn dot_scaled<S: Lanes, const DOWN: bool>(s: S, p: &[f32], g: &[f32]) -> (f64, f32, bool) {
+fn dot_part<S: Lanes, const PART: u8>(s: S, p: &[f32], g: &[f32]) -> (f64, f32, bool) {
     let l = S::LANES;
     let g = &g[..p.len()];
     let zero = s.splat(0.0);
     let down = s.splat(2f32.powi(-64));
-    let scaled = |gv| if DOWN { s.mul(gv, down) } else { gv };
+    let abs = |gv| s.max(gv, s.sub(zero, gv));
+    // A NaN `g` stays in both parts (the dot is NaN either way).
+    let below_huge = -f32::from_bits(HUGE_G.to_bits() - 1);
+    let part = |gv| match PART {
+        ALL => gv,
+        MODERATE => s.zero_where_below(s.sub(zero, abs(gv)), below_huge, gv),
+        _ => s.mul(s.zero_where_below(abs(gv), HUGE_G, gv), down),
+    };
     let mut g_max = zero;
     let (mut high, mut low) = (Compensated::default(), 0.0f64);
     let mut blocks = p.chunks(DOT_BLOCK * l).zip(g.chunks(DOT_BLOCK * l));
@@ -213,8 +230,8 @@ fn dot_scaled<S: Lanes, const DOWN: bool>(s: S, p: &[f32], g: &[f32]) -> (f64, f
         let mut pairs = pb.chunks_exact(l).zip(gb.chunks_exact(l));
         for (k, (pv, gv)) in (&mut pairs).enumerate() {
             let (pv, gv) = (s.load(pv), s.load(gv));
-            g_max = s.max(g_max, s.max(gv, s.sub(zero, gv)));
-            let (hi, lo) = s.two_prod(pv, scaled(gv));
+            g_max = s.max(g_max, abs(gv));
+            let (hi, lo) = s.two_prod(pv, part(gv));
             acc[k % 4] += s.reduce_sum_f64(hi);
             lo_sum = s.add(lo_sum, lo);
         }
@@ -226,8 +243,8 @@ fn dot_scaled<S: Lanes, const DOWN: bool>(s: S, p: &[f32], g: &[f32]) -> (f64, f
                 s.load_partial(&pb[at..], 0.0),
                 s.load_partial(&gb[at..], 0.0),
             );
-            g_max = s.max(g_max, s.max(gv, s.sub(zero, gv)));
-            let (hi, lo) = s.two_prod(pv, scaled(gv));
+            g_max = s.max(g_max, abs(gv));
+            let (hi, lo) = s.two_prod(pv, part(gv));
             acc[3] += s.reduce_sum_f64(hi);
             lo_sum = s.add(lo_sum, lo);
         }

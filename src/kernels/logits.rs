@@ -89,9 +89,14 @@ impl Factor {
     /// `(v − m)·hi`, for log-softmax: its bound (2^-22 relative to
     /// `|y| ≥ |v − m|·c`) has room for rounding `x − m`, `c` and the
     /// product, and `d·lo` would turn a masked −inf into NaN when `lo = 0`.
+    /// The difference is taken of the halves, `(v/2 − m/2)·hi·2`: the same
+    /// bits wherever `v − m` fits in f32 (halving and doubling are exact
+    /// there), and finite where logits of opposite signs near f32::MAX
+    /// differ by more than f32 holds but `c < 1` brings the product back.
     #[inline(always)]
-    fn times<S: Lanes>(self, s: S, d: S::V) -> S::V {
-        s.mul(d, s.splat(self.hi))
+    fn times<S: Lanes>(self, s: S, v: S::V, m: S::V) -> S::V {
+        let half_d = s.mul_add(v, s.splat(0.5), s.mul(m, s.splat(-0.5)));
+        s.mul(s.mul(half_d, s.splat(self.hi)), s.splat(2.0))
     }
 
     /// `exp((v − m)·c)` with the product exact: in base 2 through one
@@ -161,7 +166,7 @@ impl Logits for Scaled {
     }
     #[inline(always)]
     fn shift<S: Lanes>(self, s: S, v: S::V, m: S::V) -> S::V {
-        self.0.times(s, s.sub(v, m))
+        self.0.times(s, v, m)
     }
     #[inline(always)]
     fn exp_shift<S: Lanes>(self, s: S, v: S::V, m: S::V) -> S::V {
@@ -216,7 +221,7 @@ impl Logits for Masked<'_> {
         match self.add {
             // `c` is already in the logit.
             Some(_) => s.sub(v, m),
-            None => self.c.times(s, s.sub(v, m)),
+            None => self.c.times(s, v, m),
         }
     }
     #[inline(always)]
