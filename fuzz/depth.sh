@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Fuzzes targets to a number of executions each, for depth (CI's 30 s per
+# target is a smoke run), and prints how many each got.
+#
+#   fuzz/depth.sh RUNS [TARGET ...]     (default: every target in Cargo.toml)
+#
+# Built without a sanitizer (the checks are the oracle; the crate's unsafe is
+# the small arch layer, which CI's ASan runs cover), about 2–3x the ASan
+# rate. Two lanes, one per core. Corpora in $DEPTH_DIR (default
+# /tmp/fuzz-depth), seeded from fuzz/corpus and fuzz/regressions; a finding
+# stops its target and lands in $DEPTH_DIR/artifacts/<target>/.
+set -euo pipefail
+cd "$(dirname "$0")"
+runs=${1:?usage: fuzz/depth.sh RUNS [TARGET ...]}
+shift
+targets=("$@")
+if [ ${#targets[@]} -eq 0 ]; then
+  mapfile -t targets < <(sed -n 's/^name = "\(.*_\(diff\|short\)\)"$/\1/p' Cargo.toml)
+fi
+dir=${DEPTH_DIR:-/tmp/fuzz-depth}
+mkdir -p "$dir"
+cargo +nightly fuzz build -O -a -s none --target-dir "$dir/target"
+bin="$dir/target/x86_64-unknown-linux-gnu/release"
+
+run_one() {
+  local t=$1
+  mkdir -p "$dir/corpus/$t" "$dir/artifacts/$t"
+  cp -n corpus/"$t"/* "$dir/corpus/$t/" 2>/dev/null || true
+  "$bin/$t" "$dir/corpus/$t" "regressions/$t" -runs="$runs" -print_final_stats=1 \
+    -artifact_prefix="$dir/artifacts/$t/" >"$dir/$t.log" 2>&1 || true
+  local n
+  n=$(sed -n 's/^stat::number_of_executed_units: *//p' "$dir/$t.log")
+  local found=""
+  ls "$dir/artifacts/$t"/crash-* >/dev/null 2>&1 && found="  FINDING in $dir/artifacts/$t"
+  echo "$t ${n:-?} runs$found"
+}
+
+lane() {
+  local i=$1 k=0
+  for t in "${targets[@]}"; do
+    if [ $((k % 2)) -eq "$i" ]; then run_one "$t"; fi
+    k=$((k + 1))
+  done
+}
+lane 0 &
+lane 1
+wait
