@@ -1037,7 +1037,10 @@ pub fn check_backward(
                     // 2^-126 may flush to 0 (the softmax contract), and 0
                     // times an infinite Σg is NaN.
                     let flushed = log && f64::from(a[i]).exp() < 2f64.powi(-126) && got.is_nan();
-                    if !flushed {
+                    // A finite value just past f32::MAX rounds to ±inf, but
+                    // ±f32::MAX is within the bound of it too.
+                    let within = want.is_finite() && (f64::from(got) - want).abs() <= tol;
+                    if !flushed && !within {
                         assert_eq!(got, want as f32, "{what} log={log} row {r}[{i}]");
                     }
                     continue;
