@@ -2,8 +2,10 @@
 # Fuzzes targets to a number of executions each, for depth (CI's 30 s per
 # target is a smoke run), and prints how many each got.
 #
-#   fuzz/depth.sh RUNS [TARGET ...]     (default: every target in Cargo.toml)
+#   fuzz/depth.sh RUNS [TARGET[:RUNS] ...]   (default: every target in Cargo.toml)
 #
+# A target's own `:RUNS` overrides the first argument (to top up a target
+# that already has some depth).
 # Built without a sanitizer (the checks are the oracle; the crate's unsafe is
 # the small arch layer, which CI's ASan runs cover), about 2–3x the ASan
 # rate. Two lanes, one per core. Corpora in $DEPTH_DIR (default
@@ -23,10 +25,11 @@ cargo +nightly fuzz build -O -a -s none --target-dir "$dir/target"
 bin="$dir/target/x86_64-unknown-linux-gnu/release"
 
 run_one() {
-  local t=$1
+  local t=${1%%:*} n_runs=$runs
+  [ "$t" != "$1" ] && n_runs=${1#*:}
   mkdir -p "$dir/corpus/$t" "$dir/artifacts/$t"
   cp -n corpus/"$t"/* "$dir/corpus/$t/" 2>/dev/null || true
-  "$bin/$t" "$dir/corpus/$t" "regressions/$t" -runs="$runs" -print_final_stats=1 \
+  "$bin/$t" "$dir/corpus/$t" "regressions/$t" -runs="$n_runs" -print_final_stats=1 \
     -artifact_prefix="$dir/artifacts/$t/" >"$dir/$t.log" 2>&1 || true
   local n
   n=$(sed -n 's/^stat::number_of_executed_units: *//p' "$dir/$t.log")
