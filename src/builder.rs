@@ -322,7 +322,31 @@ impl<L: Settings> Softmax<L> {
         row_len: usize,
         stride: usize,
     ) -> Result<(), Error> {
-        let logits = row_logits(&self.settings.logits(), rows * row_len, row_len)?;
+        let concrete = Softmax {
+            algorithm: self.algorithm,
+            backend: self.backend,
+            stride: self.stride,
+            settings: self.settings.logits(),
+        };
+        concrete.run_softmax(log, io, rows, row_len, stride)
+    }
+}
+
+impl Softmax<LogitSettings<'_>> {
+    /// The body of every softmax and log-softmax call. Not generic, so the
+    /// kernels under it are compiled here, once, at this crate's
+    /// optimisation level: a generic body would be compiled again in every
+    /// crate that calls the builder (at that crate's opt-level, so slow in
+    /// its debug builds).
+    fn run_softmax(
+        &self,
+        log: bool,
+        io: Io<'_>,
+        rows: usize,
+        row_len: usize,
+        stride: usize,
+    ) -> Result<(), Error> {
+        let logits = row_logits(&self.settings, rows * row_len, row_len)?;
         let backend = self.resolved_backend()?;
         if rows == 0 {
             return Ok(());

@@ -161,8 +161,14 @@ impl Sampler {
     /// whose probability is below 2^-126 of the largest (where the softmax
     /// flushes to 0) are never drawn.
     pub fn sample(&self, logits: &[f32], rng: &mut impl Rng) -> Result<usize, Error> {
+        self.sample_at(logits, rng.random())
+    }
+
+    /// [`sample`](Self::sample) at the uniform `u` in [0, 1). Not generic
+    /// (the kernels are compiled in this crate once, not again in each
+    /// caller's for its `Rng`).
+    fn sample_at(&self, logits: &[f32], u: f64) -> Result<usize, Error> {
         let backend = self.backend()?;
-        let u: f64 = rng.random();
         let call = SampleOne {
             sp: self,
             x: logits,
