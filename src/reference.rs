@@ -56,18 +56,22 @@ struct Sum {
 }
 
 impl Sum {
+    const ZERO: Sum = Sum { hi: 0.0, lo: 0.0 };
+
     fn of(terms: impl IntoIterator<Item = f64>) -> Sum {
-        let (mut hi, mut lo) = (0.0f64, 0.0f64);
-        for v in terms {
-            let t = hi + v;
-            lo += if hi.abs() >= v.abs() {
-                (hi - t) + v
-            } else {
-                (v - t) + hi
-            };
-            hi = t;
-        }
-        Sum { hi, lo }
+        let mut sum = Sum::ZERO;
+        terms.into_iter().for_each(|v| sum.add(v));
+        sum
+    }
+
+    fn add(&mut self, v: f64) {
+        let t = self.hi + v;
+        self.lo += if self.hi.abs() >= v.abs() {
+            (self.hi - t) + v
+        } else {
+            (v - t) + self.hi
+        };
+        self.hi = t;
     }
 
     /// The sum; an infinite or NaN term makes the carry NaN, and the plain
@@ -598,12 +602,14 @@ pub fn sample_distribution(x: &[f32], settings: &SamplingSettings) -> Option<Vec
     }
     kept.retain(|&(_, w)| w > 0.0);
     if let Some(p) = settings.top_p {
-        let total: f64 = kept.iter().map(|k| k.1).sum();
-        let mut cum = 0.0;
+        // Compensated: 256 tied weights of 1 beside 95 of 1e-14 sum to
+        // 256 + 1e-12, and then one weight of 1 is less than p = 1/256.
+        let total = Sum::of(kept.iter().map(|k| k.1)).value();
+        let mut cum = Sum::ZERO;
         let mut end = kept.len();
         for (j, &(_, w)) in kept.iter().enumerate() {
-            cum += w / total;
-            if cum >= f64::from(p) {
+            cum.add(w);
+            if cum.value() / total >= f64::from(p) {
                 end = j + 1;
                 break;
             }
@@ -614,6 +620,6 @@ pub fn sample_distribution(x: &[f32], settings: &SamplingSettings) -> Option<Vec
         let top = kept[0].1;
         kept.retain(|&(_, w)| w >= f64::from(p) * top);
     }
-    let total: f64 = kept.iter().map(|k| k.1).sum();
+    let total = Sum::of(kept.iter().map(|k| k.1)).value();
     Some(kept.into_iter().map(|(i, w)| (i, w / total)).collect())
 }

@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 
 use arbitrary::{Arbitrary, Unstructured};
 use check::{
-    BackwardCase, CrossEntropyCase, Encode, ExpCase, HasRows, SampleCase, SettingsCase, Short,
-    SoftmaxCase,
+    BackwardCase, CrossEntropyCase, Encode, ExpCase, HasRows, Long, SampleCase, SettingsCase,
+    Short, SoftmaxCase,
 };
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -66,22 +66,30 @@ type ReplayOne = fn(&[u8]) -> bool;
 /// Every fuzz target with its check, as `fuzz/fuzz_targets/<name>.rs` runs
 /// it on one input.
 const TARGETS: [(&str, ReplayOne); 17] = [
-    ("softmax_diff", |b| run(b, SoftmaxCase::check).is_some()),
+    ("softmax_diff", |b| {
+        long::<SoftmaxCase, _>(b, SoftmaxCase::check)
+    }),
     ("log_softmax_diff", |b| {
-        run(b, SoftmaxCase::check_log).is_some()
+        long::<SoftmaxCase, _>(b, SoftmaxCase::check_log)
     }),
     ("argmax_diff", |b| {
-        run(b, SoftmaxCase::check_argmax).is_some()
+        long::<SoftmaxCase, _>(b, SoftmaxCase::check_argmax)
     }),
     ("entropy_diff", |b| {
-        run(b, SoftmaxCase::check_entropy).is_some()
+        long::<SoftmaxCase, _>(b, SoftmaxCase::check_entropy)
     }),
-    ("settings_diff", |b| run(b, SettingsCase::check).is_some()),
+    ("settings_diff", |b| {
+        long::<SettingsCase, _>(b, SettingsCase::check)
+    }),
     ("cross_entropy_diff", |b| {
-        run(b, CrossEntropyCase::check).is_some()
+        long::<CrossEntropyCase, _>(b, CrossEntropyCase::check)
     }),
-    ("backward_diff", |b| run(b, BackwardCase::check).is_some()),
-    ("sample_diff", |b| run(b, SampleCase::check).is_some()),
+    ("backward_diff", |b| {
+        long::<BackwardCase, _>(b, BackwardCase::check)
+    }),
+    ("sample_diff", |b| {
+        long::<SampleCase, _>(b, SampleCase::check)
+    }),
     ("exp_diff", |b| run(b, ExpCase::check).is_some()),
     ("softmax_short", |b| {
         short::<SoftmaxCase, _>(b, SoftmaxCase::check)
@@ -117,6 +125,12 @@ const TARGETS: [(&str, ReplayOne); 17] = [
         short::<SampleCase, _>(b, SampleCase::check)
     }),
 ];
+
+/// One input through a long target's check, in every configuration (the
+/// fuzzer ran the one the input chose).
+fn long<C: HasRows + for<'a> Arbitrary<'a> + Debug, R>(bytes: &[u8], check: fn(&C) -> R) -> bool {
+    run(bytes, |c: &Long<C>| check(&c.case)).is_some()
+}
 
 /// One input through a companion target's check.
 fn short<C: HasRows + for<'a> Arbitrary<'a> + Debug, R>(bytes: &[u8], check: fn(&C) -> R) -> bool {
@@ -366,6 +380,21 @@ struct Kept {
     bytes: Vec<u8>,
 }
 
+/// A kept input of a long target: `case` as the target's [`Long`] input
+/// (its configuration bytes are 0; the replay checks every configuration).
+fn kept_long<C: HasRows + for<'a> Arbitrary<'a> + Encode + PartialEq + Debug>(
+    target: &'static str,
+    name: &'static str,
+    case: C,
+) -> Kept {
+    let input = Long {
+        backend: 0,
+        algorithm: 0,
+        case,
+    };
+    kept(target, name, input)
+}
+
 fn kept<T: for<'a> Arbitrary<'a> + Encode + PartialEq + Debug>(
     target: &'static str,
     name: &'static str,
@@ -404,7 +433,7 @@ fn kept_inputs() -> Vec<Kept> {
         // 10516 entries of +inf and one 56.0 got `1/(k as f32)` instead of
         // 1/k rounded from f64 (and the oracle compared against the
         // unrounded f64 1/k). Found by `softmax_diff_random_cases`.
-        kept(
+        kept_long(
             "softmax_diff",
             "kept-many-pos-inf",
             rows(
@@ -430,7 +459,7 @@ fn kept_inputs() -> Vec<Kept> {
         // The keep mask was applied before the additive mask, so a dropped
         // entry (−inf) plus an additive +inf made NaN, and the row NaN
         // instead of the +inf split. Found by `settings_diff_random_cases`.
-        kept(
+        kept_long(
             "settings_diff",
             "kept-keep-mask-then-additive-inf",
             SettingsCase {
@@ -465,7 +494,7 @@ fn kept_inputs() -> Vec<Kept> {
         // outputs inf or NaN whose exact values are finite (and on the
         // non-FMA backends the product overflowed before the add). Found by
         // `backward_diff_random_cases`.
-        kept(
+        kept_long(
             "backward_diff",
             "kept-backward-sum-beyond-f32",
             BackwardCase {
@@ -486,7 +515,7 @@ fn kept_inputs() -> Vec<Kept> {
         ),
         // Gradients of the smallest subnormal: the backward bound had no
         // floor below the smallest normal. Found by `backward_diff` in CI.
-        kept(
+        kept_long(
             "backward_diff",
             "kept-subnormal-gradients",
             BackwardCase {
@@ -513,7 +542,7 @@ fn kept_inputs() -> Vec<Kept> {
         ),
         // An additive mask of +inf on a −inf logit makes NaN, and the row
         // NaN; the reference made it −inf. Found by `settings_diff` in CI.
-        kept(
+        kept_long(
             "settings_diff",
             "kept-neg-inf-plus-inf-logit",
             SettingsCase {
@@ -541,7 +570,7 @@ fn kept_inputs() -> Vec<Kept> {
         // A log-probability below −f32::MAX (f32::MIN, scaled by 209/64, in a
         // row whose maximum is −1.4e-17) is −inf, its correctly rounded f32; the
         // oracle wanted the finite f64. Found by `settings_diff` in CI.
-        kept(
+        kept_long(
             "settings_diff",
             "kept-log-beyond-f32-max",
             SettingsCase {
@@ -569,7 +598,7 @@ fn kept_inputs() -> Vec<Kept> {
         // mass), the reference's f64 logit did not; and without FMA an
         // additive −inf on such an entry made inf − inf = NaN. Both now
         // follow the f32 logit as FMA gives it. Found by `settings_short`.
-        kept(
+        kept_long(
             "settings_diff",
             "kept-logit-beyond-f32-under-additive-mask",
             SettingsCase {
@@ -599,7 +628,7 @@ fn kept_inputs() -> Vec<Kept> {
         // (blocked, AVX-512, in the fuzz build's code; the release build
         // happened to agree). A NaN row is now the one quiet NaN on every
         // path. Found by `softmax_short`.
-        kept(
+        kept_long(
             "softmax_diff",
             "kept-nan-payload-in-place",
             rows(
@@ -651,7 +680,7 @@ fn kept_inputs() -> Vec<Kept> {
         // the kept entries come out uniform, 1/9 against 1.2e-8; the
         // linear bound ε·p was invalid for ε that large, the bound is now
         // (exp(ε) − 1)·p. Found by `settings_short` (and by CI's run).
-        kept(
+        kept_long(
             "settings_diff",
             "kept-mask-below-logit-resolution",
             SettingsCase {
@@ -684,7 +713,7 @@ fn kept_inputs() -> Vec<Kept> {
         // probability flushes to 0 in f32 gets 0·inf = NaN, the f64
         // reference +inf; the contract flushes probabilities below 2^-126,
         // so NaN is allowed there. Found by `backward_short`.
-        kept(
+        kept_long(
             "backward_diff",
             "kept-flushed-probability-times-infinite-sum",
             BackwardCase {
@@ -729,7 +758,7 @@ fn kept_inputs() -> Vec<Kept> {
         // top-k 245 where one token holds all the mass: `distribution`
         // listed 244 tokens of probability 0.0 (their f64 weights ~1e-47).
         // Zero-probability tokens are now left out. Found by `sample_short`.
-        kept(
+        kept_long(
             "sample_diff",
             "kept-zero-probability-tokens-listed",
             SampleCase {
@@ -772,10 +801,49 @@ fn kept_inputs() -> Vec<Kept> {
                 seed: 0,
             },
         ),
+        // 256 tied top logits after 95 whose weights (1.2e-14 each) the
+        // reference's plain f64 sum dropped beside 256: its top-p at p =
+        // 1/256 kept one token where the top one's probability is below p,
+        // and the kernel's draw of the second (right) failed the check. The
+        // reference sums with compensation now. Found by `sample_short`.
+        kept_long(
+            "sample_diff",
+            "kept-top-p-tail-a-plain-sum-dropped",
+            SampleCase {
+                rows: rows(
+                    RowLen::Whole,
+                    95,
+                    vec![
+                        Item::Run {
+                            count: 95,
+                            of: Scalar::Logit(33),
+                        },
+                        Item::One(Scalar::Logit(24415)),
+                        Item::Run {
+                            count: 160,
+                            of: Scalar::Logit(24415),
+                        },
+                        Item::Run {
+                            count: 95,
+                            of: Scalar::Logit(24415),
+                        },
+                        Item::Run {
+                            count: 44,
+                            of: Scalar::Special(160),
+                        },
+                    ],
+                ),
+                temperature: 95,
+                top_k: Some(24415),
+                top_p: Some(0),
+                min_p: None,
+                seed: 4062070252138074368,
+            },
+        ),
         // Two logits (−3e-31 and 2.6e-17) whose f64 weights at t = 2.06 are
         // both exactly 1: the reference ordered them by index, the kernel
         // (rightly) by logit. Found by `sample_diff_random_cases`.
-        kept(
+        kept_long(
             "sample_diff",
             "kept-sample-order-beyond-f64",
             SampleCase {

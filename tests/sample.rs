@@ -311,3 +311,31 @@ fn top_k_probs_match_the_reference() {
 fn reference_probs(x: &[f32]) -> Vec<f64> {
     simd_softmax::reference::softmax_f64(x)
 }
+
+/// 256 tied top logits after 95 whose weights (1.2e-14 each at t = 2.97) a
+/// plain f64 sum drops beside 256: the top token's probability is then
+/// exactly 1/256 = p, where it is 4.3e-15 less, so top-p must keep a second
+/// token. The reference summed plainly and kept one (a `sample_short`
+/// finding: the kernel drew the second, rightly).
+#[test]
+fn top_p_counts_the_tail_a_plain_sum_drops() {
+    let mut x = vec![33.0f32 / 256.0; 95];
+    x.extend([24415.0f32 / 256.0; 256]);
+    x.extend([-87.3366f32; 44]);
+    let s = settings(95.0 / 32.0, None, Some(1.0 / 256.0), None);
+    let kept: Vec<usize> = sample_distribution(&x, &s)
+        .unwrap()
+        .iter()
+        .map(|k| k.0)
+        .collect();
+    assert_eq!(kept, [95, 96], "reference");
+    for b in backends() {
+        let got: Vec<usize> = sampler(b, &s)
+            .distribution(&x)
+            .unwrap()
+            .iter()
+            .map(|k| k.0)
+            .collect();
+        assert_eq!(got, [95, 96], "{b}");
+    }
+}

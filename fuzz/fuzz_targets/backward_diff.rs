@@ -1,4 +1,5 @@
-//! The softmax and log-softmax backward passes (see `BackwardCase::check`).
+//! The softmax and log-softmax backward passes (see `BackwardCase::check`),
+//! on the one backend × algorithm the input chooses (see `check::Long`).
 #![no_main]
 
 #[path = "../../tests/check/mod.rs"]
@@ -6,6 +7,6 @@ mod check;
 
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|case: check::BackwardCase| {
-    case.check();
+fuzz_target!(|case: check::Long<check::BackwardCase>| {
+    case.check(check::BackwardCase::check);
 });

@@ -1,5 +1,6 @@
 //! The sampler and its filters against the f64 reference (see
-//! `SampleCase::check`).
+//! `SampleCase::check`),
+//! on the one backend × algorithm the input chooses (see `check::Long`).
 #![no_main]
 
 #[path = "../../tests/check/mod.rs"]
@@ -7,6 +8,6 @@ mod check;
 
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|case: check::SampleCase| {
-    case.check();
+fuzz_target!(|case: check::Long<check::SampleCase>| {
+    case.check(check::SampleCase::check);
 });

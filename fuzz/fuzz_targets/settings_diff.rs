@@ -1,4 +1,6 @@
-//! Softmax and log-softmax under temperature, scale, masks and causal (see `SettingsCase::check`).
+//! Softmax and log-softmax under temperature, scale, masks and causal (see
+//! `SettingsCase::check`),
+//! on the one backend × algorithm the input chooses (see `check::Long`).
 #![no_main]
 
 #[path = "../../tests/check/mod.rs"]
@@ -6,6 +8,6 @@ mod check;
 
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|case: check::SettingsCase| {
-    case.check();
+fuzz_target!(|case: check::Long<check::SettingsCase>| {
+    case.check(check::SettingsCase::check);
 });
