@@ -86,8 +86,8 @@
 //! `x_i·s/t (+ a_i)`. Without an additive mask the exponent is computed as
 //! `(x − max)·(s/t)` with the product kept exact into the exp, so the core
 //! bound holds with `|x − max|` replaced by `|x − max|·s/t`; with one, the
-//! logit `w` is rounded to f32 once, and the bound adds
-//! `2·|x·s/t| + |w| + |max w|` to that term ([`reference::Expected`]; the
+//! logit `w` is an f32, and the bound adds `2·|x·s/t| + |w|` to that term,
+//! for the entry and again for the largest logit ([`reference::Expected`]; the
 //! log-softmax bound adds 2^-24 times it). Entries the keep mask or the
 //! causal mask drop are exactly 0 (−inf for log-softmax), whatever they hold
 //! and even when NaN elsewhere makes the row NaN; a row with nothing kept is

@@ -248,10 +248,12 @@ pub struct Expected {
     /// `|e|`, the exponent `(x − max)·s/t` (or `w − max` with an additive
     /// mask) whose f32 rounding the bound allows for.
     pub exponent: f64,
-    /// With an additive mask, `2·|x·s/t| + |w| + |max w|`: the logit
+    /// With an additive mask, `2·|x·s/t| + |w|` for this entry plus the
+    /// same for the largest logit `w_m` (the largest such term among the
+    /// logits within their own rounding of the max): each logit
     /// `w = x·s/t + a` is computed in f32 (`s/t` rounded, the product
-    /// rounded unless fused, the sum rounded), and so is the max. 0 without
-    /// one.
+    /// rounded unless fused, the sum rounded), and the max is the largest
+    /// of them. 0 without one.
     pub logit_size: f64,
 }
 
@@ -362,6 +364,15 @@ pub fn softmax_row_with(
     };
     let factor = if add.is_some() { 1.0 } else { c };
     let e: Vec<f64> = w.iter().map(|&w| (w - m) * factor).collect();
+    // With an additive mask: the rounding of each f32 logit, `c` rounded,
+    // the product and the sum: `2·|x·c| + |w|` (times 2^-24). The max the
+    // kernel subtracts is the largest rounded logit, off by the rounding
+    // of the largest logit or of one within its own rounding of it.
+    let rounding = |i: usize| 2.0 * (f64::from(row[i]) * c).abs() + w[i].abs();
+    let max_rounding = (0..n)
+        .filter(|&i| w[i].is_finite() && w[i] + rounding(i) * 2f64.powi(-24) >= m)
+        .map(rounding)
+        .fold(0.0, f64::max);
     exact(&e, log)
         .into_iter()
         .enumerate()
@@ -371,7 +382,7 @@ pub fn softmax_row_with(
                 value,
                 exponent: if finite { e[i].abs() } else { 0.0 },
                 logit_size: if finite && add.is_some() {
-                    2.0 * (f64::from(row[i]) * c).abs() + w[i].abs() + m.abs()
+                    rounding(i) + max_rounding
                 } else {
                     0.0
                 },

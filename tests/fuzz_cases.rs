@@ -801,6 +801,231 @@ fn kept_inputs() -> Vec<Kept> {
                 seed: 0,
             },
         ),
+        // Under an additive mask the max the kernel subtracts is a rounded
+        // f32 logit too: the bound left out the rounding of the largest
+        // logit's x·s/t (19.4 in row 144), and on the scalar backend an
+        // entry of x = 2^-126 came out 1.04 of it. The bound now holds that
+        // term (`reference::Expected::logit_size`). Found by `settings_short`.
+        kept_long(
+            "settings_diff",
+            "kept-rounding-of-the-largest-logit",
+            SettingsCase {
+                rows: rows(
+                    RowLen::Divisor(115),
+                    115,
+                    vec![
+                        Item::One(Scalar::Special(149)),
+                        Item::Run {
+                            count: 149,
+                            of: Scalar::Special(149),
+                        },
+                        Item::Run {
+                            count: 149,
+                            of: Scalar::Special(149),
+                        },
+                        Item::Run {
+                            count: 149,
+                            of: Scalar::Special(149),
+                        },
+                        Item::Run {
+                            count: 149,
+                            of: Scalar::Logit(29555),
+                        },
+                        Item::Run {
+                            count: 115,
+                            of: Scalar::Special(115),
+                        },
+                        Item::Run {
+                            count: 149,
+                            of: Scalar::Special(149),
+                        },
+                        Item::Run {
+                            count: 149,
+                            of: Scalar::Special(149),
+                        },
+                        Item::Run {
+                            count: 149,
+                            of: Scalar::Special(149),
+                        },
+                        Item::Run {
+                            count: 149,
+                            of: Scalar::Logit(29555),
+                        },
+                        Item::Run {
+                            count: 115,
+                            of: Scalar::Logit(29555),
+                        },
+                        Item::Run {
+                            count: 115,
+                            of: Scalar::Logit(29555),
+                        },
+                        Item::Run {
+                            count: 115,
+                            of: Scalar::Bits(2846425088),
+                        },
+                        Item::Run {
+                            count: 169,
+                            of: Scalar::Special(87),
+                        },
+                        Item::Run {
+                            count: 169,
+                            of: Scalar::Special(169),
+                        },
+                        Item::Run {
+                            count: 169,
+                            of: Scalar::Special(169),
+                        },
+                        Item::Run {
+                            count: 169,
+                            of: Scalar::Special(169),
+                        },
+                        Item::Run {
+                            count: 169,
+                            of: Scalar::Logit(29555),
+                        },
+                        Item::Run {
+                            count: 115,
+                            of: Scalar::Special(115),
+                        },
+                        Item::Run {
+                            count: 149,
+                            of: Scalar::Special(149),
+                        },
+                        Item::Run {
+                            count: 149,
+                            of: Scalar::Special(149),
+                        },
+                        Item::Run {
+                            count: 149,
+                            of: Scalar::Special(149),
+                        },
+                        Item::Run {
+                            count: 149,
+                            of: Scalar::Logit(29555),
+                        },
+                        Item::Run {
+                            count: 115,
+                            of: Scalar::Logit(29555),
+                        },
+                        Item::Run {
+                            count: 115,
+                            of: Scalar::Logit(29555),
+                        },
+                        Item::Run {
+                            count: 115,
+                            of: Scalar::Bits(2846425088),
+                        },
+                        Item::Run {
+                            count: 169,
+                            of: Scalar::Special(87),
+                        },
+                        Item::Run {
+                            count: 3,
+                            of: Scalar::Bits(1929379840),
+                        },
+                        Item::Run {
+                            count: 149,
+                            of: Scalar::Special(149),
+                        },
+                        Item::Run {
+                            count: 149,
+                            of: Scalar::Special(149),
+                        },
+                        Item::Run {
+                            count: 149,
+                            of: Scalar::Special(149),
+                        },
+                        Item::Run {
+                            count: 149,
+                            of: Scalar::Logit(29555),
+                        },
+                        Item::Run {
+                            count: 115,
+                            of: Scalar::Logit(29555),
+                        },
+                        Item::Run {
+                            count: 115,
+                            of: Scalar::Logit(29555),
+                        },
+                        Item::Run {
+                            count: 115,
+                            of: Scalar::Bits(2846425088),
+                        },
+                        Item::Run {
+                            count: 169,
+                            of: Scalar::Special(87),
+                        },
+                        Item::Run {
+                            count: 169,
+                            of: Scalar::Special(169),
+                        },
+                        Item::Run {
+                            count: 169,
+                            of: Scalar::Special(169),
+                        },
+                        Item::Run {
+                            count: 169,
+                            of: Scalar::Special(169),
+                        },
+                        Item::Run {
+                            count: 169,
+                            of: Scalar::Special(169),
+                        },
+                        Item::Run {
+                            count: 169,
+                            of: Scalar::Special(169),
+                        },
+                        Item::Run {
+                            count: 169,
+                            of: Scalar::Special(169),
+                        },
+                        Item::Run {
+                            count: 169,
+                            of: Scalar::Special(169),
+                        },
+                        Item::Run {
+                            count: 169,
+                            of: Scalar::Special(169),
+                        },
+                        Item::Run {
+                            count: 169,
+                            of: Scalar::Special(169),
+                        },
+                        Item::Run {
+                            count: 169,
+                            of: Scalar::Special(169),
+                        },
+                        Item::Run {
+                            count: 169,
+                            of: Scalar::Special(169),
+                        },
+                        Item::LongRun {
+                            kibi: 1,
+                            of: Scalar::Logit(-24533),
+                        },
+                        Item::Run {
+                            count: 255,
+                            of: Scalar::Logit(-24533),
+                        },
+                        Item::Run {
+                            count: 218,
+                            of: Scalar::Logit(-24533),
+                        },
+                    ],
+                ),
+                temperature: TemperatureChoice::Finite(94),
+                scale: None,
+                keep: Some(MaskSeed {
+                    per_row: false,
+                    seed: 5007769093840465251,
+                }),
+                add: Some(MaskSeed {
+                    per_row: true,
+                    seed: 9165836953340549250,
+                }),
+                causal: Some(-93),
+            },
+        ),
         // 256 tied top logits after 95 whose weights (1.2e-14 each) the
         // reference's plain f64 sum dropped beside 256: its top-p at p =
         // 1/256 kept one token where the top one's probability is below p,

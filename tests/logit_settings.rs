@@ -427,3 +427,34 @@ fn same_bits_on_any_thread_count() {
         }
     }
 }
+
+/// A settings_short finding: under an additive mask the max the kernel
+/// subtracts is a rounded f32 logit too, off by the rounding of `x·s/t`
+/// for the largest entry (115.45/5.94 = 19.4 here), which the bound left
+/// out (it held `|max w|` only). On the scalar backend (two roundings) entry
+/// 0, whose own logit is exact (x = 2^-126), came out 1.04 of that bound.
+#[test]
+fn the_rounding_of_the_largest_logit_is_in_the_bound() {
+    let mut x = [f32::MIN_POSITIVE; 8];
+    x[7] = 115.44922;
+    let keep = [true, true, false, false, true, true, true, true];
+    let add = [
+        -0.08826351f32,
+        -6.8186703,
+        -5.6229153,
+        5.022047,
+        0.0,
+        -8.075785,
+        9.915426,
+        -0.846673,
+    ];
+    let ls = LogitSettings {
+        temperature: 95.0 / 16.0,
+        keep_mask: Some(&keep),
+        additive_mask: Some(&add),
+        ..LogitSettings::default()
+    };
+    for sm in configs() {
+        check_with_settings(sm, &ls, &x, 8, "largest logit's rounding");
+    }
+}
