@@ -54,6 +54,29 @@ fn every_length_offset_and_tie() {
     assert_eq!(simd_softmax::argmax(&[]), Ok(None));
 }
 
+/// Two equal maxima at every pair of positions, every length to 100: the
+/// lower one wins wherever the two land (the same lane of two
+/// accumulators, the tail after the groups of four vectors, a partial
+/// vector).
+#[test]
+fn every_pair_of_tied_maxima() {
+    for b in backends() {
+        let sm = Softmax::new().backend(b);
+        for n in 1..=100usize {
+            let mut x = vec![-1.0f32; n];
+            for i in 0..n {
+                for j in i..n {
+                    x[i] = 2.0;
+                    x[j] = 2.0;
+                    assert_eq!(argmax(&sm, &x), Some(i), "{b} n={n} i={i} j={j}");
+                    x[i] = -1.0;
+                    x[j] = -1.0;
+                }
+            }
+        }
+    }
+}
+
 /// Long rows, the maximum at the far end, in the middle, and repeated; one
 /// row longer than a 2^23 span.
 #[test]

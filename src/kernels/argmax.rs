@@ -6,6 +6,12 @@ use crate::lanes::Lanes;
 
 /// Elements per span: tags (start indices within the span) stay exact in f32.
 const SPAN: usize = 1 << 23;
+/// Above every index in a span, and exact in f32.
+const TOP: f32 = (1 << 24) as f32;
+/// Lane `j` holds `j`: a lane's index is its vector's tag plus this.
+const LANE_INDEX: [f32; 16] = [
+    0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0, 15.0,
+];
 
 /// `None` for an empty row or one holding NaN.
 #[inline(always)]
@@ -74,25 +80,18 @@ fn argmax_span<S: Lanes>(s: S, x: &[f32], nan: &mut S::V) -> (f32, usize) {
     }
     *nan = flags;
 
-    // Lane by lane: the largest value, then the lowest index holding it.
-    let mut maxima = [f32::NEG_INFINITY; 64];
-    let mut tags = [0.0f32; 64];
-    for (a, (m, t)) in [(m0, t0), (m1, t1), (m2, t2), (m3, t3)]
-        .into_iter()
-        .enumerate()
-    {
-        s.store(m, &mut maxima[a * l..]);
-        s.store(t, &mut tags[a * l..]);
-    }
-    let lanes = 4 * l;
-    let best = maxima[..lanes]
-        .iter()
-        .copied()
-        .fold(f32::NEG_INFINITY, |a, b| if b > a { b } else { a });
-    let index = (0..lanes)
-        .filter(|&k| maxima[k] == best)
-        .map(|k| tags[k] as usize + k % l)
-        .min()
-        .unwrap_or(0);
-    (best, index)
+    // The largest value, then the lowest index holding it, in registers:
+    // each lane holding the largest becomes `TOP − index` and every other
+    // lane 0, so one more max finds the lowest index (exact in f32: indices
+    // in a span stay below 2^23 < TOP). Ties across accumulators need this;
+    // accumulator 0 also took the rest, so its tags are not the lowest.
+    let best = s.reduce_max(s.max(s.max(m0, m1), s.max(m2, m3)));
+    let lane = s.load(&LANE_INDEX);
+    let top = s.splat(TOP);
+    let flip = |m, t| s.zero_where_below(m, best, s.sub(top, s.add(t, lane)));
+    let lowest = s.max(
+        s.max(flip(m0, t0), flip(m1, t1)),
+        s.max(flip(m2, t2), flip(m3, t3)),
+    );
+    (best, (TOP - s.reduce_max(lowest)) as usize)
 }
