@@ -5,12 +5,21 @@
 //! cargo run --release --example throughput
 //! cargo run --release --example throughput -- --shapes 1x128256,64x1024 --threads 1,2 \
 //!     --algorithms auto,three-pass,online,blocked --backend avx2 --json
+//! cargo run --release --example throughput -- --sweep --plot docs/sweep.svg
 //! ```
+//!
+//! `--sweep` measures the curve instead of a few shapes: every row length
+//! from 32 to 2^21 (powers of two and the vocabularies 50257, 128256,
+//! 151936, 256000), once as a batch of about `--elements` (default 4Mi)
+//! elements per call and once as a single row. `--plot FILE.svg` draws
+//! Gelem/s against row length for each thread count, with the copy and exp
+//! limits of the batches and this CPU's cache sizes marked.
 
 use std::time::{Duration, Instant};
 
-#[path = "../benches/common/logits.rs"]
+#[path = "../../benches/common/logits.rs"]
 mod logits;
+mod plot;
 
 use simd_softmax::exp::exp_slice;
 use simd_softmax::{Algorithm, Backend, CrossEntropyOptions, Sampler, Softmax, top_k_probs};
@@ -39,6 +48,9 @@ const OPS: [&str; 11] = [
 
 const DEFAULT_SHAPES: &str = "1x50257,1x128256,1x256000,64x50257,32x128256,16x256000,4096x1024";
 
+/// The vocabularies `--sweep` adds to the powers of two.
+const VOCABULARIES: [usize; 4] = [50257, 128256, 151936, 256000];
+
 struct Args {
     op: String,
     shapes: Vec<(usize, usize)>,
@@ -56,6 +68,10 @@ struct Args {
     top_k: Option<usize>,
     top_p: Option<f32>,
     min_p: Option<f32>,
+    /// Where `--plot` writes its SVG.
+    plot: Option<String>,
+    /// The elements per call of `--sweep`'s batches.
+    elements: usize,
 }
 
 fn usage() -> ! {
@@ -64,7 +80,8 @@ fn usage() -> ! {
          \x20                 [--algorithms auto,three-pass,online,blocked] [--backend avx512|avx2|portable|scalar] [--json]\n\
          \x20                 [--temperature T] [--scale S] [--causal OFFSET] (softmax, log_softmax) [--no-limits]\n\
          \x20                 [--temperature T] [--top-k K] [--top-p P] [--min-p P] (sample, sort_sample, top_k)\n\
-         defaults: --shapes {DEFAULT_SHAPES} --threads 1,<all cores> --algorithms auto",
+         \x20                 [--sweep [--elements N]] (instead of --shapes) [--plot FILE.svg]\n\
+         defaults: --shapes {DEFAULT_SHAPES} --threads 1,<all cores> --algorithms auto --elements 4194304",
         OPS.join("|")
     );
     std::process::exit(2)
@@ -112,14 +129,20 @@ fn parse_args() -> Args {
         top_k: None,
         top_p: None,
         min_p: None,
+        plot: None,
+        elements: 4 << 20,
     };
-    let mut shapes = DEFAULT_SHAPES.to_string();
+    let mut shapes = None;
+    let mut sweep = false;
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().unwrap_or_else(|| usage());
         match flag.as_str() {
             "--op" => args.op = value(),
-            "--shapes" => shapes = value(),
+            "--shapes" => shapes = Some(value()),
+            "--sweep" => sweep = true,
+            "--elements" => args.elements = parse_one(&value(), "element count"),
+            "--plot" => args.plot = Some(value()),
             "--threads" => args.threads = parse_list(&value(), "thread count", |t| t.parse().ok()),
             "--algorithms" => {
                 args.algorithms = parse_list(&value(), "algorithm", Algorithm::from_name)
@@ -146,13 +169,26 @@ fn parse_args() -> Args {
             }
         }
     }
-    args.shapes = parse_list(&shapes, "shape", |s| {
-        let (r, c) = s
-            .to_lowercase()
-            .split_once('x')
-            .map(|(r, c)| (r.to_string(), c.to_string()))?;
-        Some((r.parse().ok()?, c.parse().ok()?))
-    });
+    if sweep && shapes.is_some() {
+        eprintln!("--sweep chooses its own shapes: give --shapes or --sweep, not both");
+        usage()
+    }
+    if args.elements == 0 {
+        eprintln!("bad element count 0");
+        usage()
+    }
+    args.shapes = if sweep {
+        sweep_shapes(args.elements)
+    } else {
+        let shapes = shapes.unwrap_or_else(|| DEFAULT_SHAPES.to_string());
+        parse_list(&shapes, "shape", |s| {
+            let (r, c) = s
+                .to_lowercase()
+                .split_once('x')
+                .map(|(r, c)| (r.to_string(), c.to_string()))?;
+            Some((r.parse().ok()?, c.parse().ok()?))
+        })
+    };
     if let Some((r, c)) = args.shapes.iter().find(|&&(r, c)| r == 0 || c == 0) {
         eprintln!("bad shape {r}x{c}: rows and columns must both be at least 1");
         usage()
@@ -170,6 +206,34 @@ fn parse_args() -> Args {
         std::process::exit(2)
     }
     args
+}
+
+/// `--sweep`'s shapes, shortest rows first: for each row length a batch of
+/// about `elements` elements (at least one row) and a single row.
+fn sweep_shapes(elements: usize) -> Vec<(usize, usize)> {
+    let mut lengths: Vec<usize> = (5..=21).map(|k| 1usize << k).chain(VOCABULARIES).collect();
+    lengths.sort_unstable();
+    let mut shapes = Vec::new();
+    for cols in lengths {
+        let rows = ((elements as f64 / cols as f64).round() as usize).max(1);
+        shapes.push((rows, cols));
+        if rows > 1 {
+            shapes.push((1, cols));
+        }
+    }
+    shapes
+}
+
+/// One measured line of the table, kept for `--plot`.
+struct Measured {
+    rows: usize,
+    cols: usize,
+    threads: usize,
+    algorithm: String,
+    gelem_s: f64,
+    /// Seconds per call of the two limits (NaN with `--no-limits`).
+    copy_s: f64,
+    exp_s: f64,
 }
 
 /// Bytes past a 4 KiB boundary where the output starts (see [`Placed`]).
@@ -240,6 +304,7 @@ fn median_seconds(mut f: impl FnMut()) -> f64 {
 
 fn main() {
     let args = parse_args();
+    let mut measured = Vec::new();
     if !args.json {
         println!(
             "{:<12} {:<16} {:<18} {:>7} {:>12} {:>9} {:>8} {:>7} {:>7}",
@@ -382,6 +447,15 @@ fn main() {
                 eprint!("\r{:60}\r", "");
                 let elems = (rows * cols) as f64;
                 let (us, gelem) = (seconds * 1e6, elems / seconds / 1e9);
+                measured.push(Measured {
+                    rows,
+                    cols,
+                    threads,
+                    algorithm: algorithm.name().to_string(),
+                    gelem_s: gelem,
+                    copy_s,
+                    exp_s,
+                });
                 let resolved = match args.op.as_str() {
                     "softmax" => algorithm.resolve_name(rows * cols, cols),
                     "argmax" => "one-pass",
@@ -439,6 +513,13 @@ fn main() {
                 }
             }
         }
+    }
+
+    if let Some(path) = &args.plot
+        && let Err(e) = plot::write(path, &args.op, args.backend, args.elements, &measured)
+    {
+        eprintln!("cannot write {path}: {e}");
+        std::process::exit(1)
     }
 }
 
