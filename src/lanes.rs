@@ -71,6 +71,8 @@ pub(crate) trait Lanes: Copy + Send + Sync + 'static {
     fn any_flag(self, flags: Self::V) -> bool;
     /// Whether any lane has `a > b` or `a` NaN (`!(a <= b)`: one compare).
     fn any_greater_or_nan(self, a: Self::V, b: Self::V) -> bool;
+    /// Bit `j` set where lane `j` has `a > b` (NaN: clear).
+    fn greater_mask(self, a: Self::V, b: Self::V) -> u32;
     /// `(hi, lo)` with `hi = a·b` rounded and `hi + lo = a·b` exactly
     /// (while nothing overflows or underflows). Dekker's product through
     /// Veltkamp splitting; backends with FMA override it with `fma(a, b, −hi)`.
@@ -208,6 +210,10 @@ impl Lanes for Scalar {
         a > b || a.is_nan()
     }
     #[inline(always)]
+    fn greater_mask(self, a: f32, b: f32) -> u32 {
+        u32::from(a > b)
+    }
+    #[inline(always)]
     fn keep_where(self, keep: &[bool], x: f32) -> f32 {
         if keep[0] { x } else { f32::NEG_INFINITY }
     }
@@ -323,6 +329,10 @@ impl Lanes for Portable {
         !a.simd_le(b).all()
     }
     #[inline(always)]
+    fn greater_mask(self, a: f32x8, b: f32x8) -> u32 {
+        a.simd_gt(b).to_bitmask()
+    }
+    #[inline(always)]
     fn keep_where(self, keep: &[bool], x: f32x8) -> f32x8 {
         let keep: [bool; 8] = keep[..8].try_into().unwrap();
         let lanes = keep.map(|k| if k { -1i32 } else { 0 });
@@ -391,6 +401,11 @@ mod tests {
             .map(|i| if i > 0 && data[i] > 0.0 { 1.0 } else { 2.0 })
             .collect();
         assert_eq!((to_vec(s, m), to_vec(s, t)), (want_m, want_t));
+        // greater_mask: bit j for lane j, NaN clear.
+        let mut probe = data.clone();
+        probe[l / 2] = f32::NAN;
+        let want: u32 = (0..l).filter(|&j| probe[j] > 0.0).map(|j| 1u32 << j).sum();
+        assert_eq!(s.greater_mask(s.load(&probe), s.splat(0.0)), want);
         let none = s.or_nan(s.splat(0.0), v);
         assert!(!s.any_flag(none), "no NaN in {data:?}");
         for k in 0..l {

@@ -11,9 +11,11 @@
 //! - Without top-k and top-p, one read computes each block's (max, sum);
 //!   the draw picks a block by its share and then a token inside it,
 //!   recomputing that block's exps the same way.
-//! - top-p without top-k needs the order of the whole distribution: the
-//!   weights are computed once and the kept prefix found by selections of
-//!   growing size, not a full sort.
+//! - top-p without top-k: one read for the max and one for the total
+//!   weight; the total bounds the weight of everything below a logit floor,
+//!   so the kept prefix lies among the few tokens above it, which one
+//!   compare-only read collects. A weighted selection finds the prefix and
+//!   then the token the draw lands on, without sorting (`kernels::nucleus`).
 
 use rand::rngs::StdRng;
 use rand::{Rng, RngExt, SeedableRng};
@@ -22,6 +24,9 @@ use crate::dispatch::{self, Backend, WithLanes};
 use crate::driver::{self, RowTask};
 use crate::error::{Parameter, SampleFailure};
 use crate::kernels::argmax::argmax;
+use crate::kernels::nucleus::{
+    self, LEVELS, SUM_ERROR, Weighted, at_least, prefix_passing, total_and_below,
+};
 use crate::kernels::select::{TopK, rank, scan, top_k_and_sum};
 use crate::kernels::{ExpMinus, Factor, Io, Logits, Partial, Plain, RowClass, Scaled, max, sum_of};
 use crate::lanes::{Job, Lanes};
@@ -50,8 +55,9 @@ pub struct SamplerBuilder {
 /// Cost: with top-k, one compare-only read of the row finds the k largest
 /// logits and the rest works on those k; with temperature (and min-p)
 /// only, one exp pass computes block sums and the draw rescans one block;
-/// top-p without top-k computes the weights once and orders as many of the
-/// best as it needs by selections of growing size, never the whole row.
+/// top-p without top-k reads the row three times (max, total, the
+/// candidates above a floor the total allows) and then works on those
+/// candidates only, never sorting.
 ///
 /// ```
 /// use rand::SeedableRng;
@@ -341,8 +347,14 @@ fn sample_row<S: Lanes>(s: S, sp: &Sampler, x: &[f32], u: f64) -> Result<usize, 
     if sp.temperature == 0.0 {
         return greedy(s, x);
     }
-    let unfiltered = sp.top_p.is_none() && sp.top_k.is_none_or(|k| k >= x.len());
-    if unfiltered {
+    let no_top_k = sp.top_k.is_none_or(|k| k >= x.len());
+    if let Some(p) = sp.top_p
+        && no_top_k
+    {
+        let mut kept = nucleus_of(s, sp, x, p)?;
+        return Ok(draw_unordered(&mut kept, sp.min_p, u));
+    }
+    if no_top_k {
         return s.vectorize(BlockDraw {
             x,
             c: 1.0 / f64::from(sp.temperature),
@@ -374,8 +386,8 @@ fn kept_tokens<S: Lanes>(s: S, sp: &Sampler, x: &[f32]) -> Result<Vec<(u32, f64)
         return greedy(s, x).map(|i| vec![(i as u32, 1.0)]);
     }
     let c = 1.0 / f64::from(sp.temperature);
-    let candidates = match sp.top_k {
-        Some(k) if k < x.len() => {
+    let candidates = match (sp.top_k, sp.top_p) {
+        (Some(k), _) if k < x.len() => {
             let (top, nan) = s.vectorize(TopKJob { x, k });
             if nan {
                 return Err(NAN_ROW);
@@ -384,13 +396,58 @@ fn kept_tokens<S: Lanes>(s: S, sp: &Sampler, x: &[f32]) -> Result<Vec<(u32, f64)
             let total = w.iter().map(|&(_, w)| w).sum();
             (w, total)
         }
-        _ => s.vectorize(AllWeights {
-            x,
-            c,
-            top_p: sp.top_p,
-        })?,
+        (_, Some(p)) => {
+            let mut kept = nucleus_of(s, sp, x, p)?;
+            kept.sort_unstable_by(nucleus::rank);
+            let kept = kept.into_iter().map(|t| (t.i, f64::from(t.w))).collect();
+            // top-p is done; `filter`'s total only serves top-p.
+            return Ok(filter(kept, 0.0, None, sp.min_p));
+        }
+        _ => s.vectorize(AllWeights { x, c })?,
     };
     Ok(filter(candidates.0, candidates.1, sp.top_p, sp.min_p))
+}
+
+/// The top-p prefix of a row (top-k off, temperature not 0), unordered.
+fn nucleus_of<S: Lanes>(
+    s: S,
+    sp: &Sampler,
+    x: &[f32],
+    top_p: f32,
+) -> Result<Vec<Weighted>, SampleFailure> {
+    if x.len() > u32::MAX as usize {
+        return Err(TOO_LONG);
+    }
+    s.vectorize(Nucleus {
+        x,
+        c: 1.0 / f64::from(sp.temperature),
+        top_p,
+    })
+}
+
+/// min-p over an unordered top-p prefix, then the draw at `u`: the token
+/// where the kept weight, added up in rank order, passes `u` of the total,
+/// found by selection (the same token as [`draw`] over the sorted list, up
+/// to f64 rounding at a boundary).
+fn draw_unordered(kept: &mut Vec<Weighted>, min_p: Option<f32>, u: f64) -> usize {
+    if let Some(p) = min_p {
+        // Relative to the best-ranked token, as `filter` has it.
+        let top = kept
+            .iter()
+            .min_by(|a, b| nucleus::rank(a, b))
+            .map_or(0.0, |t| t.w);
+        let bar = f64::from(p) * f64::from(top);
+        kept.retain(|t| f64::from(t.w) >= bar);
+    }
+    let total: f64 = kept.iter().map(|t| f64::from(t.w)).sum();
+    match prefix_passing(kept, u * total, true) {
+        Some(cut) => kept[cut.end - 1].i as usize,
+        // Rounding left the goal at the very end: the last token.
+        None => kept
+            .iter()
+            .max_by(|a, b| nucleus::rank(a, b))
+            .map_or(0, |t| t.i as usize),
+    }
 }
 
 /// Weights `exp((x − max)·c)` in f64 of candidates sorted best first; +inf
@@ -490,16 +547,13 @@ impl Job for TopKJob<'_> {
     }
 }
 
-/// The tokens' weights `exp((x − max)·c)`, best first, as many as top-p
-/// can need: the weights in one SIMD pass, then selections of growing size
-/// (64, 256, …) until the best ones reach `top_p` of the total, so the row
-/// is not sorted (without top-p, for [`Sampler::distribution`], all of it).
-/// Ordered by logit, not by the f32 weight, which can tie where the logits
-/// do not.
+/// Every token's weight `exp((x − max)·c)`, best first (for
+/// [`Sampler::distribution`] without top-k or top-p, which lists the whole
+/// row), and the total. Ordered by logit, not by the f32 weight, which can
+/// tie where the logits do not.
 struct AllWeights<'a> {
     x: &'a [f32],
     c: f64,
-    top_p: Option<f32>,
 }
 
 impl Job for AllWeights<'_> {
@@ -534,7 +588,6 @@ impl Job for AllWeights<'_> {
         if total.is_nan() {
             return Err(NAN_ROW);
         }
-        let goal = self.top_p.map_or(f64::INFINITY, |p| f64::from(p) * total);
         let mut order: Vec<(f32, u32)> = x
             .iter()
             .zip(&w)
@@ -542,31 +595,194 @@ impl Job for AllWeights<'_> {
             .filter(|&(_, (_, &w))| w > 0.0)
             .map(|(i, (&v, _))| (v, i as u32))
             .collect();
-        let mut want = 64;
-        loop {
-            if want < order.len() {
-                order.select_nth_unstable_by(want, rank);
-                order[..want].sort_unstable_by(rank);
-            } else {
-                order.sort_unstable_by(rank);
-            }
-            let best = want.min(order.len());
-            let mass: f64 = order[..best]
-                .iter()
-                .map(|&(_, i)| f64::from(w[i as usize]))
-                .sum();
-            if mass >= goal || best == order.len() {
-                order.truncate(best);
-                break;
-            }
-            want *= 4;
-        }
+        order.sort_unstable_by(rank);
         let best = order
             .into_iter()
             .map(|(_, i)| (i, f64::from(w[i as usize])))
             .collect();
         Ok((best, total))
     }
+}
+
+/// The top-p prefix of a row, unordered (see `kernels::nucleus`): the max,
+/// the total weight, the candidates above the floor the total allows, their
+/// weights (the same exps as every other pass), the prefix among them.
+struct Nucleus<'a> {
+    x: &'a [f32],
+    c: f64,
+    top_p: f32,
+}
+
+impl Job for Nucleus<'_> {
+    type Output = Result<Vec<Weighted>, SampleFailure>;
+    #[inline(always)]
+    fn run<S: Lanes>(self, s: S) -> Self::Output {
+        let x = self.x;
+        let m = max(s, x, Plain);
+        if !m.is_finite() {
+            match RowClass::scan(x.iter().copied()) {
+                RowClass::Nan => return Err(NAN_ROW),
+                RowClass::NoMass => return Err(EMPTY_ROW),
+                _ => {}
+            }
+        }
+        if m == f32::INFINITY {
+            // The +inf entries share the mass, weight 1 each.
+            let mut inf: Vec<Weighted> = x
+                .iter()
+                .enumerate()
+                .filter(|&(_, &v)| v == f32::INFINITY)
+                .map(|(i, &v)| Weighted {
+                    x: v,
+                    i: i as u32,
+                    w: 1.0,
+                })
+                .collect();
+            let goal = f64::from(self.top_p) * inf.len() as f64;
+            if let Some(cut) = prefix_passing(&mut inf, goal, false) {
+                inf.truncate(cut.end);
+            }
+            return Ok(inf);
+        }
+        let t = Scaled(Factor::new(self.c));
+        let levels = self.levels(s, m, t);
+        let (fast, below) = total_and_below(s, x, ExpMinus::new(s, m, t), levels);
+        // A NaN logit made its weight, and so the total, NaN.
+        if fast.is_nan() {
+            return Err(NAN_ROW);
+        }
+        // The highest level with (about: `prefix` checks) enough weight
+        // above it: the total is then the candidates' weight, exact in f64,
+        // plus the weight below, good to `SUM_ERROR` of itself. Else the
+        // floor the total allows, and the total good to `SUM_ERROR`.
+        let goal = f64::from(self.top_p) * fast;
+        let level = (0..LEVELS).find(|&k| fast - below[k] > goal * (1.0 + 1e-5));
+        let kept = match level {
+            Some(k) => {
+                let rest = below[k];
+                self.prefix(s, m, t, levels[k], SUM_ERROR * rest, |c| c + rest)
+            }
+            None => {
+                let floor = self.floor(m, fast, SUM_ERROR);
+                self.prefix(s, m, t, floor, SUM_ERROR * fast, |_| fast)
+            }
+        };
+        // Within rounding of a prefix's weight (rare: the goal must land
+        // that close): the whole row, every weight added in f64.
+        Ok(kept.unwrap_or_else(|| {
+            self.prefix(s, m, t, f32::NEG_INFINITY, 0.0, |c| c)
+                .unwrap_or_default()
+        }))
+    }
+}
+
+/// The head of the row that [`Nucleus::levels`] estimates the total from.
+const ESTIMATE_BLOCK: usize = 4096;
+
+/// Where the levels sit, as fractions of the estimated floor's distance
+/// below the max.
+const LEVEL_FRACTIONS: [f64; LEVELS] = [0.35, 0.5, 0.65, 0.8];
+
+impl Nucleus<'_> {
+    /// Candidate floors for [`total_and_below`]: the floor the row's total
+    /// would allow ([`Nucleus::floor`]), estimated from the row's first
+    /// block, at fractions of its distance below the max (the prefix of
+    /// normal logits ends at about half of it), highest first. Only speed
+    /// depends on them.
+    #[inline(always)]
+    fn levels<S: Lanes>(&self, s: S, m: f32, t: Scaled) -> [f32; LEVELS] {
+        let x = self.x;
+        let head = &x[..x.len().min(ESTIMATE_BLOCK)];
+        let estimate =
+            sum_of(s, head, Plain, ExpMinus::new(s, m, t)) * (x.len() as f64 / head.len() as f64);
+        let spare = (1.0 - f64::from(self.top_p)) * estimate / x.len() as f64;
+        // Scaled distance below the max (positive where the estimate
+        // allows a floor at all).
+        let depth = 1.0 - spare.ln();
+        let mut levels = [f32::INFINITY; LEVELS];
+        if depth.is_finite() && depth > 0.0 {
+            for (level, fraction) in levels.iter_mut().zip(LEVEL_FRACTIONS) {
+                *level = (f64::from(m) - fraction * depth / self.c) as f32;
+            }
+        }
+        levels
+    }
+
+    /// The logit floor below which every token weighs less than
+    /// `(total − goal)/n`: together less than `total − goal`, so the prefix
+    /// lies above it, whatever the row. For a total known to `error`
+    /// (relative).
+    fn floor(&self, m: f32, total: f64, error: f64) -> f32 {
+        let goal = f64::from(self.top_p) * total;
+        let spare = (total * (1.0 - error) - goal) / self.x.len() as f64;
+        if spare > 0.0 {
+            weight_floor(m, spare, self.c)
+        } else {
+            f32::NEG_INFINITY
+        }
+    }
+
+    /// The prefix among the candidates at or above `floor`, for the row
+    /// total `total_of(candidates' weight)` known to `slack`; `None` if a
+    /// total within the slack could cut elsewhere. If the candidates do not
+    /// reach the goal (the floor was too high), or with no floor, every
+    /// token is a candidate and the total exact (never `None`).
+    #[inline(always)]
+    fn prefix<S: Lanes>(
+        &self,
+        s: S,
+        m: f32,
+        t: Scaled,
+        floor: f32,
+        slack: f64,
+        total_of: impl Fn(f64) -> f64,
+    ) -> Option<Vec<Weighted>> {
+        let mut floor = floor;
+        loop {
+            let (xs, ids) = at_least(s, self.x, floor);
+            let mut ws = vec![0.0f32; xs.len()];
+            Io::new(Some(&xs), &mut ws).map_store(s, ExpMinus::new(s, m, t));
+            let mut items: Vec<Weighted> = xs
+                .iter()
+                .zip(&ids)
+                .zip(&ws)
+                .filter(|&(_, &w)| w > 0.0)
+                .map(|((&x, &i), &w)| Weighted { x, i, w })
+                .collect();
+            // In index order, as every weight added in f64.
+            let candidates: f64 = items.iter().map(|t| f64::from(t.w)).sum();
+            let everything = floor == f32::NEG_INFINITY;
+            let (total, slack) = if everything {
+                (candidates, 0.0)
+            } else {
+                (total_of(candidates), slack)
+            };
+            let goal = f64::from(self.top_p) * total;
+            match prefix_passing(&mut items, goal, false) {
+                Some(cut) => {
+                    // A goal anywhere in goal ± slack cuts here.
+                    if cut.before_last >= goal - slack || cut.through_last < goal + slack {
+                        return None;
+                    }
+                    items.truncate(cut.end);
+                    return Some(items);
+                }
+                // Rounding put the goal beyond the whole row: all of it.
+                None if everything => return Some(items),
+                // Beyond the candidates: the floor was too high.
+                None => floor = f32::NEG_INFINITY,
+            }
+        }
+    }
+}
+
+/// A logit floor below which every weight `exp((x − m)·c)` is less than
+/// `w`: `m + (ln w − 1)/c` rounded down (the 1 covers the rounding of
+/// `x − m` and of the exp many times over).
+fn weight_floor(m: f32, w: f64, c: f64) -> f32 {
+    let bar = f64::from(m) + (w.ln() - 1.0) / c;
+    let v = bar as f32;
+    if f64::from(v) > bar { v.next_down() } else { v }
 }
 
 /// The temperature (and min-p) draw without a candidate list: block

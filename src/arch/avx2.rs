@@ -167,6 +167,11 @@ impl Lanes for Avx2Fma {
         unsafe { _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_NLE_UQ>(a, b)) != 0 }
     }
     #[inline(always)]
+    fn greater_mask(self, a: __m256, b: __m256) -> u32 {
+        // SAFETY: see the impl.
+        unsafe { _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_GT_OQ>(a, b)) as u32 }
+    }
+    #[inline(always)]
     fn two_prod(self, a: __m256, b: __m256) -> (__m256, __m256) {
         // SAFETY: see the impl.
         unsafe {

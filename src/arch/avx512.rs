@@ -166,6 +166,11 @@ impl Lanes for Avx512 {
         unsafe { _mm512_cmp_ps_mask::<_CMP_NLE_UQ>(a, b) != 0 }
     }
     #[inline(always)]
+    fn greater_mask(self, a: __m512, b: __m512) -> u32 {
+        // SAFETY: see the impl.
+        unsafe { u32::from(_mm512_cmp_ps_mask::<_CMP_GT_OQ>(a, b)) }
+    }
+    #[inline(always)]
     fn two_prod(self, a: __m512, b: __m512) -> (__m512, __m512) {
         // SAFETY: see the impl.
         unsafe {

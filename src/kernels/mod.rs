@@ -13,6 +13,7 @@ pub(crate) mod entropy;
 pub(crate) mod exec;
 pub(crate) mod log_softmax;
 pub(crate) mod logits;
+pub(crate) mod nucleus;
 pub(crate) mod online;
 pub(crate) mod select;
 pub(crate) mod three_pass;
