@@ -561,14 +561,7 @@ impl Job for AllWeights<'_> {
     #[inline(always)]
     fn run<S: Lanes>(self, s: S) -> Self::Output {
         let x = self.x;
-        let m = max(s, x, Plain);
-        if !m.is_finite() {
-            match RowClass::scan(x.iter().copied()) {
-                RowClass::Nan => return Err(NAN_ROW),
-                RowClass::NoMass => return Err(EMPTY_ROW),
-                _ => {}
-            }
-        }
+        let m = drawable_max(s, x)?;
         if m == f32::INFINITY {
             let inf: Vec<(f32, u32)> = x
                 .iter()
@@ -604,6 +597,21 @@ impl Job for AllWeights<'_> {
     }
 }
 
+/// The row's max, or why nothing can be drawn from it (NaN, nothing
+/// above −inf).
+#[inline(always)]
+fn drawable_max<S: Lanes>(s: S, x: &[f32]) -> Result<f32, SampleFailure> {
+    let m = max(s, x, Plain);
+    if !m.is_finite() {
+        match RowClass::scan(x.iter().copied()) {
+            RowClass::Nan => return Err(NAN_ROW),
+            RowClass::NoMass => return Err(EMPTY_ROW),
+            _ => {}
+        }
+    }
+    Ok(m)
+}
+
 /// The top-p prefix of a row, unordered (see `kernels::nucleus`): the max,
 /// the total weight, the candidates above the floor the total allows, their
 /// weights (the same exps as every other pass), the prefix among them.
@@ -618,14 +626,7 @@ impl Job for Nucleus<'_> {
     #[inline(always)]
     fn run<S: Lanes>(self, s: S) -> Self::Output {
         let x = self.x;
-        let m = max(s, x, Plain);
-        if !m.is_finite() {
-            match RowClass::scan(x.iter().copied()) {
-                RowClass::Nan => return Err(NAN_ROW),
-                RowClass::NoMass => return Err(EMPTY_ROW),
-                _ => {}
-            }
-        }
+        let m = drawable_max(s, x)?;
         if m == f32::INFINITY {
             // The +inf entries share the mass, weight 1 each.
             let mut inf: Vec<Weighted> = x
