@@ -57,6 +57,9 @@ pub(crate) trait Lanes: Copy + Send + Sync + 'static {
     fn shift_into_exponent(self, v: Self::V) -> Self::V;
     /// `v` where `x >= limit` or `x` is NaN, `0.0` where `x < limit`.
     fn zero_where_below(self, x: Self::V, limit: f32, v: Self::V) -> Self::V;
+    /// `acc + v` in the lanes where `x < limit`, `acc` where `x >= limit`
+    /// (NaN `x`: either).
+    fn add_where_below(self, acc: Self::V, x: Self::V, limit: f32, v: Self::V) -> Self::V;
     /// Where `x > acc`: `(x, x_tag)`, else `(acc, acc_tag)` (NaN never wins).
     fn track_max(
         self,
@@ -190,6 +193,10 @@ impl Lanes for Scalar {
         if x < limit { 0.0 } else { v }
     }
     #[inline(always)]
+    fn add_where_below(self, acc: f32, x: f32, limit: f32, v: f32) -> f32 {
+        if x < limit { acc + v } else { acc }
+    }
+    #[inline(always)]
     fn track_max(self, x: f32, acc: f32, x_tag: f32, acc_tag: f32) -> (f32, f32) {
         if x > acc { (x, x_tag) } else { (acc, acc_tag) }
     }
@@ -311,6 +318,10 @@ impl Lanes for Portable {
         x.simd_lt(f32x8::splat(limit)).select(f32x8::ZERO, v)
     }
     #[inline(always)]
+    fn add_where_below(self, acc: f32x8, x: f32x8, limit: f32, v: f32x8) -> f32x8 {
+        acc + (x.simd_lt(f32x8::splat(limit)) & v)
+    }
+    #[inline(always)]
     fn track_max(self, x: f32x8, acc: f32x8, x_tag: f32x8, acc_tag: f32x8) -> (f32x8, f32x8) {
         let greater = x.simd_gt(acc);
         (greater.select(x, acc), greater.select(x_tag, acc_tag))
@@ -389,6 +400,16 @@ mod tests {
         assert_eq!(to_vec(s, z), want);
         let nan = s.zero_where_below(s.splat(f32::NAN), 0.0, s.splat(5.0));
         assert_eq!(to_vec(s, nan), vec![5.0; l], "NaN is not below the limit");
+        // add_where_below: strictly below adds, at the limit and above not.
+        let acc = s.splat(0.25);
+        let added = s.add_where_below(acc, v, data[l / 2], s.splat(5.0));
+        let want: Vec<f32> = data
+            .iter()
+            .map(|&x| if x < data[l / 2] { 5.25 } else { 0.25 })
+            .collect();
+        assert_eq!(to_vec(s, added), want);
+        let everything = s.add_where_below(acc, v, f32::INFINITY, s.splat(5.0));
+        assert_eq!(to_vec(s, everything), vec![5.25; l], "below +inf");
         // track_max: strictly greater moves value and tag; NaN never does.
         let mut probe = data.clone();
         probe[0] = f32::NAN;

@@ -141,6 +141,14 @@ impl Lanes for Avx2Fma {
         unsafe { _mm256_andnot_ps(_mm256_cmp_ps(x, _mm256_set1_ps(limit), _CMP_LT_OQ), v) }
     }
     #[inline(always)]
+    fn add_where_below(self, acc: __m256, x: __m256, limit: f32, v: __m256) -> __m256 {
+        // SAFETY: see the impl.
+        unsafe {
+            let below = _mm256_cmp_ps(x, _mm256_set1_ps(limit), _CMP_LT_OQ);
+            _mm256_add_ps(acc, _mm256_and_ps(below, v))
+        }
+    }
+    #[inline(always)]
     fn track_max(self, x: __m256, acc: __m256, x_tag: __m256, acc_tag: __m256) -> (__m256, __m256) {
         // SAFETY: see the impl.
         unsafe {

@@ -134,6 +134,14 @@ impl Lanes for Avx512 {
         }
     }
     #[inline(always)]
+    fn add_where_below(self, acc: __m512, x: __m512, limit: f32, v: __m512) -> __m512 {
+        // SAFETY: see the impl.
+        unsafe {
+            let below = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(x, _mm512_set1_ps(limit));
+            _mm512_mask_add_ps(acc, below, acc, v)
+        }
+    }
+    #[inline(always)]
     fn track_max(self, x: __m512, acc: __m512, x_tag: __m512, acc_tag: __m512) -> (__m512, __m512) {
         // SAFETY: see the impl.
         unsafe {
