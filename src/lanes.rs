@@ -12,6 +12,8 @@ use wide::{f32x8, i32x8};
 pub(crate) trait Lanes: Copy + Send + Sync + 'static {
     /// One register of `LANES` f32 values.
     type V: Copy;
+    /// `LANES` f64 accumulators (see [`Lanes::wide_add`]).
+    type Wide: Copy;
     const LANES: usize;
     /// Whether `mul_add` is fused (one rounding).
     const FMA: bool;
@@ -76,6 +78,56 @@ pub(crate) trait Lanes: Copy + Send + Sync + 'static {
     fn any_greater_or_nan(self, a: Self::V, b: Self::V) -> bool;
     /// Bit `j` set where lane `j` has `a > b` (NaN: clear).
     fn greater_mask(self, a: Self::V, b: Self::V) -> u32;
+    /// Writes the lanes of `v` whose bit is set in `mask`, in lane order,
+    /// to the front of `out`, and returns how many. `out` must hold
+    /// `LANES` values (all of them may be written; panics if shorter).
+    #[inline(always)]
+    fn compress(self, v: Self::V, mask: u32, out: &mut [f32]) -> usize {
+        let mut lanes = [0.0f32; 16];
+        self.store(v, &mut lanes[..Self::LANES]);
+        let out = &mut out[..Self::LANES];
+        let mut n = 0;
+        let mut bits = mask;
+        while bits != 0 {
+            out[n] = lanes[bits.trailing_zeros() as usize];
+            n += 1;
+            bits &= bits - 1;
+        }
+        n
+    }
+    /// [`Lanes::compress`] for the `LANES` values `src[..LANES]` of a u32
+    /// array read alongside the vectors.
+    #[inline(always)]
+    fn compress_u32(self, src: &[u32], mask: u32, out: &mut [u32]) -> usize {
+        let (src, out) = (&src[..Self::LANES], &mut out[..Self::LANES]);
+        let mut n = 0;
+        let mut bits = mask;
+        while bits != 0 {
+            out[n] = src[bits.trailing_zeros() as usize];
+            n += 1;
+            bits &= bits - 1;
+        }
+        n
+    }
+    /// [`Lanes::compress`] for the lane numbers `first + j`.
+    #[inline(always)]
+    fn compress_index(self, first: u32, mask: u32, out: &mut [u32]) -> usize {
+        let out = &mut out[..Self::LANES];
+        let mut n = 0;
+        let mut bits = mask;
+        while bits != 0 {
+            out[n] = first + bits.trailing_zeros();
+            n += 1;
+            bits &= bits - 1;
+        }
+        n
+    }
+    /// An f64 accumulator per lane: [`Lanes::wide_add`] converts each lane
+    /// exactly and adds it in f64, [`Lanes::wide_sum`] adds up the lanes in a
+    /// fixed order. Sums of f32 without the f32 rounding, at vector speed.
+    fn wide_zero(self) -> Self::Wide;
+    fn wide_add(self, acc: Self::Wide, v: Self::V) -> Self::Wide;
+    fn wide_sum(self, acc: Self::Wide) -> f64;
     /// `(hi, lo)` with `hi = a·b` rounded and `hi + lo = a·b` exactly
     /// (while nothing overflows or underflows). Dekker's product through
     /// Veltkamp splitting; backends with FMA override it with `fma(a, b, −hi)`.
@@ -121,6 +173,7 @@ pub(crate) struct Scalar;
 
 impl Lanes for Scalar {
     type V = f32;
+    type Wide = f64;
     const LANES: usize = 1;
     const FMA: bool = false;
 
@@ -221,6 +274,18 @@ impl Lanes for Scalar {
         u32::from(a > b)
     }
     #[inline(always)]
+    fn wide_zero(self) -> f64 {
+        0.0
+    }
+    #[inline(always)]
+    fn wide_add(self, acc: f64, v: f32) -> f64 {
+        acc + f64::from(v)
+    }
+    #[inline(always)]
+    fn wide_sum(self, acc: f64) -> f64 {
+        acc
+    }
+    #[inline(always)]
     fn keep_where(self, keep: &[bool], x: f32) -> f32 {
         if keep[0] { x } else { f32::NEG_INFINITY }
     }
@@ -233,6 +298,7 @@ pub(crate) struct Portable;
 
 impl Lanes for Portable {
     type V = f32x8;
+    type Wide = [f64; 8];
     const LANES: usize = 8;
     // `wide` fuses only when the build targets FMA.
     const FMA: bool = cfg!(target_feature = "fma");
@@ -344,6 +410,19 @@ impl Lanes for Portable {
         a.simd_gt(b).to_bitmask()
     }
     #[inline(always)]
+    fn wide_zero(self) -> [f64; 8] {
+        [0.0; 8]
+    }
+    #[inline(always)]
+    fn wide_add(self, acc: [f64; 8], v: f32x8) -> [f64; 8] {
+        let v = v.to_array();
+        core::array::from_fn(|j| acc[j] + f64::from(v[j]))
+    }
+    #[inline(always)]
+    fn wide_sum(self, acc: [f64; 8]) -> f64 {
+        ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]))
+    }
+    #[inline(always)]
     fn keep_where(self, keep: &[bool], x: f32x8) -> f32x8 {
         let keep: [bool; 8] = keep[..8].try_into().unwrap();
         let lanes = keep.map(|k| if k { -1i32 } else { 0 });
@@ -410,6 +489,33 @@ mod tests {
         assert_eq!(to_vec(s, added), want);
         let everything = s.add_where_below(acc, v, f32::INFINITY, s.splat(5.0));
         assert_eq!(to_vec(s, everything), vec![5.25; l], "below +inf");
+        // compress: the chosen lanes in order, and how many; the index and
+        // u32 forms alike.
+        let ids: Vec<u32> = (0..l as u32).map(|j| 100 + 3 * j).collect();
+        for mask in [0u32, 1, 0b1010_0110, (1 << l) - 1, 1 << (l - 1)] {
+            let mask = mask & ((1u64 << l) - 1) as u32;
+            let chosen: Vec<usize> = (0..l).filter(|&j| mask >> j & 1 == 1).collect();
+            let mut out = vec![-1.0f32; l];
+            assert_eq!(s.compress(v, mask, &mut out), chosen.len(), "{mask:b}");
+            let want: Vec<f32> = chosen.iter().map(|&j| data[j]).collect();
+            assert_eq!(&out[..chosen.len()], &want[..], "compress {mask:b}");
+            let mut out = vec![0u32; l];
+            assert_eq!(s.compress_u32(&ids, mask, &mut out), chosen.len());
+            let want: Vec<u32> = chosen.iter().map(|&j| ids[j]).collect();
+            assert_eq!(&out[..chosen.len()], &want[..], "compress_u32 {mask:b}");
+            assert_eq!(s.compress_index(7, mask, &mut out), chosen.len());
+            let want: Vec<u32> = chosen.iter().map(|&j| 7 + j as u32).collect();
+            assert_eq!(&out[..chosen.len()], &want[..], "compress_index {mask:b}");
+        }
+        // wide sums: no f32 rounding (1 + 2^-30 is not an f32 sum).
+        let tiny = s.splat(2f32.powi(-30));
+        let mut acc = s.wide_add(s.wide_zero(), s.splat(1.0));
+        for _ in 0..4 {
+            acc = s.wide_add(acc, tiny);
+        }
+        let want = l as f64 * (1.0 + 4.0 * 2f64.powi(-30));
+        assert_eq!(s.wide_sum(acc), want);
+        assert_eq!(s.wide_sum(s.wide_add(s.wide_zero(), v)), sum);
         // track_max: strictly greater moves value and tag; NaN never does.
         let mut probe = data.clone();
         probe[0] = f32::NAN;

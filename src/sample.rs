@@ -25,7 +25,7 @@ use crate::driver::{self, RowTask};
 use crate::error::{Parameter, SampleFailure};
 use crate::kernels::argmax::argmax;
 use crate::kernels::nucleus::{
-    self, LEVELS, SUM_ERROR, Weighted, at_least, prefix_passing, total_and_below,
+    self, Candidates, LEVELS, SUM_ERROR, WeightAbove, Weighted, at_least, cut, total_and_below,
 };
 use crate::kernels::select::{TopK, rank, scan, top_k_and_sum};
 use crate::kernels::{ExpMinus, Factor, Io, Logits, Partial, Plain, RowClass, Scaled, max, sum_of};
@@ -351,8 +351,12 @@ fn sample_row<S: Lanes>(s: S, sp: &Sampler, x: &[f32], u: f64) -> Result<usize, 
     if let Some(p) = sp.top_p
         && no_top_k
     {
-        let mut kept = nucleus_of(s, sp, x, p)?;
-        return Ok(draw_unordered(&mut kept, sp.min_p, u));
+        let kept = nucleus_of(s, sp, x, p)?;
+        return Ok(s.vectorize(DrawNucleus {
+            kept,
+            min_p: sp.min_p,
+            u,
+        }));
     }
     if no_top_k {
         return s.vectorize(BlockDraw {
@@ -397,7 +401,7 @@ fn kept_tokens<S: Lanes>(s: S, sp: &Sampler, x: &[f32]) -> Result<Vec<(u32, f64)
             (w, total)
         }
         (_, Some(p)) => {
-            let mut kept = nucleus_of(s, sp, x, p)?;
+            let mut kept = nucleus_of(s, sp, x, p)?.items();
             kept.sort_unstable_by(nucleus::rank);
             let kept = kept.into_iter().map(|t| (t.i, f64::from(t.w))).collect();
             // top-p is done; `filter`'s total only serves top-p.
@@ -414,7 +418,7 @@ fn nucleus_of<S: Lanes>(
     sp: &Sampler,
     x: &[f32],
     top_p: f32,
-) -> Result<Vec<Weighted>, SampleFailure> {
+) -> Result<Candidates, SampleFailure> {
     if x.len() > u32::MAX as usize {
         return Err(TOO_LONG);
     }
@@ -429,25 +433,42 @@ fn nucleus_of<S: Lanes>(
 /// where the kept weight, added up in rank order, passes `u` of the total,
 /// found by selection (the same token as [`draw`] over the sorted list, up
 /// to f64 rounding at a boundary).
-fn draw_unordered(kept: &mut Vec<Weighted>, min_p: Option<f32>, u: f64) -> usize {
-    if let Some(p) = min_p {
-        // Relative to the best-ranked token, as `filter` has it.
-        let top = kept
-            .iter()
-            .min_by(|a, b| nucleus::rank(a, b))
-            .map_or(0.0, |t| t.w);
-        let bar = f64::from(p) * f64::from(top);
-        kept.retain(|t| f64::from(t.w) >= bar);
+struct DrawNucleus {
+    kept: Candidates,
+    min_p: Option<f32>,
+    u: f64,
+}
+
+impl Job for DrawNucleus {
+    type Output = usize;
+    #[inline(always)]
+    fn run<S: Lanes>(self, s: S) -> usize {
+        let mut kept = self.kept;
+        if let Some(p) = self.min_p {
+            // Relative to the best-ranked token, as `filter` has it.
+            let top = best_ranked(&kept).map_or(0.0, |t| t.w);
+            let bar = f64::from(p) * f64::from(top);
+            // `w ≥ bar` is `w ≥ r`, r the least f32 not below bar.
+            let r = bar as f32;
+            let r = if f64::from(r) < bar { r.next_up() } else { r };
+            kept.retain(s, &mut WeightAbove(s.splat(r.next_down())));
+        }
+        let kept = &kept;
+        let total = kept.weight(s);
+        match cut(s, kept, self.u * total, true) {
+            Some(cut) => cut.last.i as usize,
+            // Rounding left the goal at the very end: the last token.
+            None => (0..kept.len())
+                .map(|k| kept.get(k))
+                .max_by(nucleus::rank)
+                .map_or(0, |t| t.i as usize),
+        }
     }
-    let total: f64 = kept.iter().map(|t| f64::from(t.w)).sum();
-    match prefix_passing(kept, u * total, true) {
-        Some(cut) => kept[cut.end - 1].i as usize,
-        // Rounding left the goal at the very end: the last token.
-        None => kept
-            .iter()
-            .max_by(|a, b| nucleus::rank(a, b))
-            .map_or(0, |t| t.i as usize),
-    }
+}
+
+/// The candidate that ranks first.
+fn best_ranked(c: &Candidates) -> Option<Weighted> {
+    (0..c.len()).map(|k| c.get(k)).min_by(nucleus::rank)
 }
 
 /// Weights `exp((x − max)·c)` in f64 of candidates sorted best first; +inf
@@ -622,26 +643,27 @@ struct Nucleus<'a> {
 }
 
 impl Job for Nucleus<'_> {
-    type Output = Result<Vec<Weighted>, SampleFailure>;
+    type Output = Result<Candidates, SampleFailure>;
     #[inline(always)]
     fn run<S: Lanes>(self, s: S) -> Self::Output {
         let x = self.x;
         let m = drawable_max(s, x)?;
         if m == f32::INFINITY {
-            // The +inf entries share the mass, weight 1 each.
-            let mut inf: Vec<Weighted> = x
-                .iter()
-                .enumerate()
-                .filter(|&(_, &v)| v == f32::INFINITY)
-                .map(|(i, &v)| Weighted {
-                    x: v,
-                    i: i as u32,
-                    w: 1.0,
-                })
+            // The +inf entries share the mass, weight 1 each; all tied, they
+            // rank by index (their logit is held as 0: the candidates'
+            // selection wants finite ones).
+            let id: Vec<u32> = (0..x.len())
+                .filter(|&i| x[i] == f32::INFINITY)
+                .map(|i| i as u32)
                 .collect();
+            let mut inf = Candidates {
+                x: vec![0.0; id.len()],
+                w: vec![1.0; id.len()],
+                id,
+            };
             let goal = f64::from(self.top_p) * inf.len() as f64;
-            if let Some(cut) = prefix_passing(&mut inf, goal, false) {
-                inf.truncate(cut.end);
+            if let Some(cut) = cut(s, &inf, goal, false) {
+                cut.keep_prefix(s, &mut inf);
             }
             return Ok(inf);
         }
@@ -737,21 +759,14 @@ impl Nucleus<'_> {
         floor: f32,
         slack: f64,
         total_of: impl Fn(f64) -> f64,
-    ) -> Option<Vec<Weighted>> {
+    ) -> Option<Candidates> {
         let mut floor = floor;
         loop {
-            let (xs, ids) = at_least(s, self.x, floor);
-            let mut ws = vec![0.0f32; xs.len()];
-            Io::new(Some(&xs), &mut ws).map_store(s, ExpMinus::new(s, m, t));
-            let mut items: Vec<Weighted> = xs
-                .iter()
-                .zip(&ids)
-                .zip(&ws)
-                .filter(|&(_, &w)| w > 0.0)
-                .map(|((&x, &i), &w)| Weighted { x, i, w })
-                .collect();
-            // In index order, as every weight added in f64.
-            let candidates: f64 = items.iter().map(|t| f64::from(t.w)).sum();
+            let mut items = at_least(s, self.x, floor);
+            Io::new(Some(&items.x), &mut items.w).map_store(s, ExpMinus::new(s, m, t));
+            items.retain(s, &mut WeightAbove(s.splat(0.0)));
+            // Every weight added in f64.
+            let candidates = items.weight(s);
             let everything = floor == f32::NEG_INFINITY;
             let (total, slack) = if everything {
                 (candidates, 0.0)
@@ -759,13 +774,13 @@ impl Nucleus<'_> {
                 (total_of(candidates), slack)
             };
             let goal = f64::from(self.top_p) * total;
-            match prefix_passing(&mut items, goal, false) {
+            match cut(s, &items, goal, false) {
                 Some(cut) => {
                     // A goal anywhere in goal ± slack cuts here.
-                    if cut.before_last >= goal - slack || cut.through_last < goal + slack {
+                    if cut.before >= goal - slack || cut.through < goal + slack {
                         return None;
                     }
-                    items.truncate(cut.end);
+                    cut.keep_prefix(s, &mut items);
                     return Some(items);
                 }
                 // Rounding put the goal beyond the whole row: all of it.

@@ -37,6 +37,7 @@ fn partial_mask(n: usize) -> __m256i {
 // only when `detect` found all of them on this CPU.
 impl Lanes for Avx2Fma {
     type V = __m256;
+    type Wide = (__m256d, __m256d);
     const LANES: usize = 8;
     const FMA: bool = true;
 
@@ -178,6 +179,29 @@ impl Lanes for Avx2Fma {
     fn greater_mask(self, a: __m256, b: __m256) -> u32 {
         // SAFETY: see the impl.
         unsafe { _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_GT_OQ>(a, b)) as u32 }
+    }
+    #[inline(always)]
+    fn wide_zero(self) -> (__m256d, __m256d) {
+        // SAFETY: see the impl.
+        unsafe { (_mm256_setzero_pd(), _mm256_setzero_pd()) }
+    }
+    #[inline(always)]
+    fn wide_add(self, acc: (__m256d, __m256d), v: __m256) -> (__m256d, __m256d) {
+        // SAFETY: see the impl.
+        unsafe {
+            let lo = _mm256_cvtps_pd(_mm256_castps256_ps128(v));
+            let hi = _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(v));
+            (_mm256_add_pd(acc.0, lo), _mm256_add_pd(acc.1, hi))
+        }
+    }
+    #[inline(always)]
+    fn wide_sum(self, acc: (__m256d, __m256d)) -> f64 {
+        // SAFETY: see the impl.
+        unsafe {
+            let v = _mm256_add_pd(acc.0, acc.1);
+            let pair = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd::<1>(v));
+            _mm_cvtsd_f64(_mm_add_sd(pair, _mm_unpackhi_pd(pair, pair)))
+        }
     }
     #[inline(always)]
     fn two_prod(self, a: __m256, b: __m256) -> (__m256, __m256) {

@@ -37,6 +37,7 @@ fn first(n: usize) -> __mmask16 {
 // when `detect` found it on this CPU.
 impl Lanes for Avx512 {
     type V = __m512;
+    type Wide = (__m512d, __m512d);
     const LANES: usize = 16;
     const FMA: bool = true;
 
@@ -177,6 +178,59 @@ impl Lanes for Avx512 {
     fn greater_mask(self, a: __m512, b: __m512) -> u32 {
         // SAFETY: see the impl.
         unsafe { u32::from(_mm512_cmp_ps_mask::<_CMP_GT_OQ>(a, b)) }
+    }
+    #[inline(always)]
+    fn compress(self, v: __m512, mask: u32, out: &mut [f32]) -> usize {
+        let out = &mut out[..16];
+        // The register form and a full store: a compressing store to memory
+        // is microcoded and slow on Zen 4.
+        // SAFETY: `out` holds 16 writable f32 (checked above); see the impl.
+        unsafe { _mm512_storeu_ps(out.as_mut_ptr(), _mm512_maskz_compress_ps(mask as u16, v)) }
+        (mask & 0xffff).count_ones() as usize
+    }
+    #[inline(always)]
+    fn compress_u32(self, src: &[u32], mask: u32, out: &mut [u32]) -> usize {
+        let (src, out) = (&src[..16], &mut out[..16]);
+        // SAFETY: `src` holds 16 readable and `out` 16 writable u32 (checked
+        // above); see the impl.
+        unsafe {
+            let v = _mm512_loadu_si512(src.as_ptr().cast());
+            let packed = _mm512_maskz_compress_epi32(mask as u16, v);
+            _mm512_storeu_si512(out.as_mut_ptr().cast(), packed);
+        }
+        (mask & 0xffff).count_ones() as usize
+    }
+    #[inline(always)]
+    fn compress_index(self, first: u32, mask: u32, out: &mut [u32]) -> usize {
+        let out = &mut out[..16];
+        // SAFETY: `out` holds 16 writable u32 (checked above); see the impl.
+        unsafe {
+            let lanes = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+            let index = _mm512_add_epi32(lanes, _mm512_set1_epi32(first as i32));
+            let packed = _mm512_maskz_compress_epi32(mask as u16, index);
+            _mm512_storeu_si512(out.as_mut_ptr().cast(), packed);
+        }
+        (mask & 0xffff).count_ones() as usize
+    }
+    #[inline(always)]
+    fn wide_zero(self) -> (__m512d, __m512d) {
+        // SAFETY: see the impl.
+        unsafe { (_mm512_setzero_pd(), _mm512_setzero_pd()) }
+    }
+    #[inline(always)]
+    fn wide_add(self, acc: (__m512d, __m512d), v: __m512) -> (__m512d, __m512d) {
+        // SAFETY: see the impl.
+        unsafe {
+            let lo = _mm512_cvtps_pd(_mm512_castps512_ps256(v));
+            let hi = _mm512_extractf64x4_pd::<1>(_mm512_castps_pd(v));
+            let hi = _mm512_cvtps_pd(_mm256_castpd_ps(hi));
+            (_mm512_add_pd(acc.0, lo), _mm512_add_pd(acc.1, hi))
+        }
+    }
+    #[inline(always)]
+    fn wide_sum(self, acc: (__m512d, __m512d)) -> f64 {
+        // SAFETY: see the impl.
+        unsafe { _mm512_reduce_add_pd(_mm512_add_pd(acc.0, acc.1)) }
     }
     #[inline(always)]
     fn two_prod(self, a: __m512, b: __m512) -> (__m512, __m512) {

@@ -13,10 +13,10 @@
 //! One compare-only read collects the tokens at or above the floor
 //! ([`at_least`]): on the throughput tool's normal logits (σ 3, 128256
 //! entries) 1909 of them for t 0.8, p 0.9 and 18737 for t 1.0, p 0.95.
-//! A weighted quickselect over the candidates
-//! ([`prefix_passing`]) finds the prefix in time linear in their number,
-//! and the same selection finds the token a draw lands on inside it, so
-//! nothing is sorted.
+//! A weighted selection over the candidates ([`cut`]: vector passes that
+//! add up the weight above a few sampled logits and narrow the range)
+//! finds the prefix in time linear in their number, and the same selection
+//! finds the token a draw lands on inside it, so nothing is sorted.
 //!
 //! Order is the crate's: larger logit first, then lower index; −0 and +0
 //! are equal. The logits are never NaN here (the caller rules NaN rows out).
@@ -24,6 +24,8 @@
 use core::cmp::Ordering;
 
 use super::{FOLD_VECTORS, Map};
+#[cfg(test)]
+use crate::lanes::Job;
 use crate::lanes::Lanes;
 
 /// Logit levels whose weight below them [`total_and_below`] adds up in the
@@ -127,130 +129,429 @@ fn before(a: &Weighted, b: &Weighted) -> bool {
     a.x > b.x || (a.x == b.x && a.i < b.i)
 }
 
-/// The entries of `x` at or above `floor` and their indices, in index
-/// order; NaN and −inf (which weighs 0) never are.
+/// Candidate tokens as three arrays (logits, weights, indices into the
+/// row), so that the passes over them are vector passes.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct Candidates {
+    pub(crate) x: Vec<f32>,
+    pub(crate) w: Vec<f32>,
+    pub(crate) id: Vec<u32>,
+}
+
+impl Candidates {
+    pub(crate) fn len(&self) -> usize {
+        self.x.len()
+    }
+
+    pub(crate) fn get(&self, k: usize) -> Weighted {
+        Weighted {
+            x: self.x[k],
+            i: self.id[k],
+            w: self.w[k],
+        }
+    }
+
+    /// Every candidate, for the few-candidate paths and the tests.
+    pub(crate) fn items(&self) -> Vec<Weighted> {
+        (0..self.len()).map(|k| self.get(k)).collect()
+    }
+
+    /// Their weight: each lane adds its weights in f64, then the lanes in a
+    /// fixed order.
+    #[inline(always)]
+    pub(crate) fn weight<S: Lanes>(&self, s: S) -> f64 {
+        let l = S::LANES;
+        let mut acc = s.wide_zero();
+        let mut vectors = self.w.chunks_exact(l);
+        for w in &mut vectors {
+            acc = s.wide_add(acc, s.load(w));
+        }
+        acc = s.wide_add(acc, s.load_partial(vectors.remainder(), 0.0));
+        s.wide_sum(acc)
+    }
+
+    /// The candidates whose lanes `keep` sets, in order, as a new set
+    /// (one read to count them, one to copy them).
+    #[inline(always)]
+    pub(crate) fn select<S: Lanes>(&self, s: S, keep: &mut impl Keep<S>) -> Candidates {
+        let l = S::LANES;
+        let n = self.len();
+        let mut count = 0;
+        let mut j = 0;
+        while j < n {
+            let (x, w) = self.vector(s, j);
+            count += (keep.lanes(s, x, w) & lanes_from(n - j, l)).count_ones() as usize;
+            j += l;
+        }
+        // `l` spare entries: a compress may write a whole vector.
+        let mut out = Candidates {
+            x: vec![0.0; count + l],
+            w: vec![0.0; count + l],
+            id: vec![0; count + l],
+        };
+        let mut k = 0;
+        let mut j = 0;
+        while j < n {
+            let (x, w) = self.vector(s, j);
+            let mask = keep.lanes(s, x, w) & lanes_from(n - j, l);
+            s.compress(x, mask, &mut out.x[k..]);
+            s.compress(w, mask, &mut out.w[k..]);
+            k += s.compress_u32(&self.ids(j, l), mask, &mut out.id[k..]);
+            j += l;
+        }
+        out.truncate(k);
+        out
+    }
+
+    /// Keeps the candidates whose lanes `keep` sets, in order, in place.
+    #[inline(always)]
+    pub(crate) fn retain<S: Lanes>(&mut self, s: S, keep: &mut impl Keep<S>) {
+        let l = S::LANES;
+        let n = self.len();
+        let mut k = 0;
+        let mut j = 0;
+        // Whole vectors: the write at `k ≤ j` (a whole vector) ends at or
+        // before the end of the vector just read.
+        while j + l <= n {
+            let (x, w) = self.vector(s, j);
+            let id = self.ids(j, l);
+            let mask = keep.lanes(s, x, w);
+            s.compress(x, mask, &mut self.x[k..]);
+            s.compress(w, mask, &mut self.w[k..]);
+            k += s.compress_u32(&id, mask, &mut self.id[k..]);
+            j += l;
+        }
+        if j < n {
+            let (x, w) = self.vector(s, j);
+            let id = self.ids(j, l);
+            let mask = keep.lanes(s, x, w) & lanes_from(n - j, l);
+            let (mut xs, mut ws, mut ids) = ([0.0f32; 16], [0.0f32; 16], [0u32; 16]);
+            s.compress(x, mask, &mut xs);
+            s.compress(w, mask, &mut ws);
+            let m = s.compress_u32(&id, mask, &mut ids);
+            self.x[k..k + m].copy_from_slice(&xs[..m]);
+            self.w[k..k + m].copy_from_slice(&ws[..m]);
+            self.id[k..k + m].copy_from_slice(&ids[..m]);
+            k += m;
+        }
+        self.truncate(k);
+    }
+
+    /// The vector of logits and of weights at `j` (past the end: −inf and
+    /// 0).
+    #[inline(always)]
+    fn vector<S: Lanes>(&self, s: S, j: usize) -> (S::V, S::V) {
+        let l = S::LANES;
+        if j + l <= self.len() {
+            (s.load(&self.x[j..]), s.load(&self.w[j..]))
+        } else {
+            (
+                s.load_partial(&self.x[j..], f32::NEG_INFINITY),
+                s.load_partial(&self.w[j..], 0.0),
+            )
+        }
+    }
+
+    /// The `l` indices at `j`, a copy (0 past the end).
+    #[inline(always)]
+    fn ids(&self, j: usize, l: usize) -> [u32; 16] {
+        let mut id = [0u32; 16];
+        let end = self.len().min(j + l);
+        id[..end - j].copy_from_slice(&self.id[j..end]);
+        id
+    }
+
+    fn truncate(&mut self, n: usize) {
+        self.x.truncate(n);
+        self.w.truncate(n);
+        self.id.truncate(n);
+    }
+}
+
+/// The mask of the first `min(n, l)` lanes.
 #[inline(always)]
-pub(crate) fn at_least<S: Lanes>(s: S, x: &[f32], floor: f32) -> (Vec<f32>, Vec<u32>) {
+fn lanes_from(n: usize, l: usize) -> u32 {
+    if n >= l { u32::MAX } else { (1u32 << n) - 1 }
+}
+
+/// Which lanes of a vector of candidates (logits `x`, weights `w`)
+/// [`Candidates::select`] keeps: a bit per lane. A trait with an
+/// `#[inline(always)]` method rather than a closure, so that the lane
+/// operations inline into the vectorized entry.
+pub(crate) trait Keep<S: Lanes> {
+    fn lanes(&mut self, s: S, x: S::V, w: S::V) -> u32;
+}
+
+/// Logits `x` with `x > above` and not `x > below`.
+pub(crate) struct LogitIn<S: Lanes> {
+    above: S::V,
+    below: S::V,
+}
+
+impl<S: Lanes> LogitIn<S> {
+    /// `lo ≤ x < hi` for candidates (neither −inf nor +inf): `x > lo'`
+    /// and not `x > hi'`, with `'` the f32 below. `hi` +inf keeps
+    /// everything at or above `lo`.
+    #[inline(always)]
+    pub(crate) fn new(s: S, lo: f32, hi: f32) -> Self {
+        LogitIn {
+            above: s.splat(lo.next_down()),
+            below: s.splat(hi.next_down()),
+        }
+    }
+}
+
+impl<S: Lanes> Keep<S> for LogitIn<S> {
+    #[inline(always)]
+    fn lanes(&mut self, s: S, x: S::V, _: S::V) -> u32 {
+        s.greater_mask(x, self.above) & !s.greater_mask(x, self.below)
+    }
+}
+
+/// Weights above a value.
+pub(crate) struct WeightAbove<S: Lanes>(pub(crate) S::V);
+
+impl<S: Lanes> Keep<S> for WeightAbove<S> {
+    #[inline(always)]
+    fn lanes(&mut self, s: S, _: S::V, w: S::V) -> u32 {
+        s.greater_mask(w, self.0)
+    }
+}
+
+/// Logits at or above a value, noting whether any equals it.
+struct AtOrAbove<S: Lanes> {
+    value: S::V,
+    below: S::V,
+    ties: bool,
+}
+
+impl<S: Lanes> Keep<S> for AtOrAbove<S> {
+    #[inline(always)]
+    fn lanes(&mut self, s: S, x: S::V, _: S::V) -> u32 {
+        let (above, at_least) = (s.greater_mask(x, self.value), s.greater_mask(x, self.below));
+        self.ties |= above != at_least;
+        at_least
+    }
+}
+
+/// The entries of `x` at or above `floor` and their indices, in index
+/// order (weights 0, for the caller to fill in); NaN and −inf (which
+/// weighs 0) never are.
+#[inline(always)]
+pub(crate) fn at_least<S: Lanes>(s: S, x: &[f32], floor: f32) -> Candidates {
     let l = S::LANES;
-    let (mut xs, mut ids) = (Vec::new(), Vec::new());
+    // Grown as needed, `l` spare entries for a whole compressed vector.
+    let (mut xs, mut ids) = (vec![0.0f32; 4 * l], vec![0u32; 4 * l]);
+    let mut k = 0;
     // `v > bar` is `v ≥ floor` for every f32 `v` above −inf.
     let bar = s.splat(floor.next_down());
     let mut vectors = x.chunks_exact(l);
-    for (k, v) in (&mut vectors).enumerate() {
-        let mut mask = s.greater_mask(s.load(v), bar);
-        while mask != 0 {
-            let j = mask.trailing_zeros() as usize;
-            xs.push(v[j]);
-            ids.push((k * l + j) as u32);
-            mask &= mask - 1;
+    for (j, v) in (&mut vectors).enumerate() {
+        let v = s.load(v);
+        let mask = s.greater_mask(v, bar);
+        if mask != 0 {
+            if xs.len() < k + l {
+                xs.resize(2 * (k + l), 0.0);
+                ids.resize(2 * (k + l), 0);
+            }
+            s.compress(v, mask, &mut xs[k..]);
+            k += s.compress_index((j * l) as u32, mask, &mut ids[k..]);
         }
     }
     let rest = vectors.remainder();
     let base = x.len() - rest.len();
     for (j, &v) in rest.iter().enumerate() {
         if v >= floor && v > f32::NEG_INFINITY {
-            xs.push(v);
-            ids.push((base + j) as u32);
+            if xs.len() <= k {
+                xs.resize(2 * (k + 1), 0.0);
+                ids.resize(2 * (k + 1), 0);
+            }
+            xs[k] = v;
+            ids[k] = (base + j) as u32;
+            k += 1;
         }
     }
-    (xs, ids)
+    xs.truncate(k);
+    ids.truncate(k);
+    Candidates {
+        w: vec![0.0; k],
+        x: xs,
+        id: ids,
+    }
 }
 
-/// Where [`prefix_passing`] cut: the prefix is `items[..end]`, its weight
-/// without its last member `before_last` (which does not pass the goal) and
-/// with it `through_last` (which does), as the selection added them up.
+/// Where [`cut`] found the prefix to end: its last member in rank order,
+/// and the prefix's weight without it (`before`, which does not pass the
+/// goal) and with it (`through`, which does), as the selection added them
+/// up.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Prefix {
-    pub(crate) end: usize,
-    pub(crate) before_last: f64,
-    pub(crate) through_last: f64,
+pub(crate) struct Cut {
+    pub(crate) last: Weighted,
+    pub(crate) before: f64,
+    pub(crate) through: f64,
 }
 
-/// Reorders `items` so that its first `end` entries are the smallest
-/// non-empty prefix in rank order whose weight (summed in f64) reaches
-/// `goal`, or exceeds it when `strict`, with the last of them in rank order
-/// at `end − 1`; the entries past `end` all rank after them. `None` when all
-/// of `items` does not get there. Expected time linear in `items.len()`;
-/// after a number of unlucky pivots the remaining range is sorted instead
-/// (n log n at worst).
-pub(crate) fn prefix_passing(items: &mut [Weighted], goal: f64, strict: bool) -> Option<Prefix> {
-    let passes = |mass: f64| if strict { mass > goal } else { mass >= goal };
-    let (mut lo, mut hi) = (0, items.len());
-    // The weight of items[..lo], all of which are in the prefix.
-    let mut settled = 0.0f64;
-    let mut pivots_left = 2 * (usize::BITS - items.len().leading_zeros()) + 8;
-    while lo < hi {
-        if pivots_left == 0 {
-            items[lo..hi].sort_unstable_by(rank);
-            for (j, item) in items[lo..hi].iter().enumerate() {
-                let through = settled + f64::from(item.w);
-                if passes(through) {
-                    return Some(Prefix {
-                        end: lo + j + 1,
-                        before_last: settled,
-                        through_last: through,
-                    });
+impl Cut {
+    /// Keeps the candidates in the prefix (ranking at or before the last
+    /// member), in their order.
+    #[inline(always)]
+    pub(crate) fn keep_prefix<S: Lanes>(&self, s: S, c: &mut Candidates) {
+        let last = self.last;
+        let mut keep = AtOrAbove {
+            value: s.splat(last.x),
+            below: s.splat(last.x.next_down()),
+            ties: false,
+        };
+        c.retain(s, &mut keep);
+        if keep.ties {
+            // Logits equal to the last member's (rare): those of a later
+            // index rank after it.
+            let mut k = 0;
+            for j in 0..c.len() {
+                if !before(&last, &c.get(j)) {
+                    c.x[k] = c.x[j];
+                    c.w[k] = c.w[j];
+                    c.id[k] = c.id[j];
+                    k += 1;
                 }
-                settled = through;
             }
+            c.truncate(k);
+        }
+    }
+}
+
+/// The smallest non-empty prefix of the candidates in rank order whose
+/// weight (summed in f64) reaches `goal`, or exceeds it when `strict`;
+/// `None` when all of them do not get there. Expected time linear in
+/// their number, nothing sorted but a few.
+///
+/// The last member is found by narrowing a range of logits: each round
+/// adds up, in one vector read of the range, the weight at or above
+/// [`PIVOTS`] logits sampled from it, keeps the candidates between the two
+/// pivots the goal falls between, and carries the weight above them. A
+/// range of at most [`FEW`] candidates (or of equal logits, or after a
+/// number of unlucky rounds) is sorted.
+#[inline(always)]
+pub(crate) fn cut<S: Lanes>(s: S, c: &Candidates, goal: f64, strict: bool) -> Option<Cut> {
+    let passes = |mass: f64| if strict { mass > goal } else { mass >= goal };
+    // The weight of the candidates ranking before the range.
+    let mut settled = 0.0f64;
+    let mut narrowed: Option<Candidates> = None;
+    // Against logits placed to defeat the sample: sort after this many.
+    let mut rounds_left = 2 * (usize::BITS - c.len().leading_zeros()) + 4;
+    loop {
+        let range = narrowed.as_ref().unwrap_or(c);
+        if range.len() <= FEW || rounds_left == 0 {
+            return last_passing(range.items(), settled, &passes);
+        }
+        let pivots = pivots(&range.x);
+        let above = weight_at_or_above(s, range, &pivots);
+        // The candidates from the first pivot whose weight passes up to
+        // the one before it; past the last pivot if none does.
+        let j = above.iter().position(|&w| passes(settled + w));
+        let (lo, hi) = match j {
+            Some(0) => (pivots[0], f32::INFINITY),
+            Some(j) => (pivots[j], pivots[j - 1]),
+            None => (f32::NEG_INFINITY, pivots[PIVOTS - 1]),
+        };
+        let before = range.len();
+        let mut keep = LogitIn::new(s, lo, hi);
+        let next = match narrowed.take() {
+            Some(mut range) => {
+                range.retain(s, &mut keep);
+                range
+            }
+            None => c.select(s, &mut keep),
+        };
+        if next.len() == 0 {
+            // Past the last pivot with nothing there: the goal is beyond
+            // all of the candidates.
             return None;
         }
-        pivots_left -= 1;
-        let (p, better) = partition(&mut items[lo..hi]);
-        let p = lo + p;
-        let before = settled + better;
-        // (An empty `better` passing means a goal of 0 or less, which the
-        // first item passes: the prefix is never empty.)
-        if p > lo && passes(before) {
-            hi = p;
-        } else {
-            let through = before + f64::from(items[p].w);
-            if passes(through) {
-                return Some(Prefix {
-                    end: p + 1,
-                    before_last: before,
-                    through_last: through,
-                });
-            }
-            settled = through;
-            lo = p + 1;
+        if next.len() == before {
+            // Only equal logits left: no pivot splits them.
+            return last_passing(next.items(), settled, &passes);
         }
+        settled += match j {
+            Some(0) => 0.0,
+            Some(j) => above[j - 1],
+            None => above[PIVOTS - 1],
+        };
+        narrowed = Some(next);
+        rounds_left -= 1;
+    }
+}
+
+#[inline(always)]
+fn add_at_or_above<S: Lanes>(
+    s: S,
+    acc: &mut [S::Wide; PIVOTS],
+    x: S::V,
+    w: S::V,
+    pivots: &[f32; PIVOTS],
+) {
+    for (a, &p) in acc.iter_mut().zip(pivots) {
+        *a = s.wide_add(*a, s.zero_where_below(x, p, w));
+    }
+}
+
+/// Logits sampled per round of [`cut`].
+const PIVOTS: usize = 4;
+
+/// Ranges this small are sorted.
+const FEW: usize = 64;
+
+/// [`cut`] on a few candidates, by sorting them; `settled` is the weight
+/// ranking before them.
+fn last_passing(
+    mut few: Vec<Weighted>,
+    settled: f64,
+    passes: &impl Fn(f64) -> bool,
+) -> Option<Cut> {
+    few.sort_unstable_by(rank);
+    let mut mass = settled;
+    for item in few {
+        let through = mass + f64::from(item.w);
+        if passes(through) {
+            return Some(Cut {
+                last: item,
+                before: mass,
+                through,
+            });
+        }
+        mass = through;
     }
     None
 }
 
-/// Partitions `items` (not empty) around a median-of-three pivot: those
-/// ranking before it, the pivot, the rest. Returns the pivot's position and
-/// the weight before it.
-fn partition(items: &mut [Weighted]) -> (usize, f64) {
-    let last = items.len() - 1;
-    let mid = last / 2;
-    // Median of three into `last`.
-    if before(&items[mid], &items[0]) {
-        items.swap(mid, 0);
+/// [`PIVOTS`] logits of `x` (more than [`FEW`] of them) at evenly spaced
+/// ranks of a sample, largest first (a repeated value repeats).
+fn pivots(x: &[f32]) -> [f32; PIVOTS] {
+    const SAMPLE: usize = 8 * PIVOTS;
+    let stride = x.len() / SAMPLE;
+    let mut sample: [f32; SAMPLE] = core::array::from_fn(|k| x[k * stride + stride / 2]);
+    sample.sort_unstable_by(|a, b| b.total_cmp(a));
+    core::array::from_fn(|k| sample[k * SAMPLE / PIVOTS + SAMPLE / PIVOTS / 2])
+}
+
+/// The weight (in f64) of the candidates at or above each pivot, in one
+/// read.
+#[inline(always)]
+fn weight_at_or_above<S: Lanes>(s: S, c: &Candidates, pivots: &[f32; PIVOTS]) -> [f64; PIVOTS] {
+    let l = S::LANES;
+    let mut acc = [s.wide_zero(); PIVOTS];
+    let (mut xs, mut ws) = (c.x.chunks_exact(l), c.w.chunks_exact(l));
+    for (x, w) in (&mut xs).zip(&mut ws) {
+        add_at_or_above(s, &mut acc, s.load(x), s.load(w), pivots);
     }
-    if before(&items[last], &items[0]) {
-        items.swap(last, 0);
+    let x = s.load_partial(xs.remainder(), f32::NEG_INFINITY);
+    let w = s.load_partial(ws.remainder(), 0.0);
+    add_at_or_above(s, &mut acc, x, w, pivots);
+    let mut sums = [0.0f64; PIVOTS];
+    for (sum, a) in sums.iter_mut().zip(acc) {
+        *sum = s.wide_sum(a);
     }
-    if before(&items[mid], &items[last]) {
-        items.swap(mid, last);
-    }
-    let pivot = items[last];
-    let mut store = 0;
-    let mut better = 0.0f64;
-    // Without branches (the outcome is a coin toss on random logits): the
-    // swap always happens, and moves two entries of the rest among
-    // themselves when `j` is not before the pivot.
-    for j in 0..last {
-        let item = items[j];
-        let is_before = before(&item, &pivot);
-        items[j] = items[store];
-        items[store] = item;
-        store += usize::from(is_before);
-        better += if is_before { f64::from(item.w) } else { 0.0 };
-    }
-    items.swap(store, last);
-    (store, better)
+    sums
 }
 
 #[cfg(test)]
@@ -283,14 +584,39 @@ mod tests {
     }
 
     /// Random, heavily tied and already-ordered candidates, every goal
-    /// from nothing to beyond the total: the same set as the sorted prefix
-    /// (up to f64 rounding at the very boundary, which small integer
-    /// weights rule out), its last member at `end − 1`, everything after
-    /// it ranking later.
+    /// from nothing to beyond the total, on every backend: the same set as
+    /// the sorted prefix (up to f64 rounding at the very boundary, which
+    /// small integer weights rule out), the same last member and weights
+    /// before and through it. Sizes around the sorted range's and past
+    /// several rounds of pivots.
     #[test]
-    fn prefix_passing_is_the_sorted_prefix() {
+    fn cut_is_where_the_sorted_prefix_ends() {
+        struct Check;
+        impl Job for Check {
+            type Output = ();
+            #[inline(always)]
+            fn run<S: Lanes>(self, s: S) {
+                check_cut(s);
+            }
+        }
+        crate::lanes::Scalar.vectorize(Check);
+        crate::lanes::Portable.vectorize(Check);
+        #[cfg(target_arch = "x86_64")]
+        {
+            match crate::arch::avx2::Avx2Fma::detect() {
+                Some(avx2) => avx2.vectorize(Check),
+                None => eprintln!("SKIPPED avx2: not available on this CPU"),
+            }
+            match crate::arch::avx512::Avx512::detect() {
+                Some(avx512) => avx512.vectorize(Check),
+                None => eprintln!("SKIPPED avx512: not available on this CPU"),
+            }
+        }
+    }
+
+    fn check_cut<S: Lanes>(s: S) {
         let mut next = stream(7);
-        for n in (1..40).chain([100, 1000, 5000]) {
+        for n in (1..40).chain([63, 64, 65, 100, 300, 1000, 5000, 20000]) {
             for shape in 0..4 {
                 let items: Vec<Weighted> = (0..n)
                     .map(|k| {
@@ -308,29 +634,35 @@ mod tests {
                         }
                     })
                     .collect();
+                let candidates = Candidates {
+                    x: items.iter().map(|t| t.x).collect(),
+                    w: items.iter().map(|t| t.w).collect(),
+                    id: items.iter().map(|t| t.i).collect(),
+                };
                 let total: f64 = items.iter().map(|t| f64::from(t.w)).sum();
+                assert_eq!(candidates.weight(s), total);
                 for step in 0..=20 {
                     let goal = total * f64::from(step) / 19.0;
                     for strict in [false, true] {
-                        let mut got = items.clone();
-                        let cut = prefix_passing(&mut got, goal, strict);
+                        let cut = cut(s, &candidates, goal, strict);
                         let want = sorted_prefix(&items, goal, strict);
                         let what = format!("n={n} shape={shape} goal={goal} strict={strict}");
                         let (Some(cut), Some(want)) = (cut, &want) else {
                             assert_eq!(cut.is_none(), want.is_none(), "{what}");
                             continue;
                         };
-                        let end = cut.end;
                         let mass: f64 = want.iter().map(|t| f64::from(t.w)).sum();
-                        assert_eq!(cut.through_last, mass, "{what}: weight");
+                        assert_eq!(cut.through, mass, "{what}: weight");
                         let last = f64::from(want.last().unwrap().w);
-                        assert_eq!(cut.before_last, mass - last, "{what}: weight before");
-                        let mut prefix = got[..end].to_vec();
-                        prefix.sort_by(rank);
-                        assert_eq!(&prefix, want, "{what}");
-                        assert_eq!(got[end - 1], *want.last().unwrap(), "{what}: last");
-                        let worst = want.last().unwrap();
-                        assert!(got[end..].iter().all(|t| before(worst, t)), "{what}: rest");
+                        assert_eq!(cut.before, mass - last, "{what}: weight before");
+                        assert_eq!(cut.last, *want.last().unwrap(), "{what}: last");
+                        let mut kept = candidates.clone();
+                        cut.keep_prefix(s, &mut kept);
+                        let mut kept = kept.items();
+                        // In index order, as the candidates were.
+                        assert!(kept.windows(2).all(|p| p[0].i < p[1].i), "{what}: order");
+                        kept.sort_by(rank);
+                        assert_eq!(&kept, want, "{what}");
                     }
                 }
             }
@@ -349,9 +681,9 @@ mod tests {
             1.0,
             f32::INFINITY,
         ];
-        let (xs, ids) = at_least(s, &x, 1.0);
-        assert_eq!(xs, [1.0, 3.0, 1.0, f32::INFINITY]);
-        assert_eq!(ids, [0, 3, 5, 6]);
-        assert_eq!(at_least(s, &x, f32::NEG_INFINITY).1, [0, 2, 3, 5, 6]);
+        let c = at_least(s, &x, 1.0);
+        assert_eq!(c.x, [1.0, 3.0, 1.0, f32::INFINITY]);
+        assert_eq!(c.id, [0, 3, 5, 6]);
+        assert_eq!(at_least(s, &x, f32::NEG_INFINITY).id, [0, 2, 3, 5, 6]);
     }
 }
