@@ -85,42 +85,19 @@ pub(crate) trait Lanes: Copy + Send + Sync + 'static {
     fn compress(self, v: Self::V, mask: u32, out: &mut [f32]) -> usize {
         let mut lanes = [0.0f32; 16];
         self.store(v, &mut lanes[..Self::LANES]);
-        let out = &mut out[..Self::LANES];
-        let mut n = 0;
-        let mut bits = mask;
-        while bits != 0 {
-            out[n] = lanes[bits.trailing_zeros() as usize];
-            n += 1;
-            bits &= bits - 1;
-        }
-        n
+        compress_bits(&lanes[..Self::LANES], mask, out)
     }
     /// [`Lanes::compress`] for the `LANES` values `src[..LANES]` of a u32
     /// array read alongside the vectors.
     #[inline(always)]
     fn compress_u32(self, src: &[u32], mask: u32, out: &mut [u32]) -> usize {
-        let (src, out) = (&src[..Self::LANES], &mut out[..Self::LANES]);
-        let mut n = 0;
-        let mut bits = mask;
-        while bits != 0 {
-            out[n] = src[bits.trailing_zeros() as usize];
-            n += 1;
-            bits &= bits - 1;
-        }
-        n
+        compress_bits(&src[..Self::LANES], mask, out)
     }
     /// [`Lanes::compress`] for the lane numbers `first + j`.
     #[inline(always)]
     fn compress_index(self, first: u32, mask: u32, out: &mut [u32]) -> usize {
-        let out = &mut out[..Self::LANES];
-        let mut n = 0;
-        let mut bits = mask;
-        while bits != 0 {
-            out[n] = first + bits.trailing_zeros();
-            n += 1;
-            bits &= bits - 1;
-        }
-        n
+        let index: [u32; 16] = core::array::from_fn(|j| first + j as u32);
+        compress_bits(&index[..Self::LANES], mask, out)
     }
     /// An f64 accumulator per lane: [`Lanes::wide_add`] converts each lane
     /// exactly and adds it in f64, [`Lanes::wide_sum`] adds up the lanes in a
@@ -157,6 +134,23 @@ pub(crate) trait Lanes: Copy + Send + Sync + 'static {
         all[..keep.len()].copy_from_slice(keep);
         self.keep_where(&all, x)
     }
+}
+
+/// The entries of `lanes` whose bit is set in `mask`, in order, to the
+/// front of `out` (as long as `lanes`); how many. The scalar form of the
+/// compress methods.
+#[inline(always)]
+fn compress_bits<T: Copy>(lanes: &[T], mask: u32, out: &mut [T]) -> usize {
+    let out = &mut out[..lanes.len()];
+    let mut n = 0;
+    // Only the bits of lanes that exist.
+    let mut bits = mask & (u32::MAX >> (32 - lanes.len()));
+    while bits != 0 {
+        out[n] = lanes[bits.trailing_zeros() as usize];
+        n += 1;
+        bits &= bits - 1;
+    }
+    n
 }
 
 /// A kernel call, generic over the lanes. Its `run` must be
