@@ -12,10 +12,13 @@
 //!   the draw picks a block by its share and then a token inside it,
 //!   recomputing that block's exps the same way.
 //! - top-p without top-k: one read for the max and one for the total
-//!   weight; the total bounds the weight of everything below a logit floor,
-//!   so the kept prefix lies among the few tokens above it, which one
-//!   compare-only read collects. A weighted selection finds the prefix and
-//!   then the token the draw lands on, without sorting (`kernels::nucleus`).
+//!   weight (with estimates of the weight below a few logit levels); the
+//!   total bounds the weight of everything below a logit floor, so the kept
+//!   prefix lies among the few tokens above it, which two compare-only
+//!   reads collect. A weighted selection finds the prefix and then the
+//!   token the draw lands on, without sorting (`kernels::nucleus`).
+
+use core::cmp::Ordering;
 
 use rand::rngs::StdRng;
 use rand::{Rng, RngExt, SeedableRng};
@@ -25,7 +28,8 @@ use crate::driver::{self, RowTask};
 use crate::error::{Parameter, SampleFailure};
 use crate::kernels::argmax::argmax;
 use crate::kernels::nucleus::{
-    self, Candidates, LEVELS, SUM_ERROR, WeightAbove, Weighted, at_least, cut, total_and_below,
+    self, Candidates, Cut, LEVELS, SUM_ERROR, TOTAL_ERROR, WeightAbove, Weighted, at_least, cut,
+    total_and_below,
 };
 use crate::kernels::select::{TopK, rank, scan, top_k_and_sum};
 use crate::kernels::{ExpMinus, Factor, Io, Logits, Partial, Plain, RowClass, Scaled, max, sum_of};
@@ -55,8 +59,8 @@ pub struct SamplerBuilder {
 /// Cost: with top-k, one compare-only read of the row finds the k largest
 /// logits and the rest works on those k; with temperature (and min-p)
 /// only, one exp pass computes block sums and the draw rescans one block;
-/// top-p without top-k reads the row three times (max, total, the
-/// candidates above a floor the total allows) and then works on those
+/// top-p without top-k reads the row four times (max, total, and twice for
+/// the candidates above a floor the total allows) and then works on those
 /// candidates only, never sorting.
 ///
 /// ```
@@ -351,9 +355,9 @@ fn sample_row<S: Lanes>(s: S, sp: &Sampler, x: &[f32], u: f64) -> Result<usize, 
     if let Some(p) = sp.top_p
         && no_top_k
     {
-        let kept = nucleus_of(s, sp, x, p)?;
+        let prefix = nucleus_of(s, sp, x, p)?;
         return Ok(s.vectorize(DrawNucleus {
-            kept,
+            prefix,
             min_p: sp.min_p,
             u,
         }));
@@ -401,7 +405,7 @@ fn kept_tokens<S: Lanes>(s: S, sp: &Sampler, x: &[f32]) -> Result<Vec<(u32, f64)
             (w, total)
         }
         (_, Some(p)) => {
-            let mut kept = nucleus_of(s, sp, x, p)?.items();
+            let mut kept = s.vectorize(KeptPrefix(nucleus_of(s, sp, x, p)?)).items();
             kept.sort_unstable_by(nucleus::rank);
             let kept = kept.into_iter().map(|t| (t.i, f64::from(t.w))).collect();
             // top-p is done; `filter`'s total only serves top-p.
@@ -412,13 +416,13 @@ fn kept_tokens<S: Lanes>(s: S, sp: &Sampler, x: &[f32]) -> Result<Vec<(u32, f64)
     Ok(filter(candidates.0, candidates.1, sp.top_p, sp.min_p))
 }
 
-/// The top-p prefix of a row (top-k off, temperature not 0), unordered.
+/// The top-p prefix of a row (top-k off, temperature not 0).
 fn nucleus_of<S: Lanes>(
     s: S,
     sp: &Sampler,
     x: &[f32],
     top_p: f32,
-) -> Result<Candidates, SampleFailure> {
+) -> Result<Prefix, SampleFailure> {
     if x.len() > u32::MAX as usize {
         return Err(TOO_LONG);
     }
@@ -429,12 +433,23 @@ fn nucleus_of<S: Lanes>(
     })
 }
 
-/// min-p over an unordered top-p prefix, then the draw at `u`: the token
-/// where the kept weight, added up in rank order, passes `u` of the total,
-/// found by selection (the same token as [`draw`] over the sorted list, up
-/// to f64 rounding at a boundary).
+/// The prefix taken out of its candidates, unordered.
+struct KeptPrefix(Prefix);
+
+impl Job for KeptPrefix {
+    type Output = Candidates;
+    #[inline(always)]
+    fn run<S: Lanes>(self, s: S) -> Candidates {
+        self.0.kept(s)
+    }
+}
+
+/// min-p over a top-p prefix, then the draw at `u`: the token where the
+/// kept weight, added up in rank order, passes `u` of the total, found by
+/// selection (the same token as [`draw`] over the sorted list, up to f64
+/// rounding at a boundary).
 struct DrawNucleus {
-    kept: Candidates,
+    prefix: Prefix,
     min_p: Option<f32>,
     u: f64,
 }
@@ -443,27 +458,50 @@ impl Job for DrawNucleus {
     type Output = usize;
     #[inline(always)]
     fn run<S: Lanes>(self, s: S) -> usize {
-        let mut kept = self.kept;
-        if let Some(p) = self.min_p {
-            // Relative to the best-ranked token, as `filter` has it.
-            let top = best_ranked(&kept).map_or(0.0, |t| t.w);
-            let bar = f64::from(p) * f64::from(top);
-            // `w ≥ bar` is `w ≥ r`, r the least f32 not below bar.
-            let r = bar as f32;
-            let r = if f64::from(r) < bar { r.next_up() } else { r };
-            kept.retain(s, &mut WeightAbove(s.splat(r.next_down())));
-        }
+        let Some(p) = self.min_p else {
+            // The kept set is the prefix: the draw's goal lies inside its
+            // weight, so the selection runs over all the candidates without
+            // taking the prefix out.
+            let Prefix {
+                candidates,
+                cut: end,
+            } = self.prefix;
+            let weight = end.map_or_else(|| candidates.weight(s), |e| e.through);
+            let drawn = cut(s, &candidates, self.u * weight, true).map(|d| d.last);
+            return match (drawn, end) {
+                // Rounding carried the goal past the prefix: its last token.
+                (Some(d), Some(e)) if nucleus::rank(&e.last, &d) == Ordering::Less => {
+                    e.last.i as usize
+                }
+                (Some(d), _) => d.i as usize,
+                (None, Some(e)) => e.last.i as usize,
+                (None, None) => last_ranked(&candidates),
+            };
+        };
+        let mut kept = self.prefix.kept(s);
+        // Relative to the best-ranked token, as `filter` has it.
+        let top = best_ranked(&kept).map_or(0.0, |t| t.w);
+        let bar = f64::from(p) * f64::from(top);
+        // `w ≥ bar` is `w ≥ r`, r the least f32 not below bar.
+        let r = bar as f32;
+        let r = if f64::from(r) < bar { r.next_up() } else { r };
+        kept.retain(s, &mut WeightAbove(s.splat(r.next_down())));
         let kept = &kept;
         let total = kept.weight(s);
         match cut(s, kept, self.u * total, true) {
             Some(cut) => cut.last.i as usize,
             // Rounding left the goal at the very end: the last token.
-            None => (0..kept.len())
-                .map(|k| kept.get(k))
-                .max_by(nucleus::rank)
-                .map_or(0, |t| t.i as usize),
+            None => last_ranked(kept),
         }
     }
+}
+
+/// The index of the candidate that ranks last (0 for none).
+fn last_ranked(c: &Candidates) -> usize {
+    (0..c.len())
+        .map(|k| c.get(k))
+        .max_by(nucleus::rank)
+        .map_or(0, |t| t.i as usize)
 }
 
 /// The candidate that ranks first.
@@ -633,17 +671,50 @@ fn drawable_max<S: Lanes>(s: S, x: &[f32]) -> Result<f32, SampleFailure> {
     Ok(m)
 }
 
-/// The top-p prefix of a row, unordered (see `kernels::nucleus`): the max,
-/// the total weight, the candidates above the floor the total allows, their
-/// weights (the same exps as every other pass), the prefix among them.
+/// The top-p prefix of a row (see `kernels::nucleus`): the max; the total
+/// weight, with estimates of the weight below a few levels, in one read;
+/// the candidates at or above a floor (the highest level the estimates
+/// allow, checked: their weight must reach the goal), their weights (the
+/// same exps as every other pass), and where the prefix ends among them.
 struct Nucleus<'a> {
     x: &'a [f32],
     c: f64,
     top_p: f32,
 }
 
+/// The candidates of a row and where its top-p prefix ends among them
+/// (`None`: every candidate is in it, the goal being beyond them all by
+/// rounding). The prefix is not taken out: a draw selects inside it
+/// without that.
+struct Prefix {
+    candidates: Candidates,
+    cut: Option<Cut>,
+}
+
+impl Prefix {
+    /// The prefix itself, unordered.
+    #[inline(always)]
+    fn kept<S: Lanes>(self, s: S) -> Candidates {
+        let mut c = self.candidates;
+        if let Some(cut) = self.cut {
+            cut.keep_prefix(s, &mut c);
+        }
+        c
+    }
+}
+
+/// How a floor fared in [`Nucleus::cut_at`].
+enum Tried {
+    Found(Prefix),
+    /// The candidates do not weigh the goal: the floor was too high.
+    TooHigh,
+    /// A total within its error could cut elsewhere (the candidates come
+    /// back for another try).
+    Unsure(Candidates),
+}
+
 impl Job for Nucleus<'_> {
-    type Output = Result<Candidates, SampleFailure>;
+    type Output = Result<Prefix, SampleFailure>;
     #[inline(always)]
     fn run<S: Lanes>(self, s: S) -> Self::Output {
         let x = self.x;
@@ -656,46 +727,65 @@ impl Job for Nucleus<'_> {
                 .filter(|&i| x[i] == f32::INFINITY)
                 .map(|i| i as u32)
                 .collect();
-            let mut inf = Candidates {
+            let inf = Candidates {
                 x: vec![0.0; id.len()],
                 w: vec![1.0; id.len()],
                 id,
             };
             let goal = f64::from(self.top_p) * inf.len() as f64;
-            if let Some(cut) = cut(s, &inf, goal, false) {
-                cut.keep_prefix(s, &mut inf);
-            }
-            return Ok(inf);
+            let cut = cut(s, &inf, goal, false);
+            return Ok(Prefix {
+                candidates: inf,
+                cut,
+            });
         }
         let t = Scaled(Factor::new(self.c));
         let levels = self.levels(s, m, t);
-        let (fast, below) = total_and_below(s, x, ExpMinus::new(s, m, t), levels);
+        let row = total_and_below(s, x, ExpMinus::new(s, m, t), levels);
+        let total = row.total;
         // A NaN logit made its weight, and so the total, NaN.
-        if fast.is_nan() {
+        if total.is_nan() {
             return Err(NAN_ROW);
         }
-        // The highest level with (about: `prefix` checks) enough weight
-        // above it: the total is then the candidates' weight, exact in f64,
-        // plus the weight below, good to `SUM_ERROR` of itself. Else the
-        // floor the total allows, and the total good to `SUM_ERROR`.
-        let goal = f64::from(self.top_p) * fast;
-        let level = (0..LEVELS).find(|&k| fast - below[k] > goal * (1.0 + 1e-5));
-        let kept = match level {
-            Some(k) => {
-                let rest = below[k];
-                self.prefix(s, m, t, levels[k], SUM_ERROR * rest, |c| c + rest)
+        let goal = f64::from(self.top_p) * total;
+        // Floors, highest first: the highest level the estimates put the
+        // goal above with room to spare (checked: its candidates must weigh
+        // the goal), then the floor the total allows whatever the row.
+        let level = (0..LEVELS)
+            .find(|&k| total - row.below[k] > goal + LEVEL_ROOM * total)
+            .map(|k| levels[k]);
+        let floors = [level, Some(self.floor(m, total, TOTAL_ERROR))];
+        for floor in floors.into_iter().flatten() {
+            let items = self.candidates(s, m, t, floor);
+            match self.cut_at(s, items, total, TOTAL_ERROR * total) {
+                Tried::Found(p) => return Ok(p),
+                Tried::TooHigh => {}
+                Tried::Unsure(items) => {
+                    // The total's error is of the whole row: add up the
+                    // weight below the floor on its own (one more read),
+                    // good to `SUM_ERROR` of that weight alone, and the
+                    // candidates' in f64.
+                    let below = ExpBelow(ExpMinus::new(s, m, t), floor);
+                    let rest = sum_of(s, x, Plain, below);
+                    let total = items.weight(s) + rest;
+                    return Ok(match self.cut_at(s, items, total, SUM_ERROR * rest) {
+                        Tried::Found(p) => p,
+                        _ => self.everything(s, m, t),
+                    });
+                }
             }
-            None => {
-                let floor = self.floor(m, fast, SUM_ERROR);
-                self.prefix(s, m, t, floor, SUM_ERROR * fast, |_| fast)
-            }
-        };
-        // Within rounding of a prefix's weight (rare: the goal must land
-        // that close): the whole row, every weight added in f64.
-        Ok(kept.unwrap_or_else(|| {
-            self.prefix(s, m, t, f32::NEG_INFINITY, 0.0, |c| c)
-                .unwrap_or_default()
-        }))
+        }
+        Ok(self.everything(s, m, t))
+    }
+}
+
+/// `f(x)` where `x` is below a floor, else 0.
+struct ExpBelow<M>(M, f32);
+
+impl<S: Lanes, M: crate::kernels::Map<S>> crate::kernels::Map<S> for ExpBelow<M> {
+    #[inline(always)]
+    fn apply(&self, s: S, x: S::V) -> S::V {
+        s.add_where_below(s.splat(0.0), x, self.1, self.0.apply(s, x))
     }
 }
 
@@ -703,14 +793,19 @@ impl Job for Nucleus<'_> {
 const ESTIMATE_BLOCK: usize = 4096;
 
 /// Where the levels sit, as fractions of the estimated floor's distance
-/// below the max.
-const LEVEL_FRACTIONS: [f64; LEVELS] = [0.35, 0.5, 0.65, 0.8];
+/// below the max (the prefix of normal logits ends at about half of it),
+/// highest first.
+const LEVEL_FRACTIONS: [f64; LEVELS] = [0.3, 0.375, 0.45, 0.525, 0.6, 0.675, 0.75, 0.85];
+
+/// The room, as a fraction of the total, by which a level's estimated
+/// weight above it must pass the goal to be tried: the estimates come from
+/// one vector in eight.
+const LEVEL_ROOM: f64 = 0.01;
 
 impl Nucleus<'_> {
-    /// Candidate floors for [`total_and_below`]: the floor the row's total
-    /// would allow ([`Nucleus::floor`]), estimated from the row's first
-    /// block, at fractions of its distance below the max (the prefix of
-    /// normal logits ends at about half of it), highest first. Only speed
+    /// Levels for [`total_and_below`]: the floor the row's total would
+    /// allow ([`Nucleus::floor`]), estimated from the row's first block, at
+    /// fractions of its distance below the max, highest first. Only speed
     /// depends on them.
     #[inline(always)]
     fn levels<S: Lanes>(&self, s: S, m: f32, t: Scaled) -> [f32; LEVELS] {
@@ -745,48 +840,51 @@ impl Nucleus<'_> {
         }
     }
 
-    /// The prefix among the candidates at or above `floor`, for the row
-    /// total `total_of(candidates' weight)` known to `slack`; `None` if a
-    /// total within the slack could cut elsewhere. If the candidates do not
-    /// reach the goal (the floor was too high), or with no floor, every
-    /// token is a candidate and the total exact (never `None`).
+    /// The tokens at or above `floor` and their weights (above 0).
     #[inline(always)]
-    fn prefix<S: Lanes>(
-        &self,
-        s: S,
-        m: f32,
-        t: Scaled,
-        floor: f32,
-        slack: f64,
-        total_of: impl Fn(f64) -> f64,
-    ) -> Option<Candidates> {
-        let mut floor = floor;
-        loop {
-            let mut items = at_least(s, self.x, floor);
-            Io::new(Some(&items.x), &mut items.w).map_store(s, ExpMinus::new(s, m, t));
+    fn candidates<S: Lanes>(&self, s: S, m: f32, t: Scaled, floor: f32) -> Candidates {
+        let mut items = at_least(s, self.x, floor);
+        Io::new(Some(&items.x), &mut items.w).map_store(s, ExpMinus::new(s, m, t));
+        // Weights that flush to 0 (rare) are no candidates.
+        if !items.all_weigh(s) {
             items.retain(s, &mut WeightAbove(s.splat(0.0)));
-            // Every weight added in f64.
-            let candidates = items.weight(s);
-            let everything = floor == f32::NEG_INFINITY;
-            let (total, slack) = if everything {
-                (candidates, 0.0)
-            } else {
-                (total_of(candidates), slack)
-            };
-            let goal = f64::from(self.top_p) * total;
-            match cut(s, &items, goal, false) {
-                Some(cut) => {
-                    // A goal anywhere in goal ± slack cuts here.
-                    if cut.before >= goal - slack || cut.through < goal + slack {
-                        return None;
-                    }
-                    cut.keep_prefix(s, &mut items);
-                    return Some(items);
+        }
+        items
+    }
+
+    /// The prefix among `items`, for the row total `total` known to
+    /// `slack`.
+    #[inline(always)]
+    fn cut_at<S: Lanes>(&self, s: S, items: Candidates, total: f64, slack: f64) -> Tried {
+        let goal = f64::from(self.top_p) * total;
+        match cut(s, &items, goal, false) {
+            // A goal anywhere in goal ± slack must cut here.
+            Some(cut) if cut.before >= goal - slack || cut.through < goal + slack => {
+                Tried::Unsure(items)
+            }
+            Some(cut) => Tried::Found(Prefix {
+                candidates: items,
+                cut: Some(cut),
+            }),
+            None => Tried::TooHigh,
+        }
+    }
+
+    /// The prefix among every token, the total added up from them in f64
+    /// (after a close call, rare). A goal beyond them all (rounding) keeps
+    /// them all.
+    #[inline(always)]
+    fn everything<S: Lanes>(&self, s: S, m: f32, t: Scaled) -> Prefix {
+        let items = self.candidates(s, m, t, f32::NEG_INFINITY);
+        let total = items.weight(s);
+        match self.cut_at(s, items, total, 0.0) {
+            Tried::Found(p) => p,
+            Tried::TooHigh | Tried::Unsure(_) => {
+                let candidates = self.candidates(s, m, t, f32::NEG_INFINITY);
+                Prefix {
+                    candidates,
+                    cut: None,
                 }
-                // Rounding put the goal beyond the whole row: all of it.
-                None if everything => return Some(items),
-                // Beyond the candidates: the floor was too high.
-                None => floor = f32::NEG_INFINITY,
             }
         }
     }

@@ -339,3 +339,36 @@ fn top_p_counts_the_tail_a_plain_sum_drops() {
         assert_eq!(got, [95, 96], "{b}");
     }
 }
+
+/// Rows whose every eighth vector differs from the rest (period 128, with
+/// the high or the low values in the first 16, 8 or 1 entries): the
+/// levels' weights are estimated from the first vector of each group of
+/// eight, so on some backend the estimate puts the floor too high and the
+/// nucleus is found through the fallback floors. Same kept set as the
+/// reference.
+#[test]
+fn top_p_where_the_sampled_vectors_mislead() {
+    let mut r = rng(112);
+    for b in backends() {
+        for n in [200, 1000, 4099, 20_000] {
+            for (head, high_first) in [(16, true), (16, false), (8, true), (8, false), (1, true)] {
+                let x: Vec<f32> = (0..n)
+                    .map(|i| {
+                        let noise = normal_row(&mut r, 1, 1.0)[0];
+                        let first = i % 128 < head;
+                        if first == high_first {
+                            6.0 + noise
+                        } else {
+                            noise - 2.0
+                        }
+                    })
+                    .collect();
+                for (t, p) in [(1.0, 0.9), (0.8, 0.5), (1.5, 0.99), (1.0, 0.999)] {
+                    let s = settings(t, None, Some(p), None);
+                    let what = format!("{b} n={n} head={head} high_first={high_first} {s:?}");
+                    check_sample_distribution(&sampler(b, &s), &s, &x, &what);
+                }
+            }
+        }
+    }
+}

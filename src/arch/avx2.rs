@@ -4,14 +4,19 @@ use core::arch::x86_64::*;
 
 use crate::lanes::{Job, Lanes};
 
-/// Proof that the running CPU has AVX2 and FMA: only [`Avx2Fma::detect`]
+/// Proof that the running CPU has AVX2, FMA and POPCNT: only [`Avx2Fma::detect`]
 /// makes one.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Avx2Fma(());
 
 impl Avx2Fma {
     pub(crate) fn detect() -> Option<Self> {
-        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+        // POPCNT counts the lanes a compare selects (every AVX2 CPU has it,
+        // unless a hypervisor masks it).
+        if is_x86_feature_detected!("avx2")
+            && is_x86_feature_detected!("fma")
+            && is_x86_feature_detected!("popcnt")
+        {
             Some(Avx2Fma(()))
         } else {
             None
@@ -43,11 +48,11 @@ impl Lanes for Avx2Fma {
 
     #[inline(always)]
     fn vectorize<J: Job>(self, job: J) -> J::Output {
-        #[target_feature(enable = "avx2,fma")]
+        #[target_feature(enable = "avx2,fma,popcnt")]
         fn with_avx2<J: Job>(s: Avx2Fma, job: J) -> J::Output {
             job.run(s)
         }
-        // SAFETY: the token proves the CPU has AVX2 and FMA.
+        // SAFETY: the token proves the CPU has AVX2, FMA and POPCNT.
         unsafe { with_avx2(self, job) }
     }
     #[inline(always)]

@@ -5,18 +5,19 @@ use core::arch::x86_64::*;
 
 use crate::lanes::{Job, Lanes};
 
-/// Proof that the running CPU has AVX-512F, AVX2 and FMA (the entry enables
-/// all three): only [`Avx512::detect`] makes one.
+/// Proof that the running CPU has AVX-512F, AVX2, FMA and POPCNT (the entry
+/// enables all four): only [`Avx512::detect`] makes one.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Avx512(());
 
 impl Avx512 {
     pub(crate) fn detect() -> Option<Self> {
-        // Every AVX-512F CPU has AVX2 and FMA, but a hypervisor can mask
-        // them; the entry enables them, so check them too.
+        // Every AVX-512F CPU has AVX2, FMA and POPCNT, but a hypervisor can
+        // mask them; the entry enables them, so check them too.
         if is_x86_feature_detected!("avx512f")
             && is_x86_feature_detected!("avx2")
             && is_x86_feature_detected!("fma")
+            && is_x86_feature_detected!("popcnt")
         {
             Some(Avx512(()))
         } else {
@@ -43,11 +44,11 @@ impl Lanes for Avx512 {
 
     #[inline(always)]
     fn vectorize<J: Job>(self, job: J) -> J::Output {
-        #[target_feature(enable = "avx512f,avx2,fma")]
+        #[target_feature(enable = "avx512f,avx2,fma,popcnt")]
         fn with_avx512<J: Job>(s: Avx512, job: J) -> J::Output {
             job.run(s)
         }
-        // SAFETY: the token proves the CPU has AVX-512F, AVX2 and FMA.
+        // SAFETY: the token proves the CPU has AVX-512F, AVX2, FMA and POPCNT.
         unsafe { with_avx512(self, job) }
     }
     #[inline(always)]
