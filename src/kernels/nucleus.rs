@@ -292,8 +292,12 @@ impl Candidates {
     #[inline(always)]
     fn ids(&self, j: usize, l: usize) -> [u32; 16] {
         let mut id = [0u32; 16];
-        let end = self.len().min(j + l);
-        id[..end - j].copy_from_slice(&self.id[j..end]);
+        if j + l <= self.len() {
+            // A copy of a length known at compile time: no call.
+            id[..l].copy_from_slice(&self.id[j..j + l]);
+        } else {
+            id[..self.len() - j].copy_from_slice(&self.id[j..]);
+        }
         id
     }
 
@@ -497,8 +501,10 @@ impl Cut {
 #[inline(always)]
 pub(crate) fn cut<S: Lanes>(s: S, c: &Candidates, goal: f64, strict: bool) -> Option<Cut> {
     let passes = |mass: f64| if strict { mass > goal } else { mass >= goal };
-    // The weight of the candidates ranking before the range.
+    // The weight of the candidates ranking before the range, and of the
+    // range (for placing the pivots).
     let mut settled = 0.0f64;
+    let mut range_weight = c.weight(s);
     let mut narrowed: Option<Candidates> = None;
     // Against logits placed to defeat the sample: sort after this many.
     let mut rounds_left = 2 * (usize::BITS - c.len().leading_zeros()) + 4;
@@ -507,7 +513,7 @@ pub(crate) fn cut<S: Lanes>(s: S, c: &Candidates, goal: f64, strict: bool) -> Op
         if range.len() <= FEW || rounds_left == 0 {
             return last_passing(range.items(), settled, &passes);
         }
-        let pivots = pivots(&range.x);
+        let pivots = pivots(range, range_weight, goal - settled);
         let above = weight_at_or_above(s, range, &pivots);
         // The candidates from the first pivot whose weight passes up to
         // the one before it; past the last pivot if none does.
@@ -535,11 +541,13 @@ pub(crate) fn cut<S: Lanes>(s: S, c: &Candidates, goal: f64, strict: bool) -> Op
             // Only equal logits left: no pivot splits them.
             return last_passing(next.items(), settled, &passes);
         }
-        settled += match j {
-            Some(0) => 0.0,
-            Some(j) => above[j - 1],
-            None => above[PIVOTS - 1],
+        let (left, weight) = match j {
+            Some(0) => (0.0, above[0]),
+            Some(j) => (above[j - 1], above[j] - above[j - 1]),
+            None => (above[PIVOTS - 1], range_weight - above[PIVOTS - 1]),
         };
+        settled += left;
+        range_weight = weight;
         narrowed = Some(next);
         rounds_left -= 1;
     }
@@ -587,14 +595,34 @@ fn last_passing(
     None
 }
 
-/// [`PIVOTS`] logits of `x` (more than [`FEW`] of them) at evenly spaced
-/// ranks of a sample, largest first (a repeated value repeats).
-fn pivots(x: &[f32]) -> [f32; PIVOTS] {
-    const SAMPLE: usize = 8 * PIVOTS;
-    let stride = x.len() / SAMPLE;
-    let mut sample: [f32; SAMPLE] = core::array::from_fn(|k| x[k * stride + stride / 2]);
-    sample.sort_unstable_by(|a, b| b.total_cmp(a));
-    core::array::from_fn(|k| sample[k * SAMPLE / PIVOTS + SAMPLE / PIVOTS / 2])
+/// [`PIVOTS`] logits of `c` (more than [`FEW`] of them), largest first
+/// (a repeated value repeats), placed around where the weight at or above
+/// them reaches `target`, as a sample estimates it. The sample estimates
+/// the weight below a point (many small weights, where the prefix of
+/// top-p ends) better than the weight above it (a few large ones), so the
+/// weight above is the range's (`weight`) less the estimate below. Only
+/// speed depends on the estimate.
+fn pivots(c: &Candidates, weight: f64, target: f64) -> [f32; PIVOTS] {
+    const SAMPLE: usize = 64;
+    let stride = c.len() / SAMPLE;
+    let mut sample: [(f32, f32); SAMPLE] = core::array::from_fn(|k| {
+        let i = k * stride + stride / 2;
+        (c.x[i], c.w[i])
+    });
+    sample.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
+    let scale = c.len() as f64 / SAMPLE as f64;
+    // The first sample point with (about) `target` at or above it.
+    let mut below = 0.0;
+    let mut centre = 0;
+    for i in (0..SAMPLE).rev() {
+        if weight - below < target {
+            centre = i + 1;
+            break;
+        }
+        below += scale * f64::from(sample[i].1);
+    }
+    let at = |offset: isize| sample[centre.saturating_add_signed(offset).min(SAMPLE - 1)].0;
+    [at(-4), at(-1), at(1), at(4)]
 }
 
 /// The weight (in f64) of the candidates at or above each pivot, in one
