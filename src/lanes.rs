@@ -425,6 +425,25 @@ impl Lanes for Portable {
     }
 }
 
+/// Runs `job` on every backend, each in its vectorized entry (a backend
+/// this CPU lacks is reported and skipped): for the kernels' tests.
+#[cfg(test)]
+pub(crate) fn on_every_backend<J: Job<Output = ()> + Clone>(job: J) {
+    Scalar.vectorize(job.clone());
+    Portable.vectorize(job.clone());
+    #[cfg(target_arch = "x86_64")]
+    {
+        match crate::arch::avx2::Avx2Fma::detect() {
+            Some(avx2) => avx2.vectorize(job.clone()),
+            None => eprintln!("SKIPPED avx2: not available on this CPU"),
+        }
+        match crate::arch::avx512::Avx512::detect() {
+            Some(avx512) => avx512.vectorize(job),
+            None => eprintln!("SKIPPED avx512: not available on this CPU"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,9 +25,9 @@
 use core::cmp::Ordering;
 
 use super::{FOLD_VECTORS, Map};
-#[cfg(test)]
-use crate::lanes::Job;
 use crate::lanes::Lanes;
+#[cfg(test)]
+use crate::lanes::{Job, on_every_backend};
 
 /// Logit levels whose weight below them [`total_and_below`] estimates in
 /// the same read as the total.
@@ -682,6 +682,7 @@ mod tests {
     /// several rounds of pivots.
     #[test]
     fn cut_is_where_the_sorted_prefix_ends() {
+        #[derive(Clone)]
         struct Check;
         impl Job for Check {
             type Output = ();
@@ -690,19 +691,7 @@ mod tests {
                 check_cut(s);
             }
         }
-        crate::lanes::Scalar.vectorize(Check);
-        crate::lanes::Portable.vectorize(Check);
-        #[cfg(target_arch = "x86_64")]
-        {
-            match crate::arch::avx2::Avx2Fma::detect() {
-                Some(avx2) => avx2.vectorize(Check),
-                None => eprintln!("SKIPPED avx2: not available on this CPU"),
-            }
-            match crate::arch::avx512::Avx512::detect() {
-                Some(avx512) => avx512.vectorize(Check),
-                None => eprintln!("SKIPPED avx512: not available on this CPU"),
-            }
-        }
+        on_every_backend(Check);
     }
 
     fn check_cut<S: Lanes>(s: S) {
@@ -765,6 +754,7 @@ mod tests {
     /// entries a plain filter keeps, in index order.
     #[test]
     fn at_least_is_a_filter() {
+        #[derive(Clone)]
         struct Check;
         impl Job for Check {
             type Output = ();
@@ -798,19 +788,7 @@ mod tests {
                 }
             }
         }
-        crate::lanes::Scalar.vectorize(Check);
-        crate::lanes::Portable.vectorize(Check);
-        #[cfg(target_arch = "x86_64")]
-        {
-            match crate::arch::avx2::Avx2Fma::detect() {
-                Some(avx2) => avx2.vectorize(Check),
-                None => eprintln!("SKIPPED avx2: not available on this CPU"),
-            }
-            match crate::arch::avx512::Avx512::detect() {
-                Some(avx512) => avx512.vectorize(Check),
-                None => eprintln!("SKIPPED avx512: not available on this CPU"),
-            }
-        }
+        on_every_backend(Check);
     }
 
     #[test]
