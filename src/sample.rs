@@ -15,10 +15,9 @@
 //!   weight (with estimates of the weight below a few logit levels); the
 //!   total bounds the weight of everything below a logit floor, so the kept
 //!   prefix lies among the few tokens above it, which two compare-only
-//!   reads collect. A weighted selection finds the prefix and then the
-//!   token the draw lands on, without sorting (`kernels::nucleus`).
-
-use core::cmp::Ordering;
+//!   reads collect. A weighted selection finds the prefix without
+//!   sorting, and the draw adds up the kept weights in index order
+//!   (`kernels::nucleus`).
 
 use rand::rngs::StdRng;
 use rand::{Rng, RngExt, SeedableRng};
@@ -170,6 +169,10 @@ impl Sampler {
     /// [`Error::CannotSample`]; +inf logits share the mass equally. Tokens
     /// whose probability is below 2^-126 of the largest (where the softmax
     /// flushes to 0) are never drawn.
+    ///
+    /// The draw inverts the cumulative distribution of the kept tokens, in
+    /// rank order with top-k and in index order otherwise (one pass, no
+    /// order to build): each token's chance is its probability either way.
     pub fn sample(&self, logits: &[f32], rng: &mut impl Rng) -> Result<usize, Error> {
         self.sample_at(logits, rng.random())
     }
@@ -445,9 +448,8 @@ impl Job for KeptPrefix {
 }
 
 /// min-p over a top-p prefix, then the draw at `u`: the token where the
-/// kept weight, added up in rank order, passes `u` of the total, found by
-/// selection (the same token as [`draw`] over the sorted list, up to f64
-/// rounding at a boundary).
+/// kept weight, added up in index order, passes `u` of the total
+/// ([`Candidates::draw`]).
 struct DrawNucleus {
     prefix: Prefix,
     min_p: Option<f32>,
@@ -459,24 +461,12 @@ impl Job for DrawNucleus {
     #[inline(always)]
     fn run<S: Lanes>(self, s: S) -> usize {
         let Some(p) = self.min_p else {
-            // The kept set is the prefix: the draw's goal lies inside its
-            // weight, so the selection runs over all the candidates without
-            // taking the prefix out.
-            let Prefix {
-                candidates,
-                cut: end,
-            } = self.prefix;
-            let weight = end.map_or_else(|| candidates.weight(s), |e| e.through);
-            let drawn = cut(s, &candidates, self.u * weight, true).map(|d| d.last);
-            return match (drawn, end) {
-                // Rounding carried the goal past the prefix: its last token.
-                (Some(d), Some(e)) if nucleus::rank(&e.last, &d) == Ordering::Less => {
-                    e.last.i as usize
-                }
-                (Some(d), _) => d.i as usize,
-                (None, Some(e)) => e.last.i as usize,
-                (None, None) => last_ranked(&candidates),
-            };
+            // The kept set is the prefix: the draw reads the candidates
+            // and adds up those ranking at or before its last member.
+            let Prefix { candidates, cut } = self.prefix;
+            let weight = cut.map_or_else(|| candidates.weight(s), |c| c.through);
+            let drawn = candidates.draw(s, cut.map(|c| c.last), self.u * weight);
+            return drawn.map_or(0, |i| i as usize);
         };
         let mut kept = self.prefix.kept(s);
         // Relative to the best-ranked token, as `filter` has it.
@@ -486,22 +476,9 @@ impl Job for DrawNucleus {
         let r = bar as f32;
         let r = if f64::from(r) < bar { r.next_up() } else { r };
         kept.retain(s, &mut WeightAbove(s.splat(r.next_down())));
-        let kept = &kept;
         let total = kept.weight(s);
-        match cut(s, kept, self.u * total, true) {
-            Some(cut) => cut.last.i as usize,
-            // Rounding left the goal at the very end: the last token.
-            None => last_ranked(kept),
-        }
+        kept.draw(s, None, self.u * total).map_or(0, |i| i as usize)
     }
-}
-
-/// The index of the candidate that ranks last (0 for none).
-fn last_ranked(c: &Candidates) -> usize {
-    (0..c.len())
-        .map(|k| c.get(k))
-        .max_by(nucleus::rank)
-        .map_or(0, |t| t.i as usize)
 }
 
 /// The candidate that ranks first.
@@ -733,7 +710,7 @@ impl Job for Nucleus<'_> {
                 id,
             };
             let goal = f64::from(self.top_p) * inf.len() as f64;
-            let cut = cut(s, &inf, goal, false);
+            let cut = cut(s, &inf, goal);
             return Ok(Prefix {
                 candidates: inf,
                 cut,
@@ -857,7 +834,7 @@ impl Nucleus<'_> {
     #[inline(always)]
     fn cut_at<S: Lanes>(&self, s: S, items: Candidates, total: f64, slack: f64) -> Tried {
         let goal = f64::from(self.top_p) * total;
-        match cut(s, &items, goal, false) {
+        match cut(s, &items, goal) {
             // A goal anywhere in goal ± slack must cut here.
             Some(cut) if cut.before >= goal - slack || cut.through < goal + slack => {
                 Tried::Unsure(items)

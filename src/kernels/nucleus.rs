@@ -16,8 +16,8 @@
 //! entries) 1215 of them for t 0.8, p 0.9 and 13337 for t 1.0, p 0.95.
 //! A weighted selection over the candidates ([`cut`]: vector passes that
 //! add up the weight above a few sampled logits and narrow the range)
-//! finds the prefix in time linear in their number, and the same selection
-//! finds the token a draw lands on inside it, so nothing is sorted.
+//! finds the prefix in time linear in their number, so nothing is sorted;
+//! a draw adds up the kept weights in index order ([`Candidates::draw`]).
 //!
 //! Order is the crate's: larger logit first, then lower index; −0 and +0
 //! are equal. The logits are never NaN here (the caller rules NaN rows out).
@@ -273,6 +273,55 @@ impl Candidates {
         self.truncate(k);
     }
 
+    /// The draw over the candidates ranking at or before `last` (all of
+    /// them for `None`): the first, in index order, where their weight
+    /// added up in f64 passes `goal`; the last of them in index order when
+    /// rounding leaves `goal` beyond them all; `None` when none weighs.
+    ///
+    /// In index order, not rank order, so that it is one pass of vector
+    /// sums over [`DRAW_BLOCK`] candidates at a time, and a scalar walk
+    /// through the block the goal falls in (or one with ties to `last`).
+    /// The candidates must be in index order, as [`at_least`] gives them.
+    #[inline(always)]
+    pub(crate) fn draw<S: Lanes>(&self, s: S, last: Option<Weighted>, goal: f64) -> Option<u32> {
+        let l = S::LANES;
+        // Without `last` every candidate is kept: none is below −inf.
+        let bar = last.map_or(f32::NEG_INFINITY, |t| t.x);
+        let kept = |k: usize| self.w[k] > 0.0 && last.is_none_or(|t| !before(&t, &self.get(k)));
+        let (above, at_least) = (s.splat(bar), s.splat(bar.next_down()));
+        let mut mass = 0.0f64;
+        // The last block with weight in it, for a goal beyond them all.
+        let mut weighing = None;
+        for start in (0..self.len()).step_by(DRAW_BLOCK) {
+            let end = self.len().min(start + DRAW_BLOCK);
+            let mut block = s.wide_zero();
+            let mut ties = false;
+            // Blocks are whole vectors but the last (which `vector` pads).
+            for j in (start..end).step_by(l) {
+                let (x, w) = self.vector(s, j);
+                ties |= s.greater_mask(x, above) != s.greater_mask(x, at_least);
+                block = s.wide_add(block, s.zero_where_below(x, bar, w));
+            }
+            let block = s.wide_sum(block);
+            if ties || mass + block > goal {
+                // Token by token, ties to `last` ranked by index.
+                for k in (start..end).filter(|&k| kept(k)) {
+                    mass += f64::from(self.w[k]);
+                    weighing = Some(start);
+                    if mass > goal {
+                        return Some(self.id[k]);
+                    }
+                }
+            } else if block > 0.0 {
+                mass += block;
+                weighing = Some(start);
+            }
+        }
+        let start = weighing?;
+        let end = self.len().min(start + DRAW_BLOCK);
+        (start..end).rev().find(|&k| kept(k)).map(|k| self.id[k])
+    }
+
     /// The vector of logits and of weights at `j` (past the end: −inf and
     /// 0).
     #[inline(always)]
@@ -443,6 +492,10 @@ pub(crate) fn at_least<S: Lanes>(s: S, x: &[f32], floor: f32) -> Candidates {
     c
 }
 
+/// Candidates per block of [`Candidates::draw`] (a multiple of every
+/// backend's lane count).
+const DRAW_BLOCK: usize = 64;
+
 /// Set bits in a word of [`at_least`] from which a compress of its vectors
 /// beats reading the bits off one by one.
 const DENSE: u32 = 8;
@@ -488,8 +541,7 @@ impl Cut {
 }
 
 /// The smallest non-empty prefix of the candidates in rank order whose
-/// weight (summed in f64) reaches `goal`, or exceeds it when `strict`;
-/// `None` when all of them do not get there. Expected time linear in
+/// weight (summed in f64) reaches `goal`; `None` when all of them do not get there. Expected time linear in
 /// their number, nothing sorted but a few.
 ///
 /// The last member is found by narrowing a range of logits: each round
@@ -499,8 +551,8 @@ impl Cut {
 /// range of at most [`FEW`] candidates (or of equal logits, or after a
 /// number of unlucky rounds) is sorted.
 #[inline(always)]
-pub(crate) fn cut<S: Lanes>(s: S, c: &Candidates, goal: f64, strict: bool) -> Option<Cut> {
-    let passes = |mass: f64| if strict { mass > goal } else { mass >= goal };
+pub(crate) fn cut<S: Lanes>(s: S, c: &Candidates, goal: f64) -> Option<Cut> {
+    let passes = |mass: f64| mass >= goal;
     // The weight of the candidates ranking before the range, and of the
     // range (for placing the pivots).
     let mut settled = 0.0f64;
@@ -661,13 +713,13 @@ mod tests {
     }
 
     /// The prefix the slow way: sort, then add up in rank order.
-    fn sorted_prefix(items: &[Weighted], goal: f64, strict: bool) -> Option<Vec<Weighted>> {
+    fn sorted_prefix(items: &[Weighted], goal: f64) -> Option<Vec<Weighted>> {
         let mut sorted = items.to_vec();
         sorted.sort_by(rank);
         let mut cum = 0.0f64;
         for j in 0..sorted.len() {
             cum += f64::from(sorted[j].w);
-            if if strict { cum > goal } else { cum >= goal } {
+            if cum >= goal {
                 return Some(sorted[..=j].to_vec());
             }
         }
@@ -723,26 +775,98 @@ mod tests {
                 assert_eq!(candidates.weight(s), total);
                 for step in 0..=20 {
                     let goal = total * f64::from(step) / 19.0;
-                    for strict in [false, true] {
-                        let cut = cut(s, &candidates, goal, strict);
-                        let want = sorted_prefix(&items, goal, strict);
-                        let what = format!("n={n} shape={shape} goal={goal} strict={strict}");
-                        let (Some(cut), Some(want)) = (cut, &want) else {
-                            assert_eq!(cut.is_none(), want.is_none(), "{what}");
-                            continue;
+                    let cut = cut(s, &candidates, goal);
+                    let want = sorted_prefix(&items, goal);
+                    let what = format!("n={n} shape={shape} goal={goal}");
+                    let (Some(cut), Some(want)) = (cut, &want) else {
+                        assert_eq!(cut.is_none(), want.is_none(), "{what}");
+                        continue;
+                    };
+                    let mass: f64 = want.iter().map(|t| f64::from(t.w)).sum();
+                    assert_eq!(cut.through, mass, "{what}: weight");
+                    let last = f64::from(want.last().unwrap().w);
+                    assert_eq!(cut.before, mass - last, "{what}: weight before");
+                    assert_eq!(cut.last, *want.last().unwrap(), "{what}: last");
+                    let mut kept = candidates.clone();
+                    cut.keep_prefix(s, &mut kept);
+                    let mut kept = kept.items();
+                    // In index order, as the candidates were.
+                    assert!(kept.windows(2).all(|p| p[0].i < p[1].i), "{what}: order");
+                    kept.sort_by(rank);
+                    assert_eq!(&kept, want, "{what}");
+                }
+            }
+        }
+    }
+
+    /// Every backend, lengths around the vector and block sizes, logits
+    /// with many ties (to the last member too) and weights of 0 (integer
+    /// weights: every sum exact, so the draw must match to the token), and
+    /// goals from 0 to past the whole weight: the draw is the first kept
+    /// token in index order whose running weight passes the goal.
+    #[test]
+    fn draw_is_where_the_running_weight_passes_the_goal() {
+        #[derive(Clone)]
+        struct Check;
+        impl Job for Check {
+            type Output = ();
+            #[inline(always)]
+            fn run<S: Lanes>(self, s: S) {
+                check_draw(s);
+            }
+        }
+        on_every_backend(Check);
+    }
+
+    fn check_draw<S: Lanes>(s: S) {
+        let mut next = stream(13);
+        for n in (1..40).chain([63, 64, 65, 127, 128, 129, 1000, 5000]) {
+            for shape in 0..4 {
+                let items: Vec<Weighted> = (0..n)
+                    .map(|k| {
+                        let r = next();
+                        let x = match shape {
+                            0 => (r % 1000) as f32 - 500.0,
+                            1 => (r % 3) as f32,
+                            2 => -(k as f32),
+                            _ => [0.0, -0.0][(r % 2) as usize],
                         };
-                        let mass: f64 = want.iter().map(|t| f64::from(t.w)).sum();
-                        assert_eq!(cut.through, mass, "{what}: weight");
-                        let last = f64::from(want.last().unwrap().w);
-                        assert_eq!(cut.before, mass - last, "{what}: weight before");
-                        assert_eq!(cut.last, *want.last().unwrap(), "{what}: last");
-                        let mut kept = candidates.clone();
-                        cut.keep_prefix(s, &mut kept);
-                        let mut kept = kept.items();
-                        // In index order, as the candidates were.
-                        assert!(kept.windows(2).all(|p| p[0].i < p[1].i), "{what}: order");
-                        kept.sort_by(rank);
-                        assert_eq!(&kept, want, "{what}");
+                        let w = ((r >> 32) % 8) as f32;
+                        Weighted { x, i: k as u32, w }
+                    })
+                    .collect();
+                let candidates = Candidates {
+                    x: items.iter().map(|t| t.x).collect(),
+                    w: items.iter().map(|t| t.w).collect(),
+                    id: items.iter().map(|t| t.i).collect(),
+                };
+                let mut sorted = items.clone();
+                sorted.sort_by(rank);
+                let lasts = [
+                    None,
+                    Some(sorted[0]),
+                    Some(sorted[n / 3]),
+                    Some(sorted[n - 1]),
+                ];
+                for last in lasts {
+                    let kept: Vec<&Weighted> = items
+                        .iter()
+                        .filter(|t| t.w > 0.0 && last.is_none_or(|l| !before(&l, t)))
+                        .collect();
+                    let weight: f64 = kept.iter().map(|t| f64::from(t.w)).sum();
+                    for step in 0..=20 {
+                        let goal = weight * f64::from(step) / 19.0;
+                        let mut mass = 0.0;
+                        let want = kept
+                            .iter()
+                            .find(|t| {
+                                mass += f64::from(t.w);
+                                mass > goal
+                            })
+                            .or(kept.last())
+                            .map(|t| t.i);
+                        let what = format!("n={n} shape={shape} last={last:?} goal={goal}");
+                        assert_eq!(candidates.draw(s, last, goal), want, "{what}");
                     }
                 }
             }
