@@ -141,6 +141,28 @@ fn a_gradient_beyond_the_split_beside_small_products() {
     }
 }
 
+/// A gradient sum just beyond f32 where log-softmax's exact `grad_in` is
+/// −f32::MAX (found by `backward_diff`): the total, rounded to one f32
+/// even when scaled, is off by an ulp at f32::MAX, which carried the result
+/// to −inf. Every length puts the two entries in another lane.
+#[test]
+fn a_log_backward_result_of_minus_f32_max_stays_finite() {
+    let big = f32::from_bits(0x774e_42c5); // 4.18e33
+    for sm in builders() {
+        for n in 2..40usize {
+            let mut y = vec![f32::NEG_INFINITY; n];
+            let mut g = vec![0.0f32; n];
+            (y[n - 2], y[n - 1]) = (0.0, big - f32::MAX);
+            (g[n - 2], g[n - 1]) = (big, f32::MAX);
+            let mut out = vec![0.0f32; n];
+            sm.run_log_backward_rows(&y, &g, &mut out, n).unwrap();
+            assert_eq!(out[n - 2], -f32::MAX, "{sm:?} n={n}");
+            assert_eq!(out[n - 1], f32::MAX, "{sm:?} n={n}");
+            assert!(out[..n - 2].iter().all(|&v| v == 0.0), "{sm:?} n={n}");
+        }
+    }
+}
+
 #[test]
 fn nan_and_infinities_propagate() {
     for sm in builders() {

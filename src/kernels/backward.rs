@@ -78,10 +78,8 @@ struct SoftmaxGrad<S: Lanes>(S::V, S::V);
 struct SoftmaxGradScaled<S: Lanes>(S::V, S::V, Pow2<S>);
 /// `g − exp(y)·total`.
 struct LogSoftmaxGrad<S: Lanes>(S::V);
-/// `(g·2^-k + exp(y)·(−total/2^k))·2^k`, for `|total|` beyond the f32
-/// range. Scaled down first, so no product overflows unless the result
-/// does (with or without FMA).
-struct LogSoftmaxGradScaled<S: Lanes>(S::V, Pow2<S>);
+/// `exp(y)` (the second input unused).
+struct ExpOfFirst;
 
 /// `2^k` and `2^-k` (exact).
 struct Pow2<S: Lanes> {
@@ -118,11 +116,10 @@ impl<S: Lanes> Zip<S> for LogSoftmaxGrad<S> {
     }
 }
 
-impl<S: Lanes> Zip<S> for LogSoftmaxGradScaled<S> {
+impl<S: Lanes> Zip<S> for ExpOfFirst {
     #[inline(always)]
-    fn apply(&self, s: S, y: S::V, g: S::V) -> S::V {
-        let g = s.mul(g, self.1.down);
-        s.mul(s.mul_add(exp(s, y), self.0, g), self.1.up)
+    fn apply(&self, s: S, y: S::V, _: S::V) -> S::V {
+        exp(s, y)
     }
 }
 
@@ -306,11 +303,19 @@ fn split(d: f64) -> (f32, f32) {
 /// `grad_in = g − exp(y)·Σg` for one row.
 #[inline(always)]
 pub(crate) fn log_softmax_backward<S: Lanes>(s: S, y: &[f32], g: &[f32], grad_in: &mut [f32]) {
-    match negated_scaled(zip_sum_f64(s, g, g, First)) {
+    let total = zip_sum_f64(s, g, g, First);
+    match negated_scaled(total) {
         (minus_total, 0) => zip_map(s, y, g, grad_in, LogSoftmaxGrad(s.splat(minus_total))),
-        (minus_total, k) => {
-            let f = LogSoftmaxGradScaled(s.splat(minus_total), pow2(s, k));
-            zip_map(s, y, g, grad_in, f);
+        _ => {
+            // Σg beyond f32 (rare): the exps in a vector pass, then
+            // `g − exp(y)·Σg` in f64, rounded once. A total rounded to f32
+            // (even scaled) is off by up to 2^-24·|Σg|, an ulp at f32::MAX:
+            // enough to carry a result of −f32::MAX to −inf (fuzzing found
+            // `g = (4.18e33, f32::MAX)`, `y = (0, …)`).
+            zip_map(s, y, g, grad_in, ExpOfFirst);
+            for (out, &g) in grad_in.iter_mut().zip(g) {
+                *out = (f64::from(g) - f64::from(*out) * total) as f32;
+            }
         }
     }
 }
