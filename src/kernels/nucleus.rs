@@ -545,8 +545,9 @@ impl Cut {
 }
 
 /// The smallest non-empty prefix of the candidates in rank order whose
-/// weight (summed in f64) reaches `goal`; `None` when all of them do not get there. Expected time linear in
-/// their number, nothing sorted but a few.
+/// weight (summed in f64) reaches `goal`; `None` when all of them do not
+/// get there. Expected time linear in their number, nothing sorted but a
+/// few.
 ///
 /// The last member is found by narrowing a range of logits: each round
 /// adds up, in one vector read of the range, the weight at or above
