@@ -751,31 +751,36 @@ mod tests {
         on_every_backend(Check);
     }
 
+    /// `n` candidates in index order with integer weights 0 to 7 (every
+    /// sum exact) and logits of one of four shapes: random, three values
+    /// (ties), descending, ±0.
+    fn shaped(next: &mut impl FnMut() -> u64, n: usize, shape: u32) -> (Vec<Weighted>, Candidates) {
+        let items: Vec<Weighted> = (0..n)
+            .map(|k| {
+                let r = next();
+                let x = match shape {
+                    0 => (r % 1000) as f32 - 500.0,
+                    1 => (r % 3) as f32,
+                    2 => -(k as f32),
+                    _ => [0.0, -0.0][(r % 2) as usize],
+                };
+                let w = ((r >> 32) % 8) as f32;
+                Weighted { x, i: k as u32, w }
+            })
+            .collect();
+        let candidates = Candidates {
+            x: items.iter().map(|t| t.x).collect(),
+            w: items.iter().map(|t| t.w).collect(),
+            id: items.iter().map(|t| t.i).collect(),
+        };
+        (items, candidates)
+    }
+
     fn check_cut<S: Lanes>(s: S) {
         let mut next = stream(7);
         for n in (1..40).chain([63, 64, 65, 100, 300, 1000, 5000, 20000]) {
             for shape in 0..4 {
-                let items: Vec<Weighted> = (0..n)
-                    .map(|k| {
-                        let r = next();
-                        let x = match shape {
-                            0 => (r % 1000) as f32 - 500.0,
-                            1 => (r % 3) as f32,
-                            2 => -(k as f32),
-                            _ => [0.0, -0.0][(r % 2) as usize],
-                        };
-                        Weighted {
-                            x,
-                            i: k as u32,
-                            w: ((r >> 32) % 8) as f32,
-                        }
-                    })
-                    .collect();
-                let candidates = Candidates {
-                    x: items.iter().map(|t| t.x).collect(),
-                    w: items.iter().map(|t| t.w).collect(),
-                    id: items.iter().map(|t| t.i).collect(),
-                };
+                let (items, candidates) = shaped(&mut next, n, shape);
                 let total: f64 = items.iter().map(|t| f64::from(t.w)).sum();
                 assert_eq!(candidates.weight(s), total);
                 for step in 0..=20 {
@@ -827,24 +832,7 @@ mod tests {
         let mut next = stream(13);
         for n in (1..40).chain([63, 64, 65, 127, 128, 129, 1000, 5000]) {
             for shape in 0..4 {
-                let items: Vec<Weighted> = (0..n)
-                    .map(|k| {
-                        let r = next();
-                        let x = match shape {
-                            0 => (r % 1000) as f32 - 500.0,
-                            1 => (r % 3) as f32,
-                            2 => -(k as f32),
-                            _ => [0.0, -0.0][(r % 2) as usize],
-                        };
-                        let w = ((r >> 32) % 8) as f32;
-                        Weighted { x, i: k as u32, w }
-                    })
-                    .collect();
-                let candidates = Candidates {
-                    x: items.iter().map(|t| t.x).collect(),
-                    w: items.iter().map(|t| t.w).collect(),
-                    id: items.iter().map(|t| t.i).collect(),
-                };
+                let (items, candidates) = shaped(&mut next, n, shape);
                 let mut sorted = items.clone();
                 sorted.sort_by(rank);
                 let lasts = [
