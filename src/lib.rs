@@ -371,7 +371,10 @@ pub fn softmax_backward_rows(
 
 /// The log-softmax backward pass for one row: given the log-probabilities
 /// `log_probs` (a log-softmax output) and `grad_out` = dL/dy, writes
-/// `grad_in = g − exp(y)·Σg` = dL/dx. Two passes: the sum, then the write.
+/// `grad_in = g − exp(y)·Σg` = dL/dx. Two passes: the sum, then the write;
+/// a row of huge gradients (`|Σg| + max|g| ≥ 2^127`, or NaN or ±inf in
+/// them) is written in scalar f64 instead, so that an output is ±inf only
+/// where the exact result rounded to f32 is (for `y ≤ 0`).
 ///
 /// ```
 /// let y = [(0.25f32).ln(), (0.75f32).ln()];

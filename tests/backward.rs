@@ -7,7 +7,7 @@ mod common;
 
 use common::check::{bits, check_backward};
 use common::{builders, normal_row, rng};
-use simd_softmax::{Error, Softmax};
+use simd_softmax::{Error, Softmax, reference};
 
 #[test]
 fn every_length_and_offset() {
@@ -159,6 +159,35 @@ fn a_log_backward_result_of_minus_f32_max_stays_finite() {
             assert_eq!(out[n - 2], -f32::MAX, "{sm:?} n={n}");
             assert_eq!(out[n - 1], f32::MAX, "{sm:?} n={n}");
             assert!(out[..n - 2].iter().all(|&v| v == 0.0), "{sm:?} n={n}");
+        }
+    }
+}
+
+#[test]
+fn a_log_backward_result_one_ulp_below_f32_max_stays_finite() {
+    // Six entries, three of them +inf logits (y = −ln 3), and
+    // g = −f32::MAX everywhere: the exact result there,
+    // f32::MAX·(6·exp(y) − 1), is one ulp below f32::MAX, and an exp
+    // rounded up by one ulp took it to +inf (found by fuzzing).
+    let third = -(3.0f32.ln());
+    let g = [-f32::MAX; 6];
+    for sm in builders() {
+        for three in (0u32..64).filter(|m| m.count_ones() == 3) {
+            let y: [f32; 6] = std::array::from_fn(|i| {
+                if three >> i & 1 == 1 {
+                    third
+                } else {
+                    f32::NEG_INFINITY
+                }
+            });
+            let mut out = [0.0f32; 6];
+            sm.run_log_backward_rows(&y, &g, &mut out, 6).unwrap();
+            let want = reference::log_softmax_backward_f64(&y, &g);
+            let at = three.trailing_zeros() as usize;
+            assert!(want[at] < f64::from(f32::MAX), "{want:?}");
+            for (i, (&got, &want)) in out.iter().zip(&want).enumerate() {
+                assert_eq!(got, want as f32, "{sm:?} {y:?} [{i}]");
+            }
         }
     }
 }

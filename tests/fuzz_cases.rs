@@ -710,9 +710,9 @@ fn kept_inputs() -> Vec<Kept> {
             },
         ),
         // log_softmax_backward with −inf in the gradient: an entry whose
-        // probability flushes to 0 in f32 gets 0·inf = NaN, the f64
-        // reference +inf; the contract flushes probabilities below 2^-126,
-        // so NaN is allowed there. Found by `backward_short`.
+        // probability flushed to 0 in f32 got 0·inf = NaN, the f64
+        // reference +inf (found by `backward_short`, then allowed as a
+        // flushed probability). Such a row now runs in f64 and matches.
         kept_long(
             "backward_diff",
             "kept-flushed-probability-times-infinite-sum",

@@ -3,9 +3,10 @@
 //!   f32 so that `g − ⟨g, p⟩` stays exact where it cancels;
 //! - log-softmax: `grad_in = g − exp(y)·Σg`.
 //!
-//! A reduction beyond the f32 range (a sum of huge gradients) is carried as
-//! a power of two times an f32, so outputs overflow only where the exact
-//! result does.
+//! Outputs overflow only where the exact result, rounded to f32, does: the
+//! softmax pass carries a reduction beyond the f32 range (a sum of huge
+//! gradients) as a power of two times an f32, and the log-softmax pass
+//! takes a row of huge gradients in f64.
 //!
 //! The reductions add each vector's lanes in f64. `⟨g, p⟩` takes every
 //! product exactly (see `dot_exact`), so it is off by about 2^-48·Σ|p·g|;
@@ -26,13 +27,25 @@ pub(crate) trait Zip<S: Lanes> {
 /// lanes summed in f64. Lanes past the end read 0, and `f(0, 0)` must be 0.
 #[inline(always)]
 pub(crate) fn zip_sum_f64<S: Lanes>(s: S, a: &[f32], b: &[f32], f: impl Zip<S>) -> f64 {
+    zip_sum_and_largest(s, a, b, f).0
+}
+
+/// [`zip_sum_f64`] and the largest `|f(a, b)|` (in one read).
+#[inline(always)]
+fn zip_sum_and_largest<S: Lanes>(s: S, a: &[f32], b: &[f32], f: impl Zip<S>) -> (f64, f32) {
     let l = S::LANES;
     let b = &b[..a.len()];
+    let zero = s.splat(0.0);
+    let mut largest = zero;
+    let mut track = |v: S::V| {
+        largest = s.max(largest, s.max(v, s.sub(zero, v)));
+        s.reduce_sum_f64(v)
+    };
     let (mut t0, mut t1) = (0.0f64, 0.0f64);
     let mut pairs = a.chunks_exact(2 * l).zip(b.chunks_exact(2 * l));
     for (a2, b2) in &mut pairs {
-        t0 += s.reduce_sum_f64(f.apply(s, s.load(a2), s.load(b2)));
-        t1 += s.reduce_sum_f64(f.apply(s, s.load(&a2[l..]), s.load(&b2[l..])));
+        t0 += track(f.apply(s, s.load(a2), s.load(b2)));
+        t1 += track(f.apply(s, s.load(&a2[l..]), s.load(&b2[l..])));
     }
     let done = a.len() - a.len() % (2 * l);
     for (a, b) in a[done..].chunks(l).zip(b[done..].chunks(l)) {
@@ -41,9 +54,9 @@ pub(crate) fn zip_sum_f64<S: Lanes>(s: S, a: &[f32], b: &[f32], f: impl Zip<S>) 
         } else {
             f.apply(s, s.load_partial(a, 0.0), s.load_partial(b, 0.0))
         };
-        t0 += s.reduce_sum_f64(v);
+        t0 += track(v);
     }
-    t0 + t1
+    (t0 + t1, s.reduce_max(largest))
 }
 
 /// `out = f(a, b)` lane-wise (`a`, `b` and `out` of one length).
@@ -78,8 +91,6 @@ struct SoftmaxGrad<S: Lanes>(S::V, S::V);
 struct SoftmaxGradScaled<S: Lanes>(S::V, S::V, Pow2<S>);
 /// `g − exp(y)·total`.
 struct LogSoftmaxGrad<S: Lanes>(S::V);
-/// `exp(y)` (the second input unused).
-struct ExpOfFirst;
 
 /// `2^k` and `2^-k` (exact).
 struct Pow2<S: Lanes> {
@@ -114,22 +125,6 @@ impl<S: Lanes> Zip<S> for LogSoftmaxGrad<S> {
     fn apply(&self, s: S, y: S::V, g: S::V) -> S::V {
         s.mul_add(exp(s, y), self.0, g)
     }
-}
-
-impl<S: Lanes> Zip<S> for ExpOfFirst {
-    #[inline(always)]
-    fn apply(&self, s: S, y: S::V, _: S::V) -> S::V {
-        exp(s, y)
-    }
-}
-
-/// `−v` as `m·2^k` with `m` an f32 (rounded once) and the smallest `k ≥ 0`
-/// that keeps `m` in range: `k = 0` unless `v` is beyond f32 (a sum of
-/// huge gradients), where rounding `v` to f32 would give ±inf and then
-/// NaN or inf in outputs whose exact value is finite.
-fn negated_scaled(v: f64) -> (f32, i32) {
-    let k = fit_exponent(v.abs(), f64::from(f32::MAX));
-    ((-v / 2f64.powi(k)) as f32, k)
 }
 
 /// The smallest `k` in `0..=126` with `v·2^-k ≤ limit` (126 if none).
@@ -300,22 +295,24 @@ fn split(d: f64) -> (f32, f32) {
     (hi, lo)
 }
 
-/// `grad_in = g − exp(y)·Σg` for one row.
+/// `grad_in = g − exp(y)·Σg` for one row. For log-probabilities (`y ≤ 0`)
+/// an output overflows only where the exact result, rounded to f32, does.
 #[inline(always)]
 pub(crate) fn log_softmax_backward<S: Lanes>(s: S, y: &[f32], g: &[f32], grad_in: &mut [f32]) {
-    let total = zip_sum_f64(s, g, g, First);
-    match negated_scaled(total) {
-        (minus_total, 0) => zip_map(s, y, g, grad_in, LogSoftmaxGrad(s.splat(minus_total))),
-        _ => {
-            // Σg beyond f32 (rare): the exps in a vector pass, then
-            // `g − exp(y)·Σg` in f64, rounded once. A total rounded to f32
-            // (even scaled) is off by up to 2^-24·|Σg|, an ulp at f32::MAX:
-            // enough to carry a result of −f32::MAX to −inf (fuzzing found
-            // `g = (4.18e33, f32::MAX)`, `y = (0, …)`).
-            zip_map(s, y, g, grad_in, ExpOfFirst);
-            for (out, &g) in grad_in.iter_mut().zip(g) {
-                *out = (f64::from(g) - f64::from(*out) * total) as f32;
-            }
+    let (total, largest) = zip_sum_and_largest(s, g, g, First);
+    // With exp(y) ≤ 1 (off by 2 ULP) the vector pass's outputs stay below
+    // (|Σg| + max|g|)·(1 + 2^-21), so under 2^127 none can round past
+    // f32::MAX.
+    if total.abs() + f64::from(largest) < 2f64.powi(127) {
+        zip_map(s, y, g, grad_in, LogSoftmaxGrad(s.splat(-total as f32)));
+    } else {
+        // Huge gradients (rare), NaN or ±inf: exp(y) and the rest in f64,
+        // rounded once. An exp rounded up by its 2 ULP is enough to carry
+        // a result one ulp below f32::MAX to +inf (fuzzing found
+        // `y = −ln 3`, `g = −f32::MAX`), and a total rounded to f32 one at
+        // −f32::MAX to −inf (`g = (4.18e33, f32::MAX)`, `y = (0, …)`).
+        for ((out, &y), &g) in grad_in.iter_mut().zip(y).zip(g) {
+            *out = (f64::from(g) - f64::from(y).exp() * total) as f32;
         }
     }
 }
