@@ -654,11 +654,13 @@ fn last_passing(
 
 /// [`PIVOTS`] logits of `c` (more than [`FEW`] of them), largest first
 /// (a repeated value repeats), placed around where the weight at or above
-/// them reaches `target`, as a sample estimates it. The sample estimates
-/// the weight below a point (many small weights, where the prefix of
-/// top-p ends) better than the weight above it (a few large ones), so the
-/// weight above is the range's (`weight`) less the estimate below. Only
-/// speed depends on the estimate.
+/// them reaches `target`, as a sample of 64 estimates it: the weight on
+/// the lighter side of that point (below it where top-p's prefix ends:
+/// many small weights), added up from that end of the sample. Only speed
+/// depends on the estimate. On the throughput tool's row of 256000 (t 1,
+/// p 0.95) pivots one and four sample points either side of the estimate
+/// all fell below the end of the prefix, and the first round kept 89% of
+/// the candidates; spaced by the estimate's own error they bracket it.
 fn pivots(c: &Candidates, weight: f64, target: f64) -> [f32; PIVOTS] {
     const SAMPLE: usize = 64;
     let stride = c.len() / SAMPLE;
@@ -668,18 +670,45 @@ fn pivots(c: &Candidates, weight: f64, target: f64) -> [f32; PIVOTS] {
     });
     sample.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
     let scale = c.len() as f64 / SAMPLE as f64;
-    // The first sample point with (about) `target` at or above it.
-    let mut below = 0.0;
-    let mut centre = 0;
-    for i in (0..SAMPLE).rev() {
-        if weight - below < target {
-            centre = i + 1;
-            break;
+    // The smaller side of where the prefix ends, estimated from that end
+    // of the sample (the number of points k it takes tells how good the
+    // estimate is: off by about 1/√k of it). Pivots at its multiples
+    // e^(±δ/2) and e^(±2δ), δ = 1/√k: a pair close by for a good estimate,
+    // one far enough for a poor one.
+    let below_end = weight - target;
+    let from_bottom = below_end <= target;
+    let (part, points): (f64, Vec<(f32, f32)>) = if from_bottom {
+        (below_end, sample.iter().rev().copied().collect())
+    } else {
+        (target, sample.to_vec())
+    };
+    let mut mass = 0.0;
+    let k = points
+        .iter()
+        .take_while(|&&(_, w)| {
+            let short = mass < part;
+            mass += scale * f64::from(w);
+            short
+        })
+        .count();
+    let delta = 1.0 / (k.max(1) as f64).sqrt();
+    // Nearest multiple first.
+    let spread = [-2.0 * delta, -0.5 * delta, 0.5 * delta, 2.0 * delta].map(f64::exp);
+    let mut found = [points[SAMPLE - 1].0; PIVOTS];
+    let mut mass = 0.0;
+    let mut next = 0;
+    for &(x, w) in &points {
+        mass += scale * f64::from(w);
+        while next < PIVOTS && mass >= part * spread[next] {
+            found[next] = x;
+            next += 1;
         }
-        below += scale * f64::from(sample[i].1);
     }
-    let at = |offset: isize| sample[centre.saturating_add_signed(offset).min(SAMPLE - 1)].0;
-    [at(-4), at(-1), at(1), at(4)]
+    // Largest first.
+    if from_bottom {
+        found.reverse();
+    }
+    found
 }
 
 /// The weight (in f64) of the candidates at or above each pivot, in one
