@@ -677,11 +677,11 @@ fn pivots(c: &Candidates, weight: f64, target: f64) -> [f32; PIVOTS] {
     // one far enough for a poor one.
     let below_end = weight - target;
     let from_bottom = below_end <= target;
-    let (part, points): (f64, Vec<(f32, f32)>) = if from_bottom {
-        (below_end, sample.iter().rev().copied().collect())
-    } else {
-        (target, sample.to_vec())
-    };
+    let part = if from_bottom { below_end } else { target };
+    if from_bottom {
+        sample.reverse();
+    }
+    let points = sample;
     let mut mass = 0.0;
     let k = points
         .iter()
