@@ -163,12 +163,12 @@ fn a_log_backward_result_of_minus_f32_max_stays_finite() {
     }
 }
 
+/// Six entries, three of them +inf logits (y = −ln 3), and g = −f32::MAX
+/// everywhere: the exact result there, f32::MAX·(6·exp(y) − 1), is one ulp
+/// below f32::MAX, and an exp rounded up by one ulp took it to +inf (found
+/// by `backward_short`). Every placement of the three.
 #[test]
 fn a_log_backward_result_one_ulp_below_f32_max_stays_finite() {
-    // Six entries, three of them +inf logits (y = −ln 3), and
-    // g = −f32::MAX everywhere: the exact result there,
-    // f32::MAX·(6·exp(y) − 1), is one ulp below f32::MAX, and an exp
-    // rounded up by one ulp took it to +inf (found by fuzzing).
     let third = -(3.0f32.ln());
     let g = [-f32::MAX; 6];
     for sm in builders() {
