@@ -3,11 +3,14 @@
 //! `exp(x) = 2^n · e^t` with `n = round(x / ln 2)` and `t = x − n·ln 2`,
 //! `|t| ≤ ln 2 / 2`:
 //! - `n` is rounded by adding a magic bias `1.5·2^23 + 127`, which leaves
-//!   `n + 127` in the low mantissa bits, so one shift turns it into `2^n`.
+//!   `n + 127` in the low mantissa bits, so one shift turns it into `2^n`
+//!   (AVX-512 scales by `2^n` with `vscalefps` instead: `Lanes::pow2_one_plus`).
 //! - `t` comes from a two-constant Cody–Waite reduction: `ln2_hi` has 8 zero
 //!   low bits, so `n·ln2_hi` is exact even without FMA.
-//! - `e^t ≈ 1 + t·p(t)` with a degree-5 `p` (so degree 6 in all), evaluated as
-//!   `2^n + (t·2^n)·p(t)` so that the leading 1 is added last.
+//! - `e^t ≈ 1 + t·p(t)`, evaluated as `2^n·(1 + t·p(t))` with the leading 1
+//!   added last and one rounding there. With FMA `p` has degree 4 (so degree
+//!   5 in all); without it, degree 5: the unfused evaluation's roundings
+//!   leave no room for the shorter polynomial (2.18 ULP measured).
 //! - Below `CUTOFF = ln(2^-126)` the result would be subnormal: it is
 //!   flushed to 0, which also covers −inf and the garbage a huge negative
 //!   `n` makes of the shifted bits. NaN stays NaN.
@@ -22,20 +25,31 @@
 use crate::lanes::Lanes;
 
 const LOG2E: f32 = f32::from_bits(0x3fb8_aa3b); // 1.44269502
-const MAGIC_BIAS: f32 = f32::from_bits(0x4b40_007f); // 1.5·2^23 + 127
+/// `1.5·2^23 + 127`: `x + MAGIC_BIAS` leaves `round(x) + 127` in the low
+/// mantissa bits (for |x| < 2^22).
+pub(crate) const MAGIC_BIAS: f32 = f32::from_bits(0x4b40_007f);
 const MINUS_LN2_HI: f32 = -f32::from_bits(0x3f31_7200); // 0.693145751953125
 const MINUS_LN2_LO: f32 = -f32::from_bits(0x35bf_be8e); // 1.42860677e-6
-// p(t) ≈ (e^t − 1)/t on [−ln2/2, ln2/2]: weighted minimax for the relative
-// error of 1 + t·p(t) (2^-28 with these f32 coefficients), fitted one
-// coefficient at a time, each refit after rounding the previous ones to f32.
-// Degree 5 cannot do better than about 1.2·2^-24, too close to the 2 ULP
-// budget once the evaluation's roundings are added.
+// p(t) ≈ (e^t − 1)/t on [−ln2/2, ln2/2], for backends without FMA:
+// weighted minimax for the relative error of 1 + t·p(t) (2^-28 with these
+// f32 coefficients), fitted one coefficient at a time, each refit after
+// rounding the previous ones to f32. Degree 5: the degree 4 below reaches
+// 2.18 ULP with unfused roundings.
 const C1: f32 = 1.0;
 const C2: f32 = f32::from_bits(0x3eff_ffff);
 const C3: f32 = f32::from_bits(0x3e2a_aa4f);
 const C4: f32 = f32::from_bits(0x3d2a_abd5);
 const C5: f32 = f32::from_bits(0x3c09_1956);
 const C6: f32 = f32::from_bits(0x3ab5_6741);
+// The degree-4 p for backends with FMA: minimax coefficients as XNNPACK
+// publishes them for its `p5` exp (0x1.FFFFF6p-1, 0x1.FFFDC6p-2,
+// 0x1.555A80p-3, 0x1.573A1Ap-5, 0x1.0F9F9Cp-7). Within 2 ULP over the
+// whole domain with fused evaluation (exhaustive test).
+const F1: f32 = f32::from_bits(0x3f7f_fffb);
+const F2: f32 = f32::from_bits(0x3eff_fee3);
+const F3: f32 = f32::from_bits(0x3e2a_ad40);
+const F4: f32 = f32::from_bits(0x3d2b_9d0d);
+const F5: f32 = f32::from_bits(0x3c07_cfce);
 
 /// The smallest x whose exp is a normal f32: `ln(2^-126) ≈ −87.3365`.
 pub const CUTOFF: f32 = f32::from_bits(0xc2ae_ac4f);
@@ -82,7 +96,10 @@ pub(crate) fn exp2_of_product<S: Lanes>(s: S, d: S::V, k_hi: f32, k_lo: f32) -> 
     let r = s.mul_add(d, s.splat(k_lo), r);
     let t = s.mul(r, s.splat(LN2));
     // n < −126: `shift_into_exponent` would leave the exponent field.
-    s.zero_where_below(biased, MAGIC_BIAS - 126.0, exp_reduced(s, biased, t))
+    // `t` carries one rounding more than `exp`'s, which the degree-4 `p`
+    // has no room for (2.02 ULP): the longer one.
+    let e = exp_reduced_of_degree::<S, false>(s, biased, t);
+    s.zero_where_below(biased, MAGIC_BIAS - 126.0, e)
 }
 
 const LN2: f32 = core::f32::consts::LN_2;
@@ -91,16 +108,29 @@ const LN2: f32 = core::f32::consts::LN_2;
 /// each caller zeroes what its own exponent puts below it).
 #[inline(always)]
 fn exp_reduced<S: Lanes>(s: S, biased: S::V, t: S::V) -> S::V {
-    let scale = s.shift_into_exponent(biased);
+    if S::FMA {
+        exp_reduced_of_degree::<S, true>(s, biased, t)
+    } else {
+        exp_reduced_of_degree::<S, false>(s, biased, t)
+    }
+}
 
-    let p = s.mul_add(s.splat(C6), t, s.splat(C5));
-    let p = s.mul_add(p, t, s.splat(C4));
-    let p = s.mul_add(p, t, s.splat(C3));
-    let p = s.mul_add(p, t, s.splat(C2));
-    let p = s.mul_add(p, t, s.splat(C1));
-
-    let t_scaled = s.mul(t, scale);
-    s.mul_add(t_scaled, p, scale)
+/// [`exp_reduced`] with the degree-4 `p` when `SHORT`, else degree 5.
+#[inline(always)]
+fn exp_reduced_of_degree<S: Lanes, const SHORT: bool>(s: S, biased: S::V, t: S::V) -> S::V {
+    let p = if SHORT {
+        let p = s.mul_add(s.splat(F5), t, s.splat(F4));
+        let p = s.mul_add(p, t, s.splat(F3));
+        let p = s.mul_add(p, t, s.splat(F2));
+        s.mul_add(p, t, s.splat(F1))
+    } else {
+        let p = s.mul_add(s.splat(C6), t, s.splat(C5));
+        let p = s.mul_add(p, t, s.splat(C4));
+        let p = s.mul_add(p, t, s.splat(C3));
+        let p = s.mul_add(p, t, s.splat(C2));
+        s.mul_add(p, t, s.splat(C1))
+    };
+    s.pow2_one_plus(biased, t, p)
 }
 
 /// The slice form for the exhaustive test, the fuzz targets and the

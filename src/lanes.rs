@@ -57,6 +57,16 @@ pub(crate) trait Lanes: Copy + Send + Sync + 'static {
     /// reinterprets the result as f32: turns `n + 127` held in the low
     /// mantissa bits into the float `2^n`.
     fn shift_into_exponent(self, v: Self::V) -> Self::V;
+    /// `2^n·(1 + t·p)` with one rounding after the product (`n + MAGIC_BIAS`
+    /// given as `biased`, `−126 ≤ n ≤ 127`): the exp's reconstruction.
+    /// Here `2^n` comes from the exponent bits and `(t·2^n)·p + 2^n` is one
+    /// multiply-add; AVX-512 computes `1 + t·p` and scales it with
+    /// `vscalefps` (same bits wherever the result is normal).
+    #[inline(always)]
+    fn pow2_one_plus(self, biased: Self::V, t: Self::V, p: Self::V) -> Self::V {
+        let scale = self.shift_into_exponent(biased);
+        self.mul_add(self.mul(t, scale), p, scale)
+    }
     /// `v` where `x >= limit` or `x` is NaN, `0.0` where `x < limit`.
     fn zero_where_below(self, x: Self::V, limit: f32, v: Self::V) -> Self::V;
     /// `acc + v` in the lanes where `x < limit`, `acc` where `x >= limit`

@@ -3,6 +3,7 @@
 
 use core::arch::x86_64::*;
 
+use crate::exp::MAGIC_BIAS;
 use crate::lanes::{Job, Lanes};
 
 /// Proof that the running CPU has AVX-512F, AVX2, FMA and POPCNT (the entry
@@ -126,6 +127,15 @@ impl Lanes for Avx512 {
     fn shift_into_exponent(self, v: __m512) -> __m512 {
         // SAFETY: see the impl.
         unsafe { _mm512_castsi512_ps(_mm512_slli_epi32::<23>(_mm512_castps_si512(v))) }
+    }
+    #[inline(always)]
+    fn pow2_one_plus(self, biased: __m512, t: __m512, p: __m512) -> __m512 {
+        // SAFETY: see the impl.
+        unsafe {
+            let n = _mm512_sub_ps(biased, _mm512_set1_ps(MAGIC_BIAS));
+            let one_plus = _mm512_fmadd_ps(t, p, _mm512_set1_ps(1.0));
+            _mm512_scalef_ps(one_plus, n)
+        }
     }
     #[inline(always)]
     fn zero_where_below(self, x: __m512, limit: f32, v: __m512) -> __m512 {
