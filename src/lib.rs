@@ -61,10 +61,10 @@
 //! unavoidable rounding of `x − max` in f32; the 16 covers an `exp` within
 //! 2 ULP, the normalizing sum and the reciprocal; the 2^-126 lets outputs
 //! below the smallest normal f32 flush to 0. The sum is carried in f64 (f32
-//! only within runs of 8 vectors), so the largest probabilities of a 256k
-//! row come out within about 1e-6 relative (worst seen: 2e-6 where
-//! `|x − max|` is small), and a row's probabilities sum to 1 within
-//! 17·2^-24 (`probabilities_sum_to_one`).
+//! only within blocks of 16 vectors, summed as a tree), so the largest
+//! probabilities of a 256k row come out within about 1e-6 relative (worst
+//! seen: 2e-6 where `|x − max|` is small), and a row's probabilities sum to
+//! 1 within 17·2^-24 (`probabilities_sum_to_one`).
 //!
 //! **Log-softmax and logsumexp** ([`log_softmax`], [`logsumexp`];
 //! `tests/log_softmax.rs`): `|y − y_ref| ≤ 2^-22·|y_ref| + 2^-21`

@@ -7,7 +7,7 @@
 //! sums move with it exactly: `S' = S·r` and `T' = r·(T + (M − m)·S)` with
 //! `r = exp(m − M)`, in f64.
 
-use super::{FOLD_VECTORS, Partial, Plain, RowClass, max};
+use super::{Partial, Plain, RowClass, SHORT_FOLD_VECTORS, max};
 use crate::exp::{CUTOFF, exp};
 use crate::lanes::Lanes;
 
@@ -92,7 +92,7 @@ pub(crate) fn entropy<S: Lanes>(s: S, x: &[f32]) -> f32 {
 }
 
 /// `(Σ e, Σ e·(m − x))` over a block with finite max `m`: f32 sums folded
-/// into f64 every `FOLD_VECTORS` vectors, as in `map_sum`. Entries far
+/// into f64 every `SHORT_FOLD_VECTORS` vectors. Entries far
 /// below `m` (−inf among them) add exactly 0 to both.
 #[inline(always)]
 fn block_sums<S: Lanes>(s: S, x: &[f32], m: f32) -> (f64, f64) {
@@ -100,10 +100,10 @@ fn block_sums<S: Lanes>(s: S, x: &[f32], m: f32) -> (f64, f64) {
     let mv = s.splat(m);
     let zero = s.splat(0.0);
     let (mut total_s, mut total_t) = (0.0f64, 0.0f64);
-    let mut groups = x.chunks_exact(FOLD_VECTORS * l);
+    let mut groups = x.chunks_exact(SHORT_FOLD_VECTORS * l);
     for g in &mut groups {
         let (mut s0, mut t0, mut s1, mut t1) = (zero, zero, zero, zero);
-        for k in (0..FOLD_VECTORS).step_by(2) {
+        for k in (0..SHORT_FOLD_VECTORS).step_by(2) {
             let (e, ez) = term(s, s.load(&g[k * l..]), mv);
             s0 = s.add(s0, e);
             t0 = s.sub(t0, ez);

@@ -24,13 +24,14 @@ use crate::element::{Element, Elements, F32, Pair};
 use crate::lanes::Lanes;
 pub(crate) use logits::{Factor, Logits, Masked, Plain, Scaled};
 
-/// Vectors summed in f32 before the sum is carried on in f64. Each lane of
-/// the two accumulators adds 4 values, so the f32 part of the sum is off by
-/// at most 4 units of 2^-24 (relative, all terms positive). Two
-/// accumulators, not four: the add latency hides behind the exp anyway, and
-/// with 16 ymm registers the extra two made the AVX2 loop spill (8% slower
-/// than a `target-cpu=native` build, which has 32).
-pub(crate) const FOLD_VECTORS: usize = 8;
+/// Vectors summed in f32 (as a tree, see [`map_sum`]) before the sum is
+/// carried on in f64. The entropy and top-p passes keep their own f32 runs
+/// of [`SHORT_FOLD_VECTORS`].
+pub(crate) const FOLD_VECTORS: usize = 16;
+
+/// Vectors summed in f32 before f64 in the entropy and top-p passes: two
+/// accumulators of 4 values per lane, 4 units of 2^-24.
+pub(crate) const SHORT_FOLD_VECTORS: usize = 8;
 
 /// Rows are reduced in parts of this many elements, merged in order. A long
 /// row split across threads uses the same parts, so it gets the same bits.
@@ -432,26 +433,47 @@ impl<S: Lanes> Map<S> for Times<S> {
     }
 }
 
-/// One vector of [`map_sum`]: `y = f(x)` at `i`, stored and/or added to `acc`.
+/// One vector of [`map_sum`]: `y = f(x)` at `i`, stored when `STORE`.
 #[inline(always)]
-fn step<S: Lanes, IO: Stream, F: Map<S>, const STORE: bool, const SUM: bool>(
+fn step<S: Lanes, IO: Stream, F: Map<S>, const STORE: bool>(
     s: S,
     io: &mut IO,
     f: &F,
     i: usize,
-    acc: S::V,
 ) -> S::V {
     let y = f.apply(s, io.read(s, i));
     if STORE {
         io.write(s, i, y);
     }
-    if SUM { s.add(acc, y) } else { acc }
+    y
+}
+
+/// The sum of four vectors from `i` on, as `(y0 + y1) + (y2 + y3)`.
+#[inline(always)]
+fn tree4<S: Lanes, IO: Stream, F: Map<S>, const STORE: bool>(
+    s: S,
+    io: &mut IO,
+    f: &F,
+    i: usize,
+) -> S::V {
+    let l = S::LANES;
+    let y01 = s.add(
+        step::<S, IO, F, STORE>(s, io, f, i),
+        step::<S, IO, F, STORE>(s, io, f, i + l),
+    );
+    let y23 = s.add(
+        step::<S, IO, F, STORE>(s, io, f, i + 2 * l),
+        step::<S, IO, F, STORE>(s, io, f, i + 3 * l),
+    );
+    s.add(y01, y23)
 }
 
 /// The one loop behind every elementwise pass: `y = f(x)` per vector,
-/// stored when `STORE`, summed when `SUM` (four f32 accumulators folded into
-/// f64 every [`FOLD_VECTORS`] vectors). The tail is whole vectors plus one
-/// partial vector, never a scalar loop.
+/// stored when `STORE`, summed when `SUM`. Each block of [`FOLD_VECTORS`]
+/// vectors is summed in f32 as a balanced tree (4 roundings deep, so 4
+/// units of 2^-24 relative: all terms are positive) and added to f64 lanes
+/// without a horizontal step; the lanes are added up once at the end. The
+/// tail is whole vectors plus one partial vector, never a scalar loop.
 #[inline(always)]
 fn map_sum<S: Lanes, IO: Stream, F: Map<S>, const STORE: bool, const SUM: bool>(
     s: S,
@@ -460,28 +482,31 @@ fn map_sum<S: Lanes, IO: Stream, F: Map<S>, const STORE: bool, const SUM: bool>(
 ) -> f64 {
     let l = S::LANES;
     let n = io.len();
-    let zero = s.splat(0.0);
-    let mut total = 0.0f64;
+    let mut wide = s.wide_zero();
     let mut i = 0;
     while i + FOLD_VECTORS * l <= n {
         let mut block = io.block(i, FOLD_VECTORS * l);
-        let (mut a0, mut a1) = (zero, zero);
-        for g in (0..FOLD_VECTORS).step_by(2) {
-            a0 = step::<S, _, F, STORE, SUM>(s, &mut block, &f, g * l, a0);
-            a1 = step::<S, _, F, STORE, SUM>(s, &mut block, &f, (g + 1) * l, a1);
+        let t0 = tree4::<S, _, F, STORE>(s, &mut block, &f, 0);
+        let t1 = tree4::<S, _, F, STORE>(s, &mut block, &f, 4 * l);
+        let t01 = s.add(t0, t1);
+        let t2 = tree4::<S, _, F, STORE>(s, &mut block, &f, 8 * l);
+        let t3 = tree4::<S, _, F, STORE>(s, &mut block, &f, 12 * l);
+        if SUM {
+            wide = s.wide_add(wide, s.add(t01, s.add(t2, t3)));
         }
         i += FOLD_VECTORS * l;
-        if SUM {
-            total += s.reduce_sum_f64(s.add(a0, a1));
-        }
     }
 
     // Fewer than FOLD_VECTORS vectors left: round-robin over four
-    // accumulators (at most 2 values per lane), then one partial vector.
+    // accumulators (at most 4 values per lane), then one partial vector.
+    let zero = s.splat(0.0);
     let mut acc = [zero; 4];
     let mut k = 0;
     while i + l <= n {
-        acc[k % 4] = step::<S, IO, F, STORE, SUM>(s, io, &f, i, acc[k % 4]);
+        let y = step::<S, IO, F, STORE>(s, io, &f, i);
+        if SUM {
+            acc[k % 4] = s.add(acc[k % 4], y);
+        }
         i += l;
         k += 1;
     }
@@ -495,9 +520,11 @@ fn map_sum<S: Lanes, IO: Stream, F: Map<S>, const STORE: bool, const SUM: bool>(
         }
     }
     if SUM {
-        total += s.reduce_sum_f64(s.add(s.add(acc[0], acc[1]), s.add(acc[2], acc[3])));
+        let tail = s.add(s.add(acc[0], acc[1]), s.add(acc[2], acc[3]));
+        s.wide_sum(s.wide_add(wide, tail))
+    } else {
+        0.0
     }
-    total
 }
 
 /// `(max, Σ exp(x − max))` of part of a row. The sum is relative to the

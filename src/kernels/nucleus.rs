@@ -24,7 +24,7 @@
 
 use core::cmp::Ordering;
 
-use super::{FOLD_VECTORS, Map};
+use super::{Map, SHORT_FOLD_VECTORS};
 use crate::lanes::Lanes;
 #[cfg(test)]
 use crate::lanes::{Job, on_every_backend};
@@ -55,7 +55,7 @@ pub(crate) struct RowWeights {
 /// One read of `x`: the total `Σ f(x)` (each pair of vectors added in f32,
 /// then in f64 lanes: a tighter total than `sum_of`'s, at about the same
 /// cost, so that the sampler's close calls are rare) and, from one vector
-/// in every [`FOLD_VECTORS`] (the first of each group), estimates of the
+/// in every [`SHORT_FOLD_VECTORS`] (the first of each group), estimates of the
 /// weight below each level. The estimates only choose where to look: the
 /// sampler checks what it finds against the total. Sampling keeps the
 /// levels' cost to a fraction of an operation per vector. `f(−inf)` must
@@ -73,7 +73,7 @@ pub(crate) fn total_and_below<S: Lanes>(
     // Per lane, f32: one term per group (estimates; no error bound needed).
     let mut below = [zero; LEVELS];
     let mut sampled = 0usize;
-    let mut groups = x.chunks_exact(FOLD_VECTORS * l);
+    let mut groups = x.chunks_exact(SHORT_FOLD_VECTORS * l);
     for group in &mut groups {
         let v = s.load(group);
         let w = f.apply(s, v);
@@ -85,7 +85,7 @@ pub(crate) fn total_and_below<S: Lanes>(
             total = s.wide_add(total, w);
         }
     }
-    // Fewer than FOLD_VECTORS vectors: one at a time; the first is sampled.
+    // Fewer than SHORT_FOLD_VECTORS vectors: one at a time; the first is sampled.
     let rest = groups.remainder();
     let mut vectors = rest.chunks_exact(l);
     for (k, v) in (&mut vectors).enumerate() {
