@@ -1,11 +1,12 @@
 //! Log-softmax as `(x − max) − ln(sum)`, never `ln(softmax)`: the online
 //! pass finds (max, sum) in one read with one exp per element, and the
 //! second pass is two subtractions. Computing `x − max` first keeps the
-//! error relative to |y|: |x − max| ≤ |y|, and ln(sum) ≤ |y| too.
+//! error relative to |y|: |x − max| ≤ |y|, and ln(sum) ≤ |y| too. Rows of
+//! at most 128 values are held in registers instead (`short`).
 
 use super::exec::{ChunkJob, Exec};
 use super::online::max_sum_of;
-use super::{CHUNK, Io, Logits, Map, Partial, RowClass, nonfinite_row};
+use super::{CHUNK, Io, Logits, Map, Partial, RowClass, nonfinite_row, short};
 use crate::element::Elements;
 use crate::lanes::Lanes;
 
@@ -13,6 +14,9 @@ use crate::lanes::Lanes;
 /// `nonfinite_row` finishes).
 #[inline(always)]
 pub(crate) fn log_softmax<E: Elements>(exec: &impl Exec, mut io: Io<'_, impl Logits, E>) -> f64 {
+    if let Some(sum) = short::softmax::<true, _, _>(exec, &mut io) {
+        return sum;
+    }
     let total = max_sum_of(exec, &mut io);
     if !total.max.is_finite() {
         nonfinite_row(io, true);

@@ -16,6 +16,7 @@ pub(crate) mod logits;
 pub(crate) mod nucleus;
 pub(crate) mod online;
 pub(crate) mod select;
+pub(crate) mod short;
 pub(crate) mod three_pass;
 
 use core::ops::Range;
@@ -204,6 +205,21 @@ impl<'a, T: Logits, E: Elements> Io<'a, T, E> {
             Data::OutOfPlace { input, output } => {
                 let output = &mut output[..input.len()];
                 map_sum::<S, _, _, true, true>(s, &mut OutOfPlace(input, output, t), f)
+            }
+        }
+    }
+
+    /// Softmax (log-softmax with `LOG`) of this whole row in registers
+    /// when it spans at most `short::MAX_VECTORS` vectors: see
+    /// [`short::row`].
+    #[inline(always)]
+    pub(crate) fn short_row<S: Lanes, const LOG: bool>(&mut self, s: S) -> Option<Partial> {
+        let t = self.logits;
+        match &mut self.data {
+            Data::InPlace(data) => short::row::<S, _, _, LOG>(s, &mut InPlace(data, t), t),
+            Data::OutOfPlace { input, output } => {
+                let output = &mut output[..input.len()];
+                short::row::<S, _, _, LOG>(s, &mut OutOfPlace(input, output, t), t)
             }
         }
     }

@@ -1,8 +1,9 @@
 //! Max; store `e = exp(x − max)` and sum it; scale by `1/sum`.
 //! One exp per element; reads x twice and the stored exponentials once.
+//! Rows of at most 128 values are held in registers instead (`short`).
 
 use super::exec::{ChunkJob, Exec};
-use super::{CHUNK, ExpMinus, Io, Logits, nonfinite_row, scale};
+use super::{CHUNK, ExpMinus, Io, Logits, nonfinite_row, scale, short};
 use crate::element::Elements;
 use crate::lanes::Lanes;
 
@@ -10,6 +11,9 @@ use crate::lanes::Lanes;
 /// `nonfinite_row` finishes).
 #[inline(always)]
 pub(crate) fn softmax<E: Elements>(exec: &impl Exec, mut io: Io<'_, impl Logits, E>) -> f64 {
+    if let Some(sum) = short::softmax::<false, _, _>(exec, &mut io) {
+        return sum;
+    }
     let m = exec.fold(&mut io, CHUNK, &Max, f32::NEG_INFINITY, |a, b| {
         if b > a { b } else { a }
     });
