@@ -247,6 +247,18 @@ pub(crate) fn sum_of<S: Lanes, X: Element>(s: S, x: &[X], t: impl Logits, f: imp
     map_sum::<S, _, _, false, true>(s, &mut ReadOnly(x, t), f)
 }
 
+/// [`sum_of`], with `beside.at(i)` for every whole vector `i` of `x`.
+#[inline(always)]
+pub(crate) fn sum_of_beside<S: Lanes, X: Element>(
+    s: S,
+    x: &[X],
+    t: impl Logits,
+    f: impl Map<S>,
+    beside: &mut impl Beside<S>,
+) -> f64 {
+    map_sum_beside::<S, _, _, _, false, true>(s, &mut ReadOnly(x, t), f, beside)
+}
+
 /// Multiplies every value of `y` by `r`.
 #[inline(always)]
 pub(crate) fn scale<S: Lanes, Y: Element>(s: S, y: &mut [Y], r: f32) {
@@ -449,37 +461,56 @@ impl<S: Lanes> Map<S> for Times<S> {
     }
 }
 
-/// One vector of [`map_sum`]: `y = f(x)` at `i`, stored when `STORE`.
+/// Work done beside [`map_sum`]'s loop, once per vector, on data of its
+/// own (the next block's max in the online pass, while this block's
+/// exponentials take the FMA ports). `i` counts from the start of the
+/// `map_sum` call. A trait, not a closure: see `Map`.
+pub(crate) trait Beside<S: Lanes> {
+    fn at(&mut self, s: S, i: usize);
+}
+
+impl<S: Lanes> Beside<S> for () {
+    #[inline(always)]
+    fn at(&mut self, _: S, _: usize) {}
+}
+
+/// One vector of [`map_sum`]: `y = f(x)` at `base + i` (`i` within `io`),
+/// stored when `STORE`.
 #[inline(always)]
-fn step<S: Lanes, IO: Stream, F: Map<S>, const STORE: bool>(
+fn step<S: Lanes, IO: Stream, F: Map<S>, B: Beside<S>, const STORE: bool>(
     s: S,
     io: &mut IO,
     f: &F,
+    beside: &mut B,
+    base: usize,
     i: usize,
 ) -> S::V {
     let y = f.apply(s, io.read(s, i));
     if STORE {
         io.write(s, i, y);
     }
+    beside.at(s, base + i);
     y
 }
 
 /// The sum of four vectors from `i` on, as `(y0 + y1) + (y2 + y3)`.
 #[inline(always)]
-fn tree4<S: Lanes, IO: Stream, F: Map<S>, const STORE: bool>(
+fn tree4<S: Lanes, IO: Stream, F: Map<S>, B: Beside<S>, const STORE: bool>(
     s: S,
     io: &mut IO,
     f: &F,
+    beside: &mut B,
+    base: usize,
     i: usize,
 ) -> S::V {
     let l = S::LANES;
     let y01 = s.add(
-        step::<S, IO, F, STORE>(s, io, f, i),
-        step::<S, IO, F, STORE>(s, io, f, i + l),
+        step::<S, IO, F, B, STORE>(s, io, f, beside, base, i),
+        step::<S, IO, F, B, STORE>(s, io, f, beside, base, i + l),
     );
     let y23 = s.add(
-        step::<S, IO, F, STORE>(s, io, f, i + 2 * l),
-        step::<S, IO, F, STORE>(s, io, f, i + 3 * l),
+        step::<S, IO, F, B, STORE>(s, io, f, beside, base, i + 2 * l),
+        step::<S, IO, F, B, STORE>(s, io, f, beside, base, i + 3 * l),
     );
     s.add(y01, y23)
 }
@@ -496,17 +527,37 @@ fn map_sum<S: Lanes, IO: Stream, F: Map<S>, const STORE: bool, const SUM: bool>(
     io: &mut IO,
     f: F,
 ) -> f64 {
+    map_sum_beside::<S, IO, F, (), STORE, SUM>(s, io, f, &mut ())
+}
+
+/// [`map_sum`], with `beside.at(i)` for every whole vector `i` (not for a
+/// partial last one).
+#[inline(always)]
+fn map_sum_beside<
+    S: Lanes,
+    IO: Stream,
+    F: Map<S>,
+    B: Beside<S>,
+    const STORE: bool,
+    const SUM: bool,
+>(
+    s: S,
+    io: &mut IO,
+    f: F,
+    beside: &mut B,
+) -> f64 {
     let l = S::LANES;
     let n = io.len();
     let mut wide = s.wide_zero();
     let mut i = 0;
     while i + FOLD_VECTORS * l <= n {
         let mut block = io.block(i, FOLD_VECTORS * l);
-        let t0 = tree4::<S, _, F, STORE>(s, &mut block, &f, 0);
-        let t1 = tree4::<S, _, F, STORE>(s, &mut block, &f, 4 * l);
+        let b = &mut *beside;
+        let t0 = tree4::<S, _, F, B, STORE>(s, &mut block, &f, b, i, 0);
+        let t1 = tree4::<S, _, F, B, STORE>(s, &mut block, &f, b, i, 4 * l);
         let t01 = s.add(t0, t1);
-        let t2 = tree4::<S, _, F, STORE>(s, &mut block, &f, 8 * l);
-        let t3 = tree4::<S, _, F, STORE>(s, &mut block, &f, 12 * l);
+        let t2 = tree4::<S, _, F, B, STORE>(s, &mut block, &f, b, i, 8 * l);
+        let t3 = tree4::<S, _, F, B, STORE>(s, &mut block, &f, b, i, 12 * l);
         if SUM {
             wide = s.wide_add(wide, s.add(t01, s.add(t2, t3)));
         }
@@ -519,7 +570,7 @@ fn map_sum<S: Lanes, IO: Stream, F: Map<S>, const STORE: bool, const SUM: bool>(
     let mut acc = [zero; 4];
     let mut k = 0;
     while i + l <= n {
-        let y = step::<S, IO, F, STORE>(s, io, &f, i);
+        let y = step::<S, IO, F, B, STORE>(s, io, &f, beside, 0, i);
         if SUM {
             acc[k % 4] = s.add(acc[k % 4], y);
         }

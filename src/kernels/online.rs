@@ -4,7 +4,8 @@
 
 use super::exec::{ChunkJob, Exec};
 use super::{
-    CHUNK, ExpMinus, ExpMinusTimes, Io, Logits, Partial, Plain, max, nonfinite_row, sum_of,
+    Beside, CHUNK, ExpMinus, ExpMinusTimes, Io, Logits, Partial, Plain, max, nonfinite_row, sum_of,
+    sum_of_beside,
 };
 use crate::element::{Element, Elements};
 use crate::lanes::Lanes;
@@ -93,7 +94,9 @@ impl<X> BlockVisitor<X> for () {
 }
 
 /// [`max_sum`], handing each block to `visitor` after its max and sum
-/// (`base` is the index of `x[0]` in its row).
+/// (`base` is the index of `x[0]` in its row). Each block's max is found
+/// while the block before it runs its exponentials (the same max: a max
+/// does not round), so the block is read once for the exp, not twice.
 #[inline(always)]
 fn max_sum_visiting<S: Lanes, T: Logits, X: Element>(
     s: S,
@@ -106,19 +109,73 @@ fn max_sum_visiting<S: Lanes, T: Logits, X: Element>(
     let mut m = f32::NEG_INFINITY;
     let mut sum = 0.0f64;
     let step = RESCALE_VECTORS * S::LANES;
-    for (b, block) in x.chunks(step).enumerate() {
-        let t = t.slice(b * step..b * step + block.len());
-        let block_max = max(s, block, t);
+    let first = step.min(x.len());
+    let mut block_max = max(s, &x[..first], t.slice(0..first));
+    let mut start = 0;
+    while start < x.len() {
+        let end = (start + step).min(x.len());
+        let (block, bt) = (&x[start..end], t.slice(start..end));
         if block_max > m {
             sum *= ((f64::from(m) - f64::from(block_max)) * c).exp();
             m = block_max;
         }
         // Until a value above −inf shows up, exp(x − 0) keeps −inf at 0 and NaN as NaN.
         let reference = if m == f32::NEG_INFINITY { 0.0 } else { m };
-        sum += sum_of(s, block, t, ExpMinus::new(s, reference, t));
-        visitor.visit(s, block, base + b * step, block_max);
+        let exp = ExpMinus::new(s, reference, bt);
+        let next_end = (end + step).min(x.len());
+        let (next, nt) = (&x[end..next_end], t.slice(end..next_end));
+        let this_max = block_max;
+        if next.len() == block.len() {
+            // Same length: the vector at `i` of this block pairs with the
+            // one at `i` of the next, whole vectors and the partial one alike.
+            let mut next_max = NextMax {
+                next,
+                t: nt,
+                acc: s.splat(f32::NEG_INFINITY),
+            };
+            sum += sum_of_beside(s, block, bt, exp, &mut next_max);
+            block_max = next_max.finish(s, block.len());
+        } else {
+            sum += sum_of(s, block, bt, exp);
+            block_max = max(s, next, nt);
+        }
+        visitor.visit(s, block, base + start, this_max);
+        start = end;
     }
     Partial { max: m, sum }
+}
+
+/// The max of the next block, read vector by vector beside this block's
+/// exp loop (see [`Beside`]).
+struct NextMax<'a, S: Lanes, X, T> {
+    next: &'a [X],
+    t: T,
+    acc: S::V,
+}
+
+impl<S: Lanes, X: Element, T: Logits> Beside<S> for NextMax<'_, S, X, T> {
+    #[inline(always)]
+    fn at(&mut self, s: S, i: usize) {
+        if let Some(v) = self.next.get(i..i + S::LANES) {
+            // `max(x, acc)` keeps `acc` when `x` is NaN, as `max` does.
+            self.acc = s.max(self.t.read(s, X::load(s, v), i), self.acc);
+        }
+    }
+}
+
+impl<S: Lanes, X: Element, T: Logits> NextMax<'_, S, X, T> {
+    /// The next block's max, once `at` has seen every whole vector of a
+    /// block of `len` values: the partial last vector is read here.
+    #[inline(always)]
+    fn finish(self, s: S, len: usize) -> f32 {
+        let whole = len - len % S::LANES;
+        let mut acc = self.acc;
+        if whole < len {
+            let v = X::load_partial(s, &self.next[whole..], f32::NEG_INFINITY);
+            acc = s.max(self.t.read_partial(s, v, whole), acc);
+        }
+        s.reduce_max(acc)
+    }
 }
 
 impl<E: Elements> ChunkJob<E> for ExpScale {
