@@ -6,9 +6,8 @@
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Algorithm {
-    /// Chosen by size: `Blocked` when input and output together reach
-    /// 24 MiB (data that streams from DRAM), else `ThreePass` (measured
-    /// crossovers; see [`Algorithm::resolve`]).
+    /// Chosen by row length: `Blocked` for rows of at least 2^18 values,
+    /// else `ThreePass` (measured crossovers; see [`Algorithm::resolve`]).
     #[default]
     Auto,
     /// Max; store `exp(x − max)` and sum; scale by `1/sum`. One exp per
@@ -22,16 +21,24 @@ pub enum Algorithm {
     Blocked,
 }
 
-/// `Auto` runs `Blocked` when the call's input and output together reach
-/// this many bytes (and rows are at least one block long), else `ThreePass`.
-/// Three-pass reads x twice, which is free while the data stays in cache;
-/// blocked reads it once but pays a little per block. Measured with the
-/// throughput tool (AVX-512 and AVX2, Zen 4 with a 32 MiB L3, 1 and 2
-/// threads): three-pass wins up to 16.8 MB (1x2097152, 8x262144, 32x50257:
-/// 3–8%), the two tie around 25 MB (64x50257), and blocked wins from 32 MB
-/// on (16x256000 by 10–15%, 1x4194304 by 18%). Online (two exps per
-/// element) was never the fastest, so `Auto` does not pick it.
-const AUTO_BLOCKED_FROM_BYTES: usize = 24 << 20;
+/// `Auto` runs `Blocked` for rows of at least this many values (input and
+/// output of one row 2 MiB, twice this CPU class's 1 MiB L2), else
+/// `ThreePass`. Three-pass reads x twice and the stored exponentials once
+/// more, nearly free while a row stays in L2 or the call in L3; blocked
+/// reads x once but pays a little per block. Measured with the throughput
+/// tool (AVX-512, Zen 4, 1 MiB L2, 32 MiB L3; 1 and 2 threads, medians of
+/// 3, µs three-pass / blocked): at 32 MB per call three-pass wins every row
+/// up to 131072 (2048x2048 1140 / 1162, 512x8192 1199 / 1258, 128x32768
+/// 1308 / 1379, 32x128256 1329 / 1358) and blocked the longer ones
+/// (16x256000 1555 / 1482, 8x524288 1909 / 1604, 2x2097152 2065 / 1814);
+/// a lone 256000 row (2 MB, in L3) is three-pass's (63.5 / 70.0), and
+/// longer lone rows are blocked's (1x524288 246 / 197, 1x2097152 999 /
+/// 836). The choice depends on the row length only, never on the batch,
+/// so that `Auto` keeps a row's bits whatever batch it comes in; rows of
+/// 256000 stay three-pass (5% behind blocked in a 32 MB batch, 10% ahead
+/// alone). Online (two exps per element) was never the fastest, so `Auto`
+/// does not pick it.
+const AUTO_BLOCKED_FROM_ROW: usize = 1 << 18;
 
 impl Algorithm {
     /// Every algorithm, `Auto` first.
@@ -65,12 +72,13 @@ impl Algorithm {
     }
 
     /// The algorithm a call over `len` values in rows of `row_len` runs:
-    /// never `Auto`.
+    /// never `Auto`. `Auto` decides by `row_len` alone (see its docs), so
+    /// a row resolves the same in any batch.
     pub fn resolve(self, len: usize, row_len: usize) -> Algorithm {
+        let _ = len;
         match self {
             Algorithm::Auto => {
-                let bytes = len.saturating_mul(2 * size_of::<f32>());
-                if row_len >= crate::kernels::blocked::BLOCK && bytes >= AUTO_BLOCKED_FROM_BYTES {
+                if row_len >= AUTO_BLOCKED_FROM_ROW {
                     Algorithm::Blocked
                 } else {
                     Algorithm::ThreePass
