@@ -61,11 +61,19 @@ pub const DOMAIN_MAX: f32 = 88.3762;
 /// `e^x` lane-wise; see the module docs for the domain and the error.
 #[inline(always)]
 pub(crate) fn exp<S: Lanes>(s: S, x: S::V) -> S::V {
+    s.zero_where_below(x, CUTOFF, exp_above_cutoff(s, x))
+}
+
+/// [`exp`] for `x ≥ CUTOFF` (or NaN): the same bits there, without the
+/// compare that flushes what lies below. For rows whose every exponent is
+/// known to be above it (the row's min is found with its max).
+#[inline(always)]
+pub(crate) fn exp_above_cutoff<S: Lanes>(s: S, x: S::V) -> S::V {
     let biased = s.mul_add(x, s.splat(LOG2E), s.splat(MAGIC_BIAS));
     let n = s.sub(biased, s.splat(MAGIC_BIAS));
     let t = s.mul_add(n, s.splat(MINUS_LN2_HI), x);
     let t = s.mul_add(n, s.splat(MINUS_LN2_LO), t);
-    s.zero_where_below(x, CUTOFF, exp_reduced(s, biased, t))
+    exp_reduced(s, biased, t)
 }
 
 /// `e^(hi + lo)` for an exponent held as an unevaluated sum (`|lo|` at most

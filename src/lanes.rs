@@ -50,6 +50,9 @@ pub(crate) trait Lanes: Copy + Send + Sync + 'static {
     /// the kernels find NaN through the exponentials, not through the max.
     fn max(self, a: Self::V, b: Self::V) -> Self::V;
     fn reduce_max(self, v: Self::V) -> f32;
+    /// Lane-wise minimum, NaN as in [`Lanes::max`].
+    fn min(self, a: Self::V, b: Self::V) -> Self::V;
+    fn reduce_min(self, v: Self::V) -> f32;
     /// Sum of the lanes in f64, in a fixed order.
     fn reduce_sum_f64(self, v: Self::V) -> f64;
 
@@ -238,6 +241,14 @@ impl Lanes for Scalar {
         v
     }
     #[inline(always)]
+    fn min(self, a: f32, b: f32) -> f32 {
+        if a < b { a } else { b }
+    }
+    #[inline(always)]
+    fn reduce_min(self, v: f32) -> f32 {
+        v
+    }
+    #[inline(always)]
     fn reduce_sum_f64(self, v: f32) -> f64 {
         f64::from(v)
     }
@@ -374,6 +385,19 @@ impl Lanes for Portable {
         )
     }
     #[inline(always)]
+    fn min(self, a: f32x8, b: f32x8) -> f32x8 {
+        a.fast_min(b)
+    }
+    #[inline(always)]
+    fn reduce_min(self, v: f32x8) -> f32 {
+        let a = v.to_array();
+        let m = |x: f32, y: f32| if x < y { x } else { y };
+        m(
+            m(m(a[0], a[4]), m(a[2], a[6])),
+            m(m(a[1], a[5]), m(a[3], a[7])),
+        )
+    }
+    #[inline(always)]
     fn reduce_sum_f64(self, v: f32x8) -> f64 {
         let a = v.to_array().map(f64::from);
         ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]))
@@ -485,6 +509,20 @@ mod tests {
         }
         let max = data.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         assert_eq!(s.reduce_max(v), max);
+        let min = data.iter().copied().fold(f32::INFINITY, f32::min);
+        assert_eq!(s.reduce_min(v), min);
+        let flipped: Vec<f32> = data.iter().map(|x| 1.0 - x).collect();
+        let w = s.load(&flipped);
+        let want: Vec<f32> = data.iter().zip(&flipped).map(|(a, b)| a.min(*b)).collect();
+        assert_eq!(to_vec(s, s.min(v, w)), want);
+        // On x86, `min(x, acc)` keeps `acc` when `x` is NaN, as `max(x, acc)`
+        // does (the kernels' max and min rely on it there).
+        #[cfg(target_arch = "x86_64")]
+        {
+            let nan = s.splat(f32::NAN);
+            assert_eq!(to_vec(s, s.min(nan, v)), data, "min(NaN, acc)");
+            assert_eq!(to_vec(s, s.max(nan, v)), data, "max(NaN, acc)");
+        }
         let sum: f64 = data.iter().map(|&x| f64::from(x)).sum();
         assert_eq!(s.reduce_sum_f64(v), sum);
         assert_eq!(

@@ -141,3 +141,40 @@ fn probabilities_sum_to_one() {
         }
     }
 }
+
+/// Rows whose deepest logit sits around `max + CUTOFF` (where the exp
+/// stops needing its flush to 0, which three-pass skips for rows entirely
+/// above it), and far below it, at the start, middle and end of rows of
+/// several lengths: every backend and algorithm against the reference.
+/// A row wrongly taken as above the cutoff gives garbage on the backends
+/// that build 2^n from exponent bits (n < −127 leaves the field).
+#[test]
+fn deepest_logit_around_the_exp_cutoff() {
+    use simd_softmax::exp::CUTOFF;
+    let mut worst = Errors::default();
+    let mut r = rng(11);
+    let max = 3.5f32;
+    let edge = max + CUTOFF;
+    let step = |v: f32, k: i32| f32::from_bits((v.to_bits() as i32 - k) as u32);
+    let mut deepest: Vec<f32> = (-3..=3).map(|k| step(edge, k)).collect();
+    deepest.extend([max - 88.5, max - 100.0, max - 1e4, -1e30, f32::NEG_INFINITY]);
+    for sm in configs() {
+        for n in [200usize, 1000, 2049, 5000] {
+            for &d in &deepest {
+                for at in [0, n / 2, n - 1] {
+                    let mut x: Vec<f32> = normal_row(&mut r, n, 1.0)
+                        .iter()
+                        .map(|v| (max - 4.0 + v).min(max))
+                        .collect();
+                    x[(at + 1) % n] = max;
+                    x[at] = d;
+                    let mut y = vec![0.0f32; n];
+                    sm.run(&x, &mut y).unwrap();
+                    let ctx = || format!("{sm:?} n={n} deepest={d:e} at {at}");
+                    worst = worst.merge(check_row(&x, &y, &ctx));
+                }
+            }
+        }
+    }
+    println!("deepest_logit_around_the_exp_cutoff: worst {worst:?}");
+}

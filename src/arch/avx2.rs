@@ -125,6 +125,21 @@ impl Lanes for Avx2Fma {
         }
     }
     #[inline(always)]
+    fn min(self, a: __m256, b: __m256) -> __m256 {
+        // SAFETY: see the impl.
+        unsafe { _mm256_min_ps(a, b) }
+    }
+    #[inline(always)]
+    fn reduce_min(self, v: __m256) -> f32 {
+        // SAFETY: see the impl.
+        unsafe {
+            let m = _mm_min_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+            let m = _mm_min_ps(m, _mm_movehl_ps(m, m));
+            let m = _mm_min_ss(m, _mm_movehdup_ps(m));
+            _mm_cvtss_f32(m)
+        }
+    }
+    #[inline(always)]
     fn reduce_sum_f64(self, v: __m256) -> f64 {
         // Same order as the portable lanes: (a0+a4)+(a2+a6) + (a1+a5)+(a3+a7).
         // SAFETY: see the impl.

@@ -114,6 +114,16 @@ impl Lanes for Avx512 {
         unsafe { _mm512_reduce_max_ps(v) }
     }
     #[inline(always)]
+    fn min(self, a: __m512, b: __m512) -> __m512 {
+        // SAFETY: see the impl.
+        unsafe { _mm512_min_ps(a, b) }
+    }
+    #[inline(always)]
+    fn reduce_min(self, v: __m512) -> f32 {
+        // SAFETY: see the impl.
+        unsafe { _mm512_reduce_min_ps(v) }
+    }
+    #[inline(always)]
     fn reduce_sum_f64(self, v: __m512) -> f64 {
         // SAFETY: see the impl.
         unsafe {
@@ -140,9 +150,11 @@ impl Lanes for Avx512 {
     #[inline(always)]
     fn zero_where_below(self, x: __m512, limit: f32, v: __m512) -> __m512 {
         // SAFETY: see the impl.
+        // "Not less than" (true for NaN) gives the kept lanes in one
+        // compare; `!below` costs a `knotw` per vector in the exp loop.
         unsafe {
-            let below = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(x, _mm512_set1_ps(limit));
-            _mm512_maskz_mov_ps(!below, v)
+            let keep = _mm512_cmp_ps_mask::<_CMP_NLT_UQ>(x, _mm512_set1_ps(limit));
+            _mm512_maskz_mov_ps(keep, v)
         }
     }
     #[inline(always)]

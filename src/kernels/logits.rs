@@ -14,7 +14,7 @@
 
 use core::ops::Range;
 
-use crate::exp::{exp, exp_sum, exp2_of_product};
+use crate::exp::{exp, exp_above_cutoff, exp_sum, exp2_of_product};
 use crate::lanes::Lanes;
 
 /// A per-row transform of the input into logits.
@@ -32,6 +32,15 @@ pub(crate) trait Logits: Copy + Send + Sync {
     #[inline(always)]
     fn exp_shift<S: Lanes>(self, s: S, v: S::V, m: S::V) -> S::V {
         exp(s, self.shift(s, v, m))
+    }
+    /// Whether [`Logits::exp_shift_above_cutoff`] saves work, so that a
+    /// row's min is worth finding with its max.
+    const ABOVE_CUTOFF_PAYS: bool = false;
+    /// [`Logits::exp_shift`] for a row whose every `v − m` is at least
+    /// `exp::CUTOFF` (its min minus its max is): the same bits.
+    #[inline(always)]
+    fn exp_shift_above_cutoff<S: Lanes>(self, s: S, v: S::V, m: S::V) -> S::V {
+        self.exp_shift(s, v, m)
     }
     /// The factor `shift` applies to `v − m`, to move partial sums between
     /// maxima: `exp(factor·(m_a − m_b))`.
@@ -140,6 +149,12 @@ impl Logits for Plain {
     #[inline(always)]
     fn shift<S: Lanes>(self, s: S, v: S::V, m: S::V) -> S::V {
         s.sub(v, m)
+    }
+    const ABOVE_CUTOFF_PAYS: bool = true;
+    #[inline(always)]
+    fn exp_shift_above_cutoff<S: Lanes>(self, s: S, v: S::V, m: S::V) -> S::V {
+        // `v − m` rounds monotonically: `v ≥ min` gives `v − m ≥ min − m`.
+        exp_above_cutoff(s, s.sub(v, m))
     }
     #[inline(always)]
     fn factor(self) -> f64 {

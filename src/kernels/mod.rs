@@ -185,6 +185,19 @@ impl<'a, T: Logits, E: Elements> Io<'a, T, E> {
         }
     }
 
+    /// The largest and smallest logits that are not NaN, in one read (the
+    /// min only where the logits' exp gains from it, else +inf).
+    #[inline(always)]
+    pub(crate) fn max_min<S: Lanes>(&self, s: S) -> (f32, f32) {
+        if !T::ABOVE_CUTOFF_PAYS {
+            return (self.max(s), f32::INFINITY);
+        }
+        match &self.data {
+            Data::InPlace(data) => max_min(s, data, self.logits),
+            Data::OutOfPlace { input, .. } => max_min(s, input, self.logits),
+        }
+    }
+
     /// `(max, Σ exp(x − max))` of the logits, in one read.
     #[inline(always)]
     pub(crate) fn max_sum<S: Lanes>(&self, s: S) -> Partial {
@@ -275,32 +288,71 @@ pub(crate) fn map_in_place<S: Lanes, Y: Element>(s: S, y: &mut [Y], f: impl Map<
 /// slice). NaN is found later, through the exponentials.
 #[inline(always)]
 pub(crate) fn max<S: Lanes, X: Element>(s: S, x: &[X], t: impl Logits) -> f32 {
+    extremes::<S, X, false>(s, x, t).0
+}
+
+/// The largest and the smallest logit of `x` under `t` that are not NaN
+/// (−inf and +inf for an empty slice), in one read.
+#[inline(always)]
+pub(crate) fn max_min<S: Lanes, X: Element>(s: S, x: &[X], t: impl Logits) -> (f32, f32) {
+    extremes::<S, X, true>(s, x, t)
+}
+
+/// [`max`], and with `MIN` the smallest logit too (else +inf).
+#[inline(always)]
+fn extremes<S: Lanes, X: Element, const MIN: bool>(s: S, x: &[X], t: impl Logits) -> (f32, f32) {
     let l = S::LANES;
     let lowest = s.splat(f32::NEG_INFINITY);
-    // `max(x, acc)` keeps `acc` when `x` is NaN on x86.
+    let highest = s.splat(f32::INFINITY);
+    // `max(x, acc)` keeps `acc` when `x` is NaN on x86 (and `min` too).
     let (mut a0, mut a1, mut a2, mut a3) = (lowest, lowest, lowest, lowest);
+    let (mut b0, mut b1) = (highest, highest);
     // `chunks_exact` rather than index arithmetic: no bounds or overflow
     // checks in the loop (the index only matters to a masked read).
     let mut groups = x.chunks_exact(4 * l);
     for (k, g) in (&mut groups).enumerate() {
         let i = k * 4 * l;
-        a0 = s.max(t.read(s, X::load(s, g), i), a0);
-        a1 = s.max(t.read(s, X::load(s, &g[l..]), i + l), a1);
-        a2 = s.max(t.read(s, X::load(s, &g[2 * l..]), i + 2 * l), a2);
-        a3 = s.max(t.read(s, X::load(s, &g[3 * l..]), i + 3 * l), a3);
+        let v0 = t.read(s, X::load(s, g), i);
+        let v1 = t.read(s, X::load(s, &g[l..]), i + l);
+        let v2 = t.read(s, X::load(s, &g[2 * l..]), i + 2 * l);
+        let v3 = t.read(s, X::load(s, &g[3 * l..]), i + 3 * l);
+        a0 = s.max(v0, a0);
+        a1 = s.max(v1, a1);
+        a2 = s.max(v2, a2);
+        a3 = s.max(v3, a3);
+        if MIN {
+            b0 = s.min(v0, s.min(v1, b0));
+            b1 = s.min(v2, s.min(v3, b1));
+        }
     }
     let mut i = x.len() - groups.remainder().len();
     let mut vectors = groups.remainder().chunks_exact(l);
     for v in &mut vectors {
-        a0 = s.max(t.read(s, X::load(s, v), i), a0);
+        let v = t.read(s, X::load(s, v), i);
+        a0 = s.max(v, a0);
+        if MIN {
+            b0 = s.min(v, b0);
+        }
         i += l;
     }
     let rest = vectors.remainder();
     if !rest.is_empty() {
         let v = X::load_partial(s, rest, f32::NEG_INFINITY);
-        a1 = s.max(t.read_partial(s, v, i), a1);
+        let v = t.read_partial(s, v, i);
+        a1 = s.max(v, a1);
+        if MIN {
+            // The lanes past the end read −inf: the min takes the real ones.
+            let real = X::load_partial(s, rest, f32::INFINITY);
+            b1 = s.min(t.read_partial(s, real, i), b1);
+        }
     }
-    s.reduce_max(s.max(s.max(a0, a1), s.max(a2, a3)))
+    let max = s.reduce_max(s.max(s.max(a0, a1), s.max(a2, a3)));
+    let min = if MIN {
+        s.reduce_min(s.min(b0, b1))
+    } else {
+        f32::INFINITY
+    };
+    (max, min)
 }
 
 /// Vector access for [`map_sum`]: reads logits, writes `y`.
@@ -414,10 +466,19 @@ impl<X: Element, Y: Element, T: Logits> Stream for OutOfPlace<'_, X, Y, T> {
 /// then the lane intrinsics they call are not either.
 pub(crate) trait Map<S: Lanes> {
     fn apply(&self, s: S, x: S::V) -> S::V;
+    /// [`Map::apply`] for the partial last vector, whose lanes past the end
+    /// read −inf.
+    #[inline(always)]
+    fn apply_partial(&self, s: S, x: S::V) -> S::V {
+        self.apply(s, x)
+    }
 }
 
 /// `exp(shift(v, m))`.
 pub(crate) struct ExpMinus<S: Lanes, T>(pub S::V, pub T);
+/// `exp(shift(v, m))` for rows whose every exponent is at least
+/// `exp::CUTOFF` ([`Logits::exp_shift_above_cutoff`]).
+pub(crate) struct ExpMinusAboveCutoff<S: Lanes, T>(pub S::V, pub T);
 /// `exp(shift(v, m))·r`.
 pub(crate) struct ExpMinusTimes<S: Lanes, T>(pub S::V, pub S::V, pub T);
 /// `v·r`.
@@ -443,6 +504,18 @@ impl<S: Lanes, T: Logits> ExpMinus<S, T> {
 impl<S: Lanes, T: Logits> Map<S> for ExpMinus<S, T> {
     #[inline(always)]
     fn apply(&self, s: S, v: S::V) -> S::V {
+        self.1.exp_shift(s, v, self.0)
+    }
+}
+
+impl<S: Lanes, T: Logits> Map<S> for ExpMinusAboveCutoff<S, T> {
+    #[inline(always)]
+    fn apply(&self, s: S, v: S::V) -> S::V {
+        self.1.exp_shift_above_cutoff(s, v, self.0)
+    }
+    /// The −inf lanes past the end are below the cutoff: the flushing exp.
+    #[inline(always)]
+    fn apply_partial(&self, s: S, v: S::V) -> S::V {
         self.1.exp_shift(s, v, self.0)
     }
 }
@@ -578,7 +651,7 @@ fn map_sum_beside<
         k += 1;
     }
     if i < n {
-        let y = f.apply(s, io.read_partial(s, i));
+        let y = f.apply_partial(s, io.read_partial(s, i));
         if STORE {
             io.write_partial(s, i, y);
         }

@@ -3,8 +3,9 @@
 //! Rows of at most 128 values are held in registers instead (`short`).
 
 use super::exec::{ChunkJob, Exec};
-use super::{CHUNK, ExpMinus, Io, Logits, nonfinite_row, scale, short};
+use super::{CHUNK, ExpMinus, ExpMinusAboveCutoff, Io, Logits, nonfinite_row, scale, short};
 use crate::element::Elements;
+use crate::exp::CUTOFF;
 use crate::lanes::Lanes;
 
 /// Returns the row's sum (NaN when a logit was NaN; 0 for the rows
@@ -14,14 +15,23 @@ pub(crate) fn softmax<E: Elements>(exec: &impl Exec, mut io: Io<'_, impl Logits,
     if let Some(sum) = short::softmax::<false, _, _>(exec, &mut io) {
         return sum;
     }
-    let m = exec.fold(&mut io, CHUNK, &Max, f32::NEG_INFINITY, |a, b| {
-        if b > a { b } else { a }
+    let lowest = (f32::NEG_INFINITY, f32::INFINITY);
+    let (m, min) = exec.fold(&mut io, CHUNK, &MaxMin, lowest, |a, b| {
+        (
+            if b.0 > a.0 { b.0 } else { a.0 },
+            if b.1 < a.1 { b.1 } else { a.1 },
+        )
     });
     if !m.is_finite() {
         nonfinite_row(io, false);
         return 0.0;
     }
-    let sum = exec.fold(&mut io, CHUNK, &ExpStoreSum(m), 0.0, |a, b| a + b);
+    // Every exponent at least CUTOFF: the exp needs no flush below it.
+    let sum = if min - m >= CUTOFF {
+        exec.fold(&mut io, CHUNK, &ExpStoreSum::<true>(m), 0.0, |a, b| a + b)
+    } else {
+        exec.fold(&mut io, CHUNK, &ExpStoreSum::<false>(m), 0.0, |a, b| a + b)
+    };
     if sum.is_nan() {
         // A NaN the max passed over: the stored exponentials are NaN there
         // too, so the rule still reads the row right (in place as well).
@@ -33,24 +43,29 @@ pub(crate) fn softmax<E: Elements>(exec: &impl Exec, mut io: Io<'_, impl Logits,
     sum
 }
 
-struct Max;
-struct ExpStoreSum(f32);
+struct MaxMin;
+/// With `ABOVE_CUTOFF`, for a row whose every exponent is at least CUTOFF.
+struct ExpStoreSum<const ABOVE_CUTOFF: bool>(f32);
 struct Scale(f32);
 
-impl<E: Elements> ChunkJob<E> for Max {
-    type Out = f32;
+impl<E: Elements> ChunkJob<E> for MaxMin {
+    type Out = (f32, f32);
     #[inline(always)]
-    fn run<S: Lanes, T: Logits>(&self, s: S, _: usize, chunk: Io<'_, T, E>) -> f32 {
-        chunk.max(s)
+    fn run<S: Lanes, T: Logits>(&self, s: S, _: usize, chunk: Io<'_, T, E>) -> (f32, f32) {
+        chunk.max_min(s)
     }
 }
 
-impl<E: Elements> ChunkJob<E> for ExpStoreSum {
+impl<E: Elements, const ABOVE_CUTOFF: bool> ChunkJob<E> for ExpStoreSum<ABOVE_CUTOFF> {
     type Out = f64;
     #[inline(always)]
     fn run<S: Lanes, T: Logits>(&self, s: S, _: usize, mut chunk: Io<'_, T, E>) -> f64 {
         let t = chunk.logits();
-        chunk.map_store_sum(s, ExpMinus::new(s, self.0, t))
+        if ABOVE_CUTOFF {
+            chunk.map_store_sum(s, ExpMinusAboveCutoff(s.splat(self.0), t))
+        } else {
+            chunk.map_store_sum(s, ExpMinus::new(s, self.0, t))
+        }
     }
 }
 
