@@ -694,6 +694,19 @@ impl Job for Nucleus<'_> {
     type Output = Result<Prefix, SampleFailure>;
     #[inline(always)]
     fn run<S: Lanes>(self, s: S) -> Self::Output {
+        // At temperature 1 the plain exp (as `BlockDraw`); else the
+        // exact-product one.
+        if self.c == 1.0 {
+            self.prefix(s, Plain)
+        } else {
+            self.prefix(s, Scaled(Factor::new(self.c)))
+        }
+    }
+}
+
+impl Nucleus<'_> {
+    #[inline(always)]
+    fn prefix<S: Lanes, T: Logits>(&self, s: S, t: T) -> Result<Prefix, SampleFailure> {
         let x = self.x;
         let m = drawable_max(s, x)?;
         if m == f32::INFINITY {
@@ -716,7 +729,6 @@ impl Job for Nucleus<'_> {
                 cut,
             });
         }
-        let t = Scaled(Factor::new(self.c));
         let levels = self.levels(s, m, t);
         let row = total_and_below(s, x, ExpMinus::new(s, m, t), levels);
         let total = row.total;
@@ -794,7 +806,7 @@ impl Nucleus<'_> {
     /// fractions of its distance below the max, highest first. Only speed
     /// depends on them.
     #[inline(always)]
-    fn levels<S: Lanes>(&self, s: S, m: f32, t: Scaled) -> [f32; LEVELS] {
+    fn levels<S: Lanes, T: Logits>(&self, s: S, m: f32, t: T) -> [f32; LEVELS] {
         let x = self.x;
         let head = &x[..x.len().min(ESTIMATE_BLOCK)];
         let estimate =
@@ -828,7 +840,7 @@ impl Nucleus<'_> {
 
     /// The tokens at or above `floor` and their weights (above 0).
     #[inline(always)]
-    fn candidates<S: Lanes>(&self, s: S, m: f32, t: Scaled, floor: f32) -> Candidates {
+    fn candidates<S: Lanes, T: Logits>(&self, s: S, m: f32, t: T, floor: f32) -> Candidates {
         let mut items = at_least(s, self.x, floor);
         Io::new(Some(&items.x), &mut items.w).map_store(s, ExpMinus::new(s, m, t));
         // Weights that flush to 0 (rare) are no candidates.
@@ -860,7 +872,7 @@ impl Nucleus<'_> {
     /// (after a close call, rare). A goal beyond them all (rounding) keeps
     /// them all.
     #[inline(always)]
-    fn everything<S: Lanes>(&self, s: S, m: f32, t: Scaled) -> Prefix {
+    fn everything<S: Lanes, T: Logits>(&self, s: S, m: f32, t: T) -> Prefix {
         let items = self.candidates(s, m, t, f32::NEG_INFINITY);
         let total = items.weight(s);
         match self.cut_at(s, items, total, 0.0) {
