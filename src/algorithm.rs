@@ -6,8 +6,8 @@
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Algorithm {
-    /// Chosen by row length: `Blocked` for rows of at least 2^18 values,
-    /// else `ThreePass` (measured crossovers; see [`Algorithm::resolve`]).
+    /// Chosen by row length: `Blocked` for rows of at least 2048 values,
+    /// else `ThreePass` (measured; see [`Algorithm::resolve`]).
     #[default]
     Auto,
     /// Max; store `exp(x − max)` and sum; scale by `1/sum`. One exp per
@@ -16,29 +16,32 @@ pub enum Algorithm {
     /// One pass keeps a running max and rescaled sum, a second writes
     /// `exp(x − max)/sum`. Two exps per element, least memory traffic.
     Online,
-    /// Online over L1-sized blocks, storing `exp(x − block max)`, then one
-    /// pass scales each block. One exp per element, x read once.
+    /// A running max over blocks of 1024 values (each block's max read
+    /// beside the exps of the block before), storing `exp(x − running
+    /// max)`, then one pass scales each block. One exp per element, x read
+    /// once.
     Blocked,
 }
 
-/// `Auto` runs `Blocked` for rows of at least this many values (input and
-/// output of one row 2 MiB, twice this CPU class's 1 MiB L2), else
-/// `ThreePass`. Three-pass reads x twice and the stored exponentials once
-/// more, nearly free while a row stays in L2 or the call in L3; blocked
-/// reads x once but pays a little per block. Measured with the throughput
-/// tool (AVX-512, Zen 4, 1 MiB L2, 32 MiB L3; 1 and 2 threads, medians of
-/// 3, µs three-pass / blocked): at 32 MB per call three-pass wins every row
-/// up to 131072 (2048x2048 1140 / 1162, 512x8192 1199 / 1258, 128x32768
-/// 1308 / 1379, 32x128256 1329 / 1358) and blocked the longer ones
-/// (16x256000 1555 / 1482, 8x524288 1909 / 1604, 2x2097152 2065 / 1814);
-/// a lone 256000 row (2 MB, in L3) is three-pass's (63.5 / 70.0), and
-/// longer lone rows are blocked's (1x524288 246 / 197, 1x2097152 999 /
-/// 836). The choice depends on the row length only, never on the batch,
-/// so that `Auto` keeps a row's bits whatever batch it comes in; rows of
-/// 256000 stay three-pass (5% behind blocked in a 32 MB batch, 10% ahead
-/// alone). Online (two exps per element) was never the fastest, so `Auto`
-/// does not pick it.
-const AUTO_BLOCKED_FROM_ROW: usize = 1 << 18;
+/// `Auto` runs `Blocked` for rows of at least this many values (two of its
+/// blocks, so that one block's max is read beside the other's exps), else
+/// `ThreePass`. Both run one exp per element; three-pass reads the whole
+/// row for its max before the exps, blocked reads each block's max while
+/// the block before it keeps the FMA ports busy and the loads idle, and
+/// pays a little per block. Measured with the throughput tool (AVX-512,
+/// Zen 4, 1 thread, same run, medians of 9 alternating rounds, µs
+/// three-pass / blocked): 1x50257 15.7 / 14.3, 1x128256 37.7 / 36.8,
+/// 1x256000 86.3 / 77.4, 64x50257 1430 / 1313, 32x128256 1838 / 1673,
+/// 16x256000 2055 / 1859, 4x16384 19.5 / 17.8; medians of 7: 1x8192 2.1 /
+/// 2.0, 1x32768 9.3 / 9.0, 512x8192 1583 / 1507, 1024x4096 1442 / 1384,
+/// 2048x2048 1443 / 1397, 4096x1024 1584 / 1548 (one block: the same
+/// work). Three-pass keeps the rows of one block, where it has the
+/// register path for short rows and skips the exp's flush when the row's
+/// min allows. The choice depends on the row length only, never on the
+/// batch, so that `Auto` keeps a row's bits whatever batch it comes in.
+/// Online (two exps per element) was never the fastest, so `Auto` does
+/// not pick it.
+const AUTO_BLOCKED_FROM_ROW: usize = 2048;
 
 impl Algorithm {
     /// Every algorithm, `Auto` first.

@@ -1,20 +1,43 @@
-//! Blocked online softmax: walk the row in L1-sized blocks, store
-//! `exp(x − block max)` and remember each block's (max, sum); then scale
-//! each block by `exp(block max − max) / sum`. x is read once from memory
-//! (twice from L1) and exp runs once per element.
+//! Blocked online softmax: walk each chunk of the row in blocks of
+//! [`BLOCK`] values with a running max, store `exp(x − running max)`, and
+//! remember the max each block used; then one pass scales each block by
+//! `exp(its max − row max) / sum`. x is read once and exp runs once per
+//! element: each block's max is read beside the block before it, while its
+//! exps hold the FMA ports and leave the loads idle, so the max costs next
+//! to nothing (three-pass reads the whole row for it first). The running
+//! max is at least every value of its block, so every exponent is `≤ 0`
+//! and no larger than three-pass's: the same bound.
 
 use super::exec::{ChunkJob, Exec};
-use super::{ExpMinus, Io, Logits, Partial, TimesPlus, map_in_place, nonfinite_row, scale};
+use super::{CHUNK, ExpMinus, Io, Logits, Partial, TimesPlus, map_in_place, nonfinite_row, scale};
 use crate::element::Elements;
 use crate::lanes::Lanes;
 
-/// Elements per block: 8 KiB, well inside L1 next to the output block.
-pub(crate) const BLOCK: usize = 2048;
+/// Values per block: the running max moves, and the next block's max is
+/// read, a block at a time.
+pub(crate) const BLOCK: usize = 1024;
 
-/// Blocks whose (max, sum) live on the stack (rows up to 32Ki elements);
-/// longer rows allocate, which costs nothing next to their work, while
-/// clearing a large stack array every call slowed short rows by half.
-const STACK_BLOCKS: usize = 16;
+/// Blocks per chunk (chunks are what threads split a row into).
+const BLOCKS: usize = CHUNK / BLOCK;
+
+/// Chunks whose blocks' maxima live on the stack (rows up to 256Ki
+/// values); longer rows allocate, which costs nothing next to their work.
+const STACK_CHUNKS: usize = 16;
+
+/// What the exp pass leaves of a chunk: its (max, sum) and the max each
+/// of its blocks was stored against.
+#[derive(Clone, Copy)]
+struct ChunkPart {
+    total: Partial,
+    block_max: [f32; BLOCKS],
+}
+
+impl ChunkPart {
+    const EMPTY: ChunkPart = ChunkPart {
+        total: Partial::EMPTY,
+        block_max: [f32::NEG_INFINITY; BLOCKS],
+    };
+}
 
 /// Returns the row's sum (NaN when a logit was NaN; 0 for the rows
 /// `nonfinite_row` finishes).
@@ -34,34 +57,35 @@ pub(crate) fn softmax_affine<E: Elements>(
     weight: f64,
     offset: f32,
 ) -> Partial {
-    let blocks = io.len().div_ceil(BLOCK);
-    let mut stack = [Partial::EMPTY; STACK_BLOCKS];
+    let chunks = io.len().div_ceil(CHUNK);
+    let mut stack = [ChunkPart::EMPTY; STACK_CHUNKS];
     let mut heap = Vec::new();
-    let parts: &mut [Partial] = if blocks <= STACK_BLOCKS {
-        &mut stack[..blocks]
+    let parts: &mut [ChunkPart] = if chunks <= STACK_CHUNKS {
+        &mut stack[..chunks]
     } else {
-        heap.resize(blocks, Partial::EMPTY);
+        heap.resize(chunks, ChunkPart::EMPTY);
         &mut heap
     };
 
-    let (m, _) = exec.fold(
+    let c = io.logits().factor();
+    let (total, _) = exec.fold(
         &mut io,
-        BLOCK,
-        &ExpBlock,
-        (f32::NEG_INFINITY, 0),
-        |(m, b), part| {
-            parts[b] = part;
-            (if part.max > m { part.max } else { m }, b + 1)
+        CHUNK,
+        &ExpChunk,
+        (Partial::EMPTY, 0),
+        |(total, k), part| {
+            parts[k] = part;
+            (total.merge(part.total, c), k + 1)
         },
     );
+    let m = total.max;
     if !m.is_finite() {
         // Blocks already hold exp(x − block max) (in place): NaN where x was
         // NaN and never +inf, so the rule still reads them right.
         nonfinite_row(io, false);
         return Partial { max: m, sum: 0.0 };
     }
-    let c = io.logits().factor();
-    let sum: f64 = parts.iter().map(|p| p.sum_at(m, c)).sum();
+    let sum = total.sum;
     if sum.is_nan() {
         // A NaN the max passed over; a NaN max tells the caller to finish.
         nonfinite_row(io, false);
@@ -69,8 +93,8 @@ pub(crate) fn softmax_affine<E: Elements>(
     }
     exec.fold(
         &mut io,
-        BLOCK,
-        &ScaleBlocks {
+        CHUNK,
+        &ScaleChunk {
             parts,
             m,
             c,
@@ -83,51 +107,94 @@ pub(crate) fn softmax_affine<E: Elements>(
     Partial { max: m, sum }
 }
 
-/// Stores `exp(x − m)` for the block's max `m` and returns (m, their sum);
-/// a block whose max is +inf is left alone (the row goes to `nonfinite_row`).
-struct ExpBlock;
-/// Scales block `b` by `exp(c·(max_b − m))·inv` and adds `offset`.
-struct ScaleBlocks<'a> {
-    parts: &'a [Partial],
+/// Stores `exp(x − m)` block by block, `m` the running max of the chunk
+/// so far (each block's own max read beside the block before), and
+/// returns the chunk's (max, sum) with each block's `m`. A block whose max
+/// is +inf ends the chunk (the row goes to `nonfinite_row`).
+struct ExpChunk;
+/// Scales block `b` of chunk `k` by `exp(c·(max_kb − m))·inv` and adds
+/// `offset`.
+struct ScaleChunk<'a> {
+    parts: &'a [ChunkPart],
     m: f32,
     c: f64,
     inv: f64,
     offset: f32,
 }
 
-impl<E: Elements> ChunkJob<E> for ExpBlock {
-    type Out = Partial;
+impl<E: Elements> ChunkJob<E> for ExpChunk {
+    type Out = ChunkPart;
     #[inline(always)]
-    fn run<S: Lanes, T: Logits>(&self, s: S, _: usize, mut block: Io<'_, T, E>) -> Partial {
-        let m = block.max(s);
-        if m == f32::INFINITY {
-            return Partial { max: m, sum: 0.0 };
+    fn run<S: Lanes, T: Logits>(&self, s: S, _: usize, mut chunk: Io<'_, T, E>) -> ChunkPart {
+        let n = chunk.len();
+        let t = chunk.logits();
+        let c = t.factor();
+        let mut part = ChunkPart::EMPTY;
+        let (mut m, mut sum) = (f32::NEG_INFINITY, 0.0f64);
+        let mut block_max = chunk.slice(0..BLOCK.min(n)).max(s);
+        for (b, start) in (0..n).step_by(BLOCK).enumerate() {
+            if block_max > m {
+                if block_max == f32::INFINITY {
+                    part.total = Partial {
+                        max: block_max,
+                        sum: 0.0,
+                    };
+                    return part;
+                }
+                // exp(−inf) = 0 keeps a sum of −inf entries at 0 (NaN as NaN).
+                sum *= ((f64::from(m) - f64::from(block_max)) * c).exp();
+                m = block_max;
+            }
+            part.block_max[b] = m;
+            // Until a value above −inf shows up, exp(x − 0) keeps −inf at 0
+            // and NaN as NaN.
+            let exp = ExpMinus::new(s, if m == f32::NEG_INFINITY { 0.0 } else { m }, t);
+            let end = n.min(start + BLOCK);
+            let next = end..n.min(end + BLOCK);
+            if next.is_empty() {
+                sum += chunk.slice(start..end).map_store_sum(s, exp);
+            } else {
+                let (block_sum, next_max) = chunk.map_store_sum_next_max(s, exp, start..end, next);
+                sum += block_sum;
+                block_max = next_max;
+            }
         }
-        // A block of only −inf and NaN: exp(x − 0) keeps −inf at 0 and NaN as NaN.
-        let reference = if m == f32::NEG_INFINITY { 0.0 } else { m };
-        let t = block.logits();
-        let sum = block.map_store_sum(s, ExpMinus::new(s, reference, t));
-        Partial { max: m, sum }
+        part.total = Partial { max: m, sum };
+        part
     }
 }
 
-impl<E: Elements> ChunkJob<E> for ScaleBlocks<'_> {
+impl<E: Elements> ChunkJob<E> for ScaleChunk<'_> {
     type Out = ();
     #[inline(always)]
-    fn run<S: Lanes, T: Logits>(&self, s: S, b: usize, mut block: Io<'_, T, E>) {
-        // exp(−inf) = 0 for a block of only −inf; NaN in `inv` reaches every
-        // block. The block holding the max skips the libm call (short rows).
-        let shift = f64::from(self.parts[b].max) - f64::from(self.m);
-        let factor = if shift == 0.0 {
-            self.inv
-        } else {
-            (shift * self.c).exp() * self.inv
-        };
-        if self.offset == 0.0 {
-            scale(s, block.output(), factor as f32);
-        } else {
-            let f = TimesPlus(s.splat(factor as f32), s.splat(self.offset));
-            map_in_place(s, block.output(), f);
+    fn run<S: Lanes, T: Logits>(&self, s: S, k: usize, mut chunk: Io<'_, T, E>) {
+        let n = chunk.len();
+        let maxima = &self.parts[k].block_max;
+        // Blocks stored against the same max (the running max moves
+        // rarely) are scaled together, by one factor from one libm exp.
+        let mut b = 0;
+        while b * BLOCK < n {
+            let block_max = maxima[b];
+            let mut e = b + 1;
+            while e * BLOCK < n && maxima[e].to_bits() == block_max.to_bits() {
+                e += 1;
+            }
+            // exp(−inf) = 0 for blocks of only −inf; NaN in `inv` reaches
+            // every block. The row max's own blocks skip the libm call.
+            let shift = f64::from(block_max) - f64::from(self.m);
+            let factor = if shift == 0.0 {
+                self.inv
+            } else {
+                (shift * self.c).exp() * self.inv
+            };
+            let mut blocks = chunk.slice(b * BLOCK..n.min(e * BLOCK));
+            if self.offset == 0.0 {
+                scale(s, blocks.output(), factor as f32);
+            } else {
+                let f = TimesPlus(s.splat(factor as f32), s.splat(self.offset));
+                map_in_place(s, blocks.output(), f);
+            }
+            b = e;
         }
     }
 }

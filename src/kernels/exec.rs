@@ -82,8 +82,8 @@ impl<S: Lanes> Exec for Parallel<S> {
             let chunk = chunk.with_logits(logits.slice(start..start + len));
             s.vectorize(OneChunk { job, index, chunk })
         };
-        // Small chunks (blocked's 2048) are grouped into tasks of about CHUNK
-        // elements: a rayon task per block cost blocked a third of its gain.
+        // Chunks shorter than CHUNK are grouped into tasks of about CHUNK
+        // elements: a rayon task per 2048 values once cost a third of a gain.
         let per_task = (CHUNK / chunk_len).max(1);
         let outs: Vec<J::Out> = match io.data_mut() {
             Data::InPlace(data) => data

@@ -222,6 +222,45 @@ impl<'a, T: Logits, E: Elements> Io<'a, T, E> {
         }
     }
 
+    /// [`Io::map_store_sum`] over `block`, and the max of the logits over
+    /// `next` (after `block`, not overlapping it) read beside it: for a
+    /// loop whose exps leave the load ports idle.
+    #[inline(always)]
+    pub(crate) fn map_store_sum_next_max<S: Lanes>(
+        &mut self,
+        s: S,
+        f: impl Map<S>,
+        block: Range<usize>,
+        next: Range<usize>,
+    ) -> (f64, f32) {
+        let t = self.logits;
+        let (bt, nt) = (t.slice(block.clone()), t.slice(next.clone()));
+        let len = block.len();
+        match &mut self.data {
+            Data::InPlace(data) => {
+                let (here, ahead) = data.split_at_mut(next.start);
+                let mut next_max = NextMax::new(s, &ahead[..next.len()], nt);
+                let sum = map_sum_beside::<S, _, _, _, true, true>(
+                    s,
+                    &mut InPlace(&mut here[block], bt),
+                    f,
+                    &mut next_max,
+                );
+                (sum, next_max.finish(s, len))
+            }
+            Data::OutOfPlace { input, output } => {
+                let mut next_max = NextMax::new(s, &input[next], nt);
+                let sum = map_sum_beside::<S, _, _, _, true, true>(
+                    s,
+                    &mut OutOfPlace(&input[block.clone()], &mut output[block], bt),
+                    f,
+                    &mut next_max,
+                );
+                (sum, next_max.finish(s, len))
+            }
+        }
+    }
+
     /// Softmax (log-softmax with `LOG`) of this whole row in registers
     /// when it spans at most `short::MAX_VECTORS` vectors: see
     /// [`short::row`].
@@ -270,6 +309,53 @@ pub(crate) fn sum_of_beside<S: Lanes, X: Element>(
     beside: &mut impl Beside<S>,
 ) -> f64 {
     map_sum_beside::<S, _, _, _, false, true>(s, &mut ReadOnly(x, t), f, beside)
+}
+
+/// The max of the logits of the next block, read vector by vector beside
+/// this block's loop (see [`Beside`]): the vector at `i` of this block
+/// pairs with the one at `i` of the next.
+pub(crate) struct NextMax<'a, S: Lanes, X, T> {
+    next: &'a [X],
+    t: T,
+    acc: S::V,
+}
+
+impl<'a, S: Lanes, X: Element, T: Logits> NextMax<'a, S, X, T> {
+    /// For the logits of `next` under `t` (`t` of `next` alone).
+    #[inline(always)]
+    pub(crate) fn new(s: S, next: &'a [X], t: T) -> Self {
+        NextMax {
+            next,
+            t,
+            acc: s.splat(f32::NEG_INFINITY),
+        }
+    }
+
+    /// The next block's max, once `at` has seen every whole vector of a
+    /// block of `len` values: what it did not pair (the partial last
+    /// vector, or the rest of a longer next block) is read here.
+    #[inline(always)]
+    pub(crate) fn finish(self, s: S, len: usize) -> f32 {
+        let l = S::LANES;
+        let paired = (len - len % l).min(self.next.len() - self.next.len() % l);
+        let rest = &self.next[paired..];
+        let acc = s.reduce_max(self.acc);
+        if rest.is_empty() {
+            return acc;
+        }
+        let rest = max(s, rest, self.t.slice(paired..self.next.len()));
+        if rest > acc { rest } else { acc }
+    }
+}
+
+impl<S: Lanes, X: Element, T: Logits> Beside<S> for NextMax<'_, S, X, T> {
+    #[inline(always)]
+    fn at(&mut self, s: S, i: usize) {
+        if let Some(v) = self.next.get(i..i + S::LANES) {
+            // `max(x, acc)` keeps `acc` when `x` is NaN, as `max` does.
+            self.acc = s.max(self.t.read(s, X::load(s, v), i), self.acc);
+        }
+    }
 }
 
 /// Multiplies every value of `y` by `r`.

@@ -4,8 +4,8 @@
 
 use super::exec::{ChunkJob, Exec};
 use super::{
-    Beside, CHUNK, ExpMinus, ExpMinusTimes, Io, Logits, Partial, Plain, max, nonfinite_row, sum_of,
-    sum_of_beside,
+    CHUNK, ExpMinus, ExpMinusTimes, Io, Logits, NextMax, Partial, Plain, max, nonfinite_row,
+    sum_of, sum_of_beside,
 };
 use crate::element::{Element, Elements};
 use crate::lanes::Lanes;
@@ -128,11 +128,7 @@ fn max_sum_visiting<S: Lanes, T: Logits, X: Element>(
         if next.len() == block.len() {
             // Same length: the vector at `i` of this block pairs with the
             // one at `i` of the next, whole vectors and the partial one alike.
-            let mut next_max = NextMax {
-                next,
-                t: nt,
-                acc: s.splat(f32::NEG_INFINITY),
-            };
+            let mut next_max = NextMax::new(s, next, nt);
             sum += sum_of_beside(s, block, bt, exp, &mut next_max);
             block_max = next_max.finish(s, block.len());
         } else {
@@ -143,39 +139,6 @@ fn max_sum_visiting<S: Lanes, T: Logits, X: Element>(
         start = end;
     }
     Partial { max: m, sum }
-}
-
-/// The max of the next block, read vector by vector beside this block's
-/// exp loop (see [`Beside`]).
-struct NextMax<'a, S: Lanes, X, T> {
-    next: &'a [X],
-    t: T,
-    acc: S::V,
-}
-
-impl<S: Lanes, X: Element, T: Logits> Beside<S> for NextMax<'_, S, X, T> {
-    #[inline(always)]
-    fn at(&mut self, s: S, i: usize) {
-        if let Some(v) = self.next.get(i..i + S::LANES) {
-            // `max(x, acc)` keeps `acc` when `x` is NaN, as `max` does.
-            self.acc = s.max(self.t.read(s, X::load(s, v), i), self.acc);
-        }
-    }
-}
-
-impl<S: Lanes, X: Element, T: Logits> NextMax<'_, S, X, T> {
-    /// The next block's max, once `at` has seen every whole vector of a
-    /// block of `len` values: the partial last vector is read here.
-    #[inline(always)]
-    fn finish(self, s: S, len: usize) -> f32 {
-        let whole = len - len % S::LANES;
-        let mut acc = self.acc;
-        if whole < len {
-            let v = X::load_partial(s, &self.next[whole..], f32::NEG_INFINITY);
-            acc = s.max(self.t.read_partial(s, v, whole), acc);
-        }
-        s.reduce_max(acc)
-    }
 }
 
 impl<E: Elements> ChunkJob<E> for ExpScale {
