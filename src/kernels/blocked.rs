@@ -80,7 +80,7 @@ pub(crate) fn softmax_affine<E: Elements>(
     );
     let m = total.max;
     if !m.is_finite() {
-        // Blocks already hold exp(x − block max) (in place): NaN where x was
+        // Blocks already hold exp(x − running max) (in place): NaN where x was
         // NaN and never +inf, so the rule still reads them right.
         nonfinite_row(io, false);
         return Partial { max: m, sum: 0.0 };
