@@ -14,6 +14,7 @@ use crate::kernels::exec::Parallel;
 use crate::kernels::exec::{Exec, Sequential};
 use crate::kernels::log_softmax::{log_softmax, logsumexp_of};
 use crate::kernels::online::row_max_sum;
+use crate::kernels::short;
 use crate::kernels::{
     Factor, Io, Logits, Masked, Plain, Scaled, backward, blocked, online, three_pass,
 };
@@ -144,6 +145,20 @@ pub(crate) trait RowKernel: Copy + Send + Sync {
     const MASKED: f32;
     /// Returns the row's sum: NaN when a kept logit was NaN.
     fn run<T: Logits, E: Elements>(self, exec: &impl Exec, row: Io<'_, T, E>) -> f64;
+    /// Whether [`RowKernel::run_pair`] may take two short rows at once.
+    const PAIRS: bool = false;
+    /// Two rows of the same length on this thread, with the same bits as
+    /// `run` on each: their sums, or `None` (nothing written) when they are
+    /// not short enough to pair.
+    #[inline(always)]
+    fn run_pair<S: Lanes, T: Logits, E: Elements>(
+        self,
+        _: S,
+        _: &mut Io<'_, T, E>,
+        _: &mut Io<'_, T, E>,
+    ) -> Option<(f64, f64)> {
+        None
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -160,6 +175,16 @@ impl RowKernel for ThreePass {
     #[inline(always)]
     fn run<T: Logits, E: Elements>(self, exec: &impl Exec, row: Io<'_, T, E>) -> f64 {
         three_pass::softmax(exec, row)
+    }
+    const PAIRS: bool = true;
+    #[inline(always)]
+    fn run_pair<S: Lanes, T: Logits, E: Elements>(
+        self,
+        s: S,
+        a: &mut Io<'_, T, E>,
+        b: &mut Io<'_, T, E>,
+    ) -> Option<(f64, f64)> {
+        short::softmax_pair::<false, S, T, E>(s, a, b)
     }
 }
 impl RowKernel for Online {
@@ -182,6 +207,16 @@ impl RowKernel for LogSoftmax {
     fn run<T: Logits, E: Elements>(self, exec: &impl Exec, row: Io<'_, T, E>) -> f64 {
         log_softmax(exec, row)
     }
+    const PAIRS: bool = true;
+    #[inline(always)]
+    fn run_pair<S: Lanes, T: Logits, E: Elements>(
+        self,
+        s: S,
+        a: &mut Io<'_, T, E>,
+        b: &mut Io<'_, T, E>,
+    ) -> Option<(f64, f64)> {
+        short::softmax_pair::<true, S, T, E>(s, a, b)
+    }
 }
 
 /// The transform of each row's input into logits.
@@ -189,6 +224,10 @@ pub(crate) trait RowTransform: Copy + Send + Sync {
     type T<'a>: Logits
     where
         Self: 'a;
+    /// Whether short rows under this transform go two at a time (plain
+    /// rows only: every transform would multiply the code the pairing
+    /// inlines).
+    const PAIRS: bool = false;
     /// Row `r`'s transform.
     fn row(&self, r: usize, row_len: usize) -> Self::T<'_>;
 }
@@ -202,6 +241,7 @@ struct MaskedRows<'a>(&'a RowLogits<'a>);
 
 impl RowTransform for PlainRows {
     type T<'a> = Plain;
+    const PAIRS: bool = true;
     #[inline(always)]
     fn row(&self, _: usize, _: usize) -> Plain {
         Plain
@@ -276,12 +316,35 @@ impl<K: RowKernel, R: RowTransform, E: Elements> RowTask for SoftmaxRows<'_, K, 
 
     #[inline(always)]
     fn run<S: Lanes>(mut self, s: S) {
+        let n = self.row_len;
+        // Short rows go two at a time where the kernel pairs them (one
+        // row's serial tail overlaps the other's work; the same bits).
+        let pairs = K::PAIRS && R::PAIRS && n <= short::PAIR_MAX_VECTORS * S::LANES;
         // A loop, not a closure per row: see `kernels::Map`.
-        for k in 0..self.rows {
+        let mut k = 0;
+        while k < self.rows {
             let start = k * self.stride;
-            let row = self.io.slice(start..start + self.row_len);
             let r = self.first_row + k;
+            if pairs
+                && k + 1 < self.rows
+                && self.logits.active(r, n) == n
+                && self.logits.active(r + 1, n) == n
+            {
+                let two = self.io.slice(start..start + self.stride + n);
+                let (mut a, mut b) = two.split_at(self.stride);
+                let (ta, tb) = (self.rows_t.row(r, n), self.rows_t.row(r + 1, n));
+                let mut a = a.slice(0..n).with_logits(ta);
+                let mut b = b.slice(0..n).with_logits(tb);
+                if let Some((sum_a, sum_b)) = self.k.run_pair(s, &mut a, &mut b) {
+                    keep_masked::<K, _, _>(a, sum_a);
+                    keep_masked::<K, _, _>(b, sum_b);
+                    k += 2;
+                    continue;
+                }
+            }
+            let row = self.io.slice(start..start + n);
             run_row(&Sequential(s), self.k, &self.rows_t, row, r, self.logits);
+            k += 1;
         }
     }
 
@@ -324,13 +387,20 @@ fn run_row<K: RowKernel, R: RowTransform, E: Elements>(
     if active > 0 {
         let t = rows_t.row(r, row_len).slice(0..active);
         let sum = k.run(exec, row.slice(0..active).with_logits(t));
-        if sum.is_nan() {
-            // NaN reached every output; the keep mask's entries stay exact.
-            let out = row.output();
-            (0..active)
-                .filter(|&i| t.is_masked(i))
-                .for_each(|i| out[i] = E::Out::from_f32(K::MASKED));
-        }
+        keep_masked::<K, _, _>(row.slice(0..active).with_logits(t), sum);
+    }
+}
+
+/// After a row whose sum is NaN (NaN reached every output), the keep
+/// mask's entries are set back to exactly `K::MASKED`.
+#[inline(always)]
+fn keep_masked<K: RowKernel, T: Logits, E: Elements>(mut row: Io<'_, T, E>, sum: f64) {
+    if sum.is_nan() {
+        let t = row.logits();
+        let out = row.output();
+        (0..out.len())
+            .filter(|&i| t.is_masked(i))
+            .for_each(|i| out[i] = E::Out::from_f32(K::MASKED));
     }
 }
 

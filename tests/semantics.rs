@@ -233,3 +233,77 @@ fn bad_shapes_are_errors_and_write_nothing() {
     .to_string();
     assert!(msg.contains('6') && msg.contains('5'), "{msg}");
 }
+
+/// Short rows run two at a time in a batch (`kernels::short::pair`): each
+/// row of a batch, softmax and log-softmax, must have the bits it has alone, with a hostile row at
+/// an even or odd position (paired with a normal row, or left over at the
+/// end), or every row hostile, at lengths that fill 1, 2, 3, 4 and more
+/// vectors on every backend.
+#[test]
+fn short_rows_in_batches_match_rows_alone() {
+    const ROWS: usize = 7;
+    let mut r = rng(17);
+    let hostile = |case: usize, n: usize, r: &mut _| -> Vec<f32> {
+        let mut x = normal_row(r, n, 3.0);
+        match case {
+            0 => x[n / 2] = f32::NAN,
+            1 => x.fill(f32::NEG_INFINITY),
+            2 => x[n - 1] = f32::INFINITY,
+            3 => {
+                x[0] = f32::INFINITY;
+                x[n - 1] = f32::INFINITY;
+            }
+            4 => x.fill(-1.5),
+            5 => {
+                x[0] = 3e38;
+                x[n - 1] = -3e38;
+            }
+            _ => x.iter_mut().for_each(|v| *v *= 1e-40),
+        }
+        x
+    };
+    for sm in configs() {
+        for n in [1, 5, 8, 15, 16, 17, 31, 32, 33, 48, 63, 64, 65, 127, 128] {
+            for case in 0..7 {
+                for at in [Some(0), Some(1), Some(2), Some(5), Some(ROWS - 1), None] {
+                    let rows: Vec<Vec<f32>> = (0..ROWS)
+                        .map(|i| match at {
+                            Some(at) if at != i => normal_row(&mut r, n, 3.0),
+                            _ => hostile(case, n, &mut r),
+                        })
+                        .collect();
+                    let x = rows.concat();
+                    for log in [false, true] {
+                        let mut y = vec![0.5f32; x.len()];
+                        let mut z = x.clone();
+                        if log {
+                            sm.run_log_rows(&x, &mut y, n).unwrap();
+                            sm.run_log_rows_in_place(&mut z, n).unwrap();
+                        } else {
+                            sm.run_rows(&x, &mut y, n).unwrap();
+                            sm.run_rows_in_place(&mut z, n).unwrap();
+                        }
+                        for (i, row) in rows.iter().enumerate() {
+                            let mut alone = vec![0.5f32; n];
+                            if log {
+                                sm.run_log(row, &mut alone).unwrap();
+                            } else {
+                                sm.run(row, &mut alone).unwrap();
+                            }
+                            for (what, got) in [("out of place", &y), ("in place", &z)] {
+                                let got = &got[i * n..(i + 1) * n];
+                                assert!(
+                                    got.iter()
+                                        .zip(&alone)
+                                        .all(|(a, b)| a.to_bits() == b.to_bits()),
+                                    "{sm:?} log {log} n={n} case {case} hostile at {at:?}: row {i} \
+                                     {what} differs from the row alone: {got:?} vs {alone:?}"
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

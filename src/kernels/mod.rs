@@ -276,6 +276,43 @@ impl<'a, T: Logits, E: Elements> Io<'a, T, E> {
         }
     }
 
+    /// [`Io::short_row`] on this row and `other` (the same length and kind
+    /// of access) together: see [`short::pair`].
+    #[inline(always)]
+    pub(crate) fn short_pair<S: Lanes, const LOG: bool>(
+        &mut self,
+        s: S,
+        other: &mut Io<'_, T, E>,
+    ) -> Option<(Partial, Partial)> {
+        let (ta, tb) = (self.logits, other.logits);
+        match (&mut self.data, &mut other.data) {
+            (Data::InPlace(a), Data::InPlace(b)) => short::pair::<S, _, _, LOG>(
+                s,
+                (&mut InPlace(&mut **a, ta), ta),
+                (&mut InPlace(&mut **b, tb), tb),
+            ),
+            (
+                Data::OutOfPlace {
+                    input: ia,
+                    output: oa,
+                },
+                Data::OutOfPlace {
+                    input: ib,
+                    output: ob,
+                },
+            ) => {
+                let oa = &mut oa[..ia.len()];
+                let ob = &mut ob[..ib.len()];
+                short::pair::<S, _, _, LOG>(
+                    s,
+                    (&mut OutOfPlace(ia, oa, ta), ta),
+                    (&mut OutOfPlace(ib, ob, tb), tb),
+                )
+            }
+            _ => None,
+        }
+    }
+
     /// Writes `f(v)` for every vector `v` of logits.
     #[inline(always)]
     pub(crate) fn map_store<S: Lanes>(&mut self, s: S, f: impl Map<S>) {

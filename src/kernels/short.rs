@@ -48,13 +48,40 @@ impl<E: Elements, const LOG: bool> ChunkJob<E> for Row<LOG> {
     #[inline(always)]
     fn run<S: Lanes, T: Logits>(&self, s: S, _: usize, mut chunk: Io<'_, T, E>) -> Option<f64> {
         let total = chunk.short_row::<S, LOG>(s)?;
-        if total.max.is_finite() && !total.sum.is_nan() {
-            return Some(total.sum);
-        }
-        // Nothing was written: the special-value rule reads the input.
-        nonfinite_row(chunk, LOG);
-        Some(if total.sum.is_nan() { total.sum } else { 0.0 })
+        Some(settle::<LOG, _, _>(total, chunk))
     }
+}
+
+/// [`softmax`] on two rows of the same length on this thread, through
+/// [`pair`]: each row's sum as [`softmax`] returns it, or `None` (nothing
+/// written) when the rows are too long for the register path.
+#[inline(always)]
+pub(crate) fn softmax_pair<const LOG: bool, S: Lanes, T: Logits, E: Elements>(
+    s: S,
+    a: &mut Io<'_, T, E>,
+    b: &mut Io<'_, T, E>,
+) -> Option<(f64, f64)> {
+    if a.len() > MAX_LEN || b.len() != a.len() {
+        return None;
+    }
+    let (ta, tb) = a.short_pair::<S, LOG>(s, b)?;
+    let n = a.len();
+    Some((
+        settle::<LOG, _, _>(ta, a.slice(0..n)),
+        settle::<LOG, _, _>(tb, b.slice(0..n)),
+    ))
+}
+
+/// The sum of a row the register path has seen (`total`): finished when
+/// its max is finite and its sum not NaN; else nothing was written, and
+/// the special-value rule reads the input.
+#[inline(always)]
+fn settle<const LOG: bool, T: Logits, E: Elements>(total: Partial, io: Io<'_, T, E>) -> f64 {
+    if total.max.is_finite() && !total.sum.is_nan() {
+        return total.sum;
+    }
+    nonfinite_row(io, LOG);
+    if total.sum.is_nan() { total.sum } else { 0.0 }
 }
 
 /// The register path over `io` read through `t`: the row's `(max, sum)`,
@@ -76,6 +103,29 @@ pub(super) fn row<S: Lanes, IO: Stream, T: Logits, const LOG: bool>(
     }
 }
 
+/// The most vectors a row may have to go through [`pair`]: two rows of 8
+/// spill registers, 13% slower than one by one (32768x128, 5 rounds, Zen 4).
+pub(crate) const PAIR_MAX_VECTORS: usize = 4;
+
+/// Two rows of the same length through the register path together: the
+/// same operations on each as [`row`], so the same bits, interleaved so
+/// that one row's serial tail (the reductions, the reciprocal) overlaps
+/// the other's work. `None` (nothing written) when the rows are too long.
+#[inline(always)]
+pub(super) fn pair<S: Lanes, IO: Stream, T: Logits, const LOG: bool>(
+    s: S,
+    a: (&mut IO, T),
+    b: (&mut IO, T),
+) -> Option<(Partial, Partial)> {
+    match a.0.len().div_ceil(S::LANES) {
+        0 => Some((Partial::EMPTY, Partial::EMPTY)),
+        1 => fixed_pair::<S, IO, T, 1, LOG>(s, a, b),
+        2 => fixed_pair::<S, IO, T, 2, LOG>(s, a, b),
+        3 | 4 => fixed_pair::<S, IO, T, PAIR_MAX_VECTORS, LOG>(s, a, b),
+        _ => None,
+    }
+}
+
 /// [`row`] for a row of at most `K` vectors (and more than `K/2`).
 #[inline(always)]
 fn fixed<S: Lanes, IO: Stream, T: Logits, const K: usize, const LOG: bool>(
@@ -83,12 +133,60 @@ fn fixed<S: Lanes, IO: Stream, T: Logits, const K: usize, const LOG: bool>(
     io: &mut IO,
     t: T,
 ) -> Partial {
+    let v = load::<S, IO, K>(s, io);
+    let max = row_max(s, &v);
+    if !max.is_finite() {
+        return Partial { max, sum: 0.0 };
+    }
+    let (e, sum) = exps(s, t, &v, max);
+    if !sum.is_nan() {
+        write::<S, IO, T, K, LOG>(s, io, t, &v, e, max, sum);
+    }
+    Partial { max, sum }
+}
+
+/// [`fixed`] on two rows of the same length, step by step.
+#[inline(always)]
+fn fixed_pair<S: Lanes, IO: Stream, T: Logits, const K: usize, const LOG: bool>(
+    s: S,
+    (a, ta): (&mut IO, T),
+    (b, tb): (&mut IO, T),
+) -> Option<(Partial, Partial)> {
+    let (va, vb) = (load::<S, IO, K>(s, a), load::<S, IO, K>(s, b));
+    let (max_a, max_b) = (row_max(s, &va), row_max(s, &vb));
+    if !(max_a.is_finite() && max_b.is_finite()) {
+        // Rare: nothing written, each row on its own (a second copy of
+        // `fixed` here would double this function's code).
+        return None;
+    }
+    let (ea, sum_a) = exps(s, ta, &va, max_a);
+    let (eb, sum_b) = exps(s, tb, &vb, max_b);
+    if !sum_a.is_nan() {
+        write::<S, IO, T, K, LOG>(s, a, ta, &va, ea, max_a, sum_a);
+    }
+    if !sum_b.is_nan() {
+        write::<S, IO, T, K, LOG>(s, b, tb, &vb, eb, max_b, sum_b);
+    }
+    Some((
+        Partial {
+            max: max_a,
+            sum: sum_a,
+        },
+        Partial {
+            max: max_b,
+            sum: sum_b,
+        },
+    ))
+}
+
+/// The row as `K` vectors, lanes past its end −inf.
+#[inline(always)]
+fn load<S: Lanes, IO: Stream, const K: usize>(s: S, io: &IO) -> [S::V; K] {
     let (l, n) = (S::LANES, io.len());
     // Loops, not closures (`array::from_fn`): a closure is not inlined into
     // the backend's `#[target_feature]` entry, and its lane calls then are
     // not either (ten times slower).
-    let lowest = s.splat(f32::NEG_INFINITY);
-    let mut v = [lowest; K];
+    let mut v = [s.splat(f32::NEG_INFINITY); K];
     for (j, v) in v.iter_mut().enumerate() {
         let i = j * l;
         if i + l <= n {
@@ -97,17 +195,31 @@ fn fixed<S: Lanes, IO: Stream, T: Logits, const K: usize, const LOG: bool>(
             *v = io.read_partial(s, i);
         }
     }
+    v
+}
+
+/// The largest value that is not NaN.
+#[inline(always)]
+fn row_max<S: Lanes, const K: usize>(s: S, v: &[S::V; K]) -> f32 {
     // `max(x, acc)` keeps `acc` when `x` is NaN (see `kernels::max`).
-    let mut highest = lowest;
-    for &x in &v {
+    let mut highest = s.splat(f32::NEG_INFINITY);
+    for &x in v {
         highest = s.max(x, highest);
     }
-    let max = s.reduce_max(highest);
-    if !max.is_finite() {
-        return Partial { max, sum: 0.0 };
-    }
+    s.reduce_max(highest)
+}
+
+/// The exponentials against the finite `max` and their sum: a balanced
+/// f32 tree over the vectors, then f64 lane by lane.
+#[inline(always)]
+fn exps<S: Lanes, T: Logits, const K: usize>(
+    s: S,
+    t: T,
+    v: &[S::V; K],
+    max: f32,
+) -> ([S::V; K], f64) {
     let m = s.splat(max);
-    let mut e = v;
+    let mut e = *v;
     for e in &mut e {
         *e = t.exp_shift(s, *e, m);
     }
@@ -119,14 +231,26 @@ fn fixed<S: Lanes, IO: Stream, T: Logits, const K: usize, const LOG: bool>(
             tree[j] = s.add(tree[2 * j], tree[2 * j + 1]);
         }
     }
-    let sum = s.reduce_sum_f64(tree[0]);
-    if sum.is_nan() {
-        return Partial { max, sum };
-    }
+    (e, s.reduce_sum_f64(tree[0]))
+}
+
+/// Writes the softmax (with `LOG`, the log-softmax) of the row from its
+/// logits `v`, their exponentials `e`, its max and its (not NaN) sum.
+#[inline(always)]
+fn write<S: Lanes, IO: Stream, T: Logits, const K: usize, const LOG: bool>(
+    s: S,
+    io: &mut IO,
+    t: T,
+    v: &[S::V; K],
+    e: [S::V; K],
+    max: f32,
+    sum: f64,
+) {
+    let (l, n) = (S::LANES, io.len());
     let mut y = e;
     if LOG {
-        let log_sum = s.splat(sum.ln() as f32);
-        for (y, &v) in y.iter_mut().zip(&v) {
+        let (m, log_sum) = (s.splat(max), s.splat(sum.ln() as f32));
+        for (y, &v) in y.iter_mut().zip(v) {
             *y = s.sub(t.shift(s, v, m), log_sum);
         }
     } else {
@@ -143,5 +267,4 @@ fn fixed<S: Lanes, IO: Stream, T: Logits, const K: usize, const LOG: bool>(
             io.write_partial(s, i, y);
         }
     }
-    Partial { max, sum }
 }
