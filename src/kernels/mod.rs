@@ -286,11 +286,9 @@ impl<'a, T: Logits, E: Elements> Io<'a, T, E> {
     ) -> Option<(Partial, Partial)> {
         let (ta, tb) = (self.logits, other.logits);
         match (&mut self.data, &mut other.data) {
-            (Data::InPlace(a), Data::InPlace(b)) => short::pair::<S, _, _, LOG>(
-                s,
-                (&mut InPlace(&mut **a, ta), ta),
-                (&mut InPlace(&mut **b, tb), tb),
-            ),
+            (Data::InPlace(a), Data::InPlace(b)) => {
+                short::pair::<S, _, _, LOG>(s, (&mut InPlace(a, ta), ta), (&mut InPlace(b, tb), tb))
+            }
             (
                 Data::OutOfPlace {
                     input: ia,
