@@ -54,14 +54,16 @@ impl<E: Elements, const LOG: bool> ChunkJob<E> for Row<LOG> {
 
 /// [`softmax`] on two rows of the same length on this thread, through
 /// [`pair`]: each row's sum as [`softmax`] returns it, or `None` (nothing
-/// written) when the rows are too long for the register path.
+/// written) when the lengths differ, the rows span more than
+/// [`PAIR_MAX_VECTORS`] vectors, or a row's max is not finite; each row
+/// then goes alone.
 #[inline(always)]
 pub(crate) fn softmax_pair<const LOG: bool, S: Lanes, T: Logits, E: Elements>(
     s: S,
     a: &mut Io<'_, T, E>,
     b: &mut Io<'_, T, E>,
 ) -> Option<(f64, f64)> {
-    if a.len() > MAX_LEN || b.len() != a.len() {
+    if b.len() != a.len() {
         return None;
     }
     let (ta, tb) = a.short_pair::<S, LOG>(s, b)?;
@@ -110,7 +112,9 @@ pub(crate) const PAIR_MAX_VECTORS: usize = 4;
 /// Two rows of the same length through the register path together: the
 /// same operations on each as [`row`], so the same bits, interleaved so
 /// that one row's serial tail (the reductions, the reciprocal) overlaps
-/// the other's work. `None` (nothing written) when the rows are too long.
+/// the other's work. `None` (nothing written) when the rows span more than
+/// [`PAIR_MAX_VECTORS`] vectors or a row's max is not finite (+inf, or
+/// nothing above −inf but NaN): [`row`] takes those one at a time.
 #[inline(always)]
 pub(super) fn pair<S: Lanes, IO: Stream, T: Logits, const LOG: bool>(
     s: S,
