@@ -16,6 +16,8 @@
 //! split row uses the same parts, merged in the same order, as a whole one.
 
 use crate::lanes::{Job, Lanes};
+#[cfg(feature = "rayon")]
+use crate::pool;
 
 #[cfg(feature = "rayon")]
 /// A task handles at least this many elements, so that 4096 rows of 1024
@@ -76,7 +78,12 @@ pub(crate) fn run<S: Lanes, T: RowTask>(s: S, task: T, row_len: usize) {
     if rayon::current_num_threads() > 1 {
         let rows = task.rows();
         if rows == 1 && row_len >= SPLIT_ROW_FROM && task.splits() {
-            return in_pool(|| task.run_split(s));
+            let mut task = Some(task);
+            return pool::on_pool_thread(&mut || {
+                if let Some(task) = task.take() {
+                    task.run_split(s)
+                }
+            });
         }
         let per_task = rows_per_task(row_len);
         if rows > per_task {
@@ -98,32 +105,47 @@ pub(crate) fn run_part<S: Lanes, T: RowTask>(s: S, task: T, lo: usize, hi: usize
     s.vectorize(InOrder(part));
 }
 
-/// Halves `task` at a multiple of `per_task` rows until each part is one
-/// task, and runs the halves with `rayon::join`.
+/// Runs `task` across the pool in tasks of `per_task` rows (the last may
+/// be shorter).
 #[cfg(feature = "rayon")]
 fn across_pool<S: Lanes, T: RowTask>(s: S, task: T, per_task: usize) {
-    let rows = task.rows();
-    if rows <= per_task {
-        return s.vectorize(InOrder(task));
-    }
-    let half = rows.div_ceil(per_task) / 2 * per_task;
-    let (a, b) = task.split_at(half);
-    rayon::join(
-        || across_pool(s, a, per_task),
-        || across_pool(s, b, per_task),
-    );
+    let mut rows = Rows {
+        s,
+        task: Some(task),
+    };
+    pool::run_divided(&mut rows, per_task, pool::Cut::EveryLeaf);
 }
 
-/// Runs `f` on a thread of the current pool. From outside the pool every
-/// parallel pass of a split row would be a separate hand-off to the pool
-/// and back (1x128256 three-pass went from 40 to 51 µs on 2 threads); one
-/// hand-off for the whole row instead.
+/// A [`RowTask`] as the pool's unit of work (`None` once run or split).
 #[cfg(feature = "rayon")]
-fn in_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
-    if rayon::current_thread_index().is_some() {
-        f()
-    } else {
-        rayon::scope(|_| f())
+struct Rows<S, T> {
+    s: S,
+    task: Option<T>,
+}
+
+#[cfg(feature = "rayon")]
+impl<S: Lanes, T: RowTask> pool::Divisible for Rows<S, T> {
+    fn units(&self) -> usize {
+        self.task.as_ref().map_or(0, RowTask::rows)
+    }
+    fn split_then(
+        &mut self,
+        n: usize,
+        both: &mut dyn FnMut(&mut dyn pool::Divisible, &mut dyn pool::Divisible),
+    ) {
+        if let Some(task) = self.task.take() {
+            let (a, b) = task.split_at(n);
+            let s = self.s;
+            both(
+                &mut Rows { s, task: Some(a) },
+                &mut Rows { s, task: Some(b) },
+            );
+        }
+    }
+    fn run(&mut self) {
+        if let Some(task) = self.task.take() {
+            self.s.vectorize(InOrder(task));
+        }
     }
 }
 

@@ -192,6 +192,8 @@ pub mod exp;
 mod kernels;
 mod lanes;
 mod ops;
+#[cfg(feature = "rayon")]
+mod pool;
 pub mod reference;
 mod sample;
 mod shape;

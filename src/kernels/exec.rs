@@ -3,15 +3,14 @@
 //! chunk order, so a split row gets the same bits as a whole one.
 
 #[cfg(feature = "rayon")]
-use rayon::prelude::*;
-
-#[cfg(feature = "rayon")]
 use super::{CHUNK, Data};
 use super::{Io, Logits};
 use crate::element::{Elements, F32};
 #[cfg(feature = "rayon")]
 use crate::lanes::Job;
 use crate::lanes::Lanes;
+#[cfg(feature = "rayon")]
+use crate::pool;
 
 /// Work on one chunk of a row (`index` counts chunks from the row start).
 pub(crate) trait ChunkJob<E: Elements = F32>: Sync {
@@ -73,37 +72,86 @@ impl<S: Lanes> Exec for Parallel<S> {
         init: A,
         f: impl FnMut(A, J::Out) -> A,
     ) -> A {
-        let s = self.0;
-        let logits = io.logits();
-        let run = |index: usize, data: Data<'_, E>| {
-            let start = index * chunk_len;
-            let chunk = Io::from_parts(data, logits);
-            let len = chunk.len();
-            let chunk = chunk.with_logits(logits.slice(start..start + len));
-            s.vectorize(OneChunk { job, index, chunk })
+        let chunks = io.len().div_ceil(chunk_len);
+        let mut outs: Vec<Option<J::Out>> = (0..chunks).map(|_| None).collect();
+        let (data, logits) = io.slice(0..io.len()).into_parts();
+        let mut work = Chunks {
+            s: self.0,
+            job,
+            chunk_len,
+            first: 0,
+            part: Some((data, logits)),
+            outs: &mut outs,
         };
         // Chunks shorter than CHUNK are grouped into tasks of about CHUNK
         // elements: a rayon task per 2048 values once cost a third of a gain.
         let per_task = (CHUNK / chunk_len).max(1);
-        let outs: Vec<J::Out> = match io.data_mut() {
-            Data::InPlace(data) => data
-                .par_chunks_mut(chunk_len)
-                .enumerate()
-                .with_min_len(per_task)
-                .map(|(index, c)| run(index, Data::InPlace(c)))
-                .collect(),
-            Data::OutOfPlace { input, output } => input
-                .par_chunks(chunk_len)
-                .zip(output.par_chunks_mut(chunk_len))
-                .enumerate()
-                .with_min_len(per_task)
-                .map(|(index, (input, output))| run(index, Data::OutOfPlace { input, output }))
-                .collect(),
-        };
-        outs.into_iter().fold(init, f)
+        pool::run_divided(&mut work, per_task, pool::Cut::AsStolen);
+        // Every slot is filled: `run` fills each slot it is given.
+        outs.into_iter().flatten().fold(init, f)
     }
 }
 
+/// Consecutive chunks of a row from chunk `first` on, and the slots for
+/// their results (`part` is `None` once run or split).
+#[cfg(feature = "rayon")]
+struct Chunks<'a, 'o, S, J: ChunkJob<E>, T: Logits, E: Elements> {
+    s: S,
+    job: &'a J,
+    chunk_len: usize,
+    first: usize,
+    part: Option<(Data<'a, E>, T)>,
+    outs: &'o mut [Option<J::Out>],
+}
+
+#[cfg(feature = "rayon")]
+impl<S: Lanes, J: ChunkJob<E>, T: Logits, E: Elements> pool::Divisible
+    for Chunks<'_, '_, S, J, T, E>
+{
+    fn units(&self) -> usize {
+        self.outs.len()
+    }
+    fn split_then(
+        &mut self,
+        n: usize,
+        both: &mut dyn FnMut(&mut dyn pool::Divisible, &mut dyn pool::Divisible),
+    ) {
+        let Some((data, logits)) = self.part.take() else {
+            return;
+        };
+        let (at, len) = (n * self.chunk_len, data.len());
+        let (data_a, data_b) = data.split_at(at);
+        let (outs_a, outs_b) = core::mem::take(&mut self.outs).split_at_mut(n);
+        let part = |first, data, logits, outs| Chunks {
+            s: self.s,
+            job: self.job,
+            chunk_len: self.chunk_len,
+            first,
+            part: Some((data, logits)),
+            outs,
+        };
+        both(
+            &mut part(self.first, data_a, logits.slice(0..at), outs_a),
+            &mut part(self.first + n, data_b, logits.slice(at..len), outs_b),
+        );
+    }
+    fn run(&mut self) {
+        let Some((data, logits)) = self.part.take() else {
+            return;
+        };
+        let mut io = Io::from_parts(data, logits);
+        let n = io.len();
+        for (k, out) in self.outs.iter_mut().enumerate() {
+            let start = k * self.chunk_len;
+            let chunk = io.slice(start..n.min(start + self.chunk_len));
+            *out = Some(self.s.vectorize(OneChunk {
+                job: self.job,
+                index: self.first + k,
+                chunk,
+            }));
+        }
+    }
+}
 #[cfg(feature = "rayon")]
 struct OneChunk<'a, J, T: Logits, E: Elements> {
     job: &'a J,

@@ -54,6 +54,41 @@ pub(crate) enum Data<'a, E: Elements = F32> {
     },
 }
 
+impl<E: Elements> Data<'_, E> {
+    #[inline(always)]
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Data::InPlace(data) => data.len(),
+            Data::OutOfPlace { input, .. } => input.len(),
+        }
+    }
+
+    /// The first `at` elements and the rest.
+    #[inline(always)]
+    pub(crate) fn split_at(self, at: usize) -> (Self, Self) {
+        match self {
+            Data::InPlace(data) => {
+                let (a, b) = data.split_at_mut(at);
+                (Data::InPlace(a), Data::InPlace(b))
+            }
+            Data::OutOfPlace { input, output } => {
+                let (ia, ib) = input.split_at(at);
+                let (oa, ob) = output.split_at_mut(at);
+                (
+                    Data::OutOfPlace {
+                        input: ia,
+                        output: oa,
+                    },
+                    Data::OutOfPlace {
+                        input: ib,
+                        output: ob,
+                    },
+                )
+            }
+        }
+    }
+}
+
 impl<'a> Io<'a> {
     /// Pairs f32 `input` with `output`, which must have the same length.
     #[inline(always)]
@@ -84,17 +119,8 @@ impl<'a, E: Elements> Io<'a, Plain, E> {
     /// The first `at` elements and the rest, each the same kind of access.
     #[inline(always)]
     pub(crate) fn split_at(self, at: usize) -> (Self, Self) {
-        match self.data {
-            Data::InPlace(data) => {
-                let (a, b) = data.split_at_mut(at);
-                (Io::of(None, a), Io::of(None, b))
-            }
-            Data::OutOfPlace { input, output } => {
-                let (ia, ib) = input.split_at(at);
-                let (oa, ob) = output.split_at_mut(at);
-                (Io::of(Some(ia), oa), Io::of(Some(ib), ob))
-            }
-        }
+        let (a, b) = self.data.split_at(at);
+        (Io::from_parts(a, Plain), Io::from_parts(b, Plain))
     }
 }
 
@@ -111,8 +137,6 @@ impl<T: Logits> Io<'_, T> {
 }
 
 impl<'a, T: Logits, E: Elements> Io<'a, T, E> {
-    // `from_parts` and `data_mut` serve the rayon executor.
-    #[cfg_attr(not(feature = "rayon"), allow(dead_code))]
     #[inline(always)]
     pub(crate) fn from_parts(data: Data<'a, E>, logits: T) -> Self {
         Io { data, logits }
@@ -132,18 +156,16 @@ impl<'a, T: Logits, E: Elements> Io<'a, T, E> {
         self.logits
     }
 
+    // Serves the rayon executor.
     #[cfg_attr(not(feature = "rayon"), allow(dead_code))]
     #[inline(always)]
-    pub(crate) fn data_mut(&mut self) -> &mut Data<'a, E> {
-        &mut self.data
+    pub(crate) fn into_parts(self) -> (Data<'a, E>, T) {
+        (self.data, self.logits)
     }
 
     #[inline(always)]
     pub(crate) fn len(&self) -> usize {
-        match &self.data {
-            Data::InPlace(data) => data.len(),
-            Data::OutOfPlace { input, .. } => input.len(),
-        }
+        self.data.len()
     }
 
     /// The values to read as f32 (for the rare scalar rows; allocates).
