@@ -760,6 +760,41 @@ mod tests {
         None
     }
 
+    /// Every backend, lengths around the group and vector sizes, weights
+    /// spread over 2^-30..1: the total is within [`TOTAL_ERROR`] of the
+    /// f64 sum of the same f32 weights (as the backend's exp gives them).
+    #[test]
+    fn total_is_good_to_total_error() {
+        #[derive(Clone)]
+        struct Check;
+        impl Job for Check {
+            type Output = ();
+            #[inline(always)]
+            fn run<S: Lanes>(self, s: S) {
+                use crate::kernels::{ExpMinus, Io, Plain};
+                let mut next = stream(17);
+                for n in (0..300).chain([1000, 4099, 65536, 131075]) {
+                    let x: Vec<f32> = (0..n)
+                        .map(|_| {
+                            -((next() % (30 << 16)) as f32) / 65536.0 * core::f32::consts::LN_2
+                        })
+                        .collect();
+                    let mut w = vec![0.0f32; n];
+                    Io::new(Some(&x), &mut w).map_store(s, ExpMinus::new(s, 0.0, Plain));
+                    let exact: f64 = w.iter().map(|&v| f64::from(v)).sum();
+                    let levels = [-1.0, -2.0, -4.0, -8.0, -12.0, -16.0, -20.0, -25.0];
+                    let row = total_and_below(s, &x, ExpMinus::new(s, 0.0, Plain), levels);
+                    assert!(
+                        (row.total - exact).abs() <= TOTAL_ERROR * exact,
+                        "n={n}: {} against {exact}",
+                        row.total
+                    );
+                }
+            }
+        }
+        on_every_backend(Check);
+    }
+
     /// Random, heavily tied and already-ordered candidates, every goal
     /// from nothing to beyond the total, on every backend: the same set as
     /// the sorted prefix (up to f64 rounding at the very boundary, which
