@@ -152,6 +152,7 @@ impl<S: Lanes, J: ChunkJob<E>, T: Logits, E: Elements> pool::Divisible
         }
     }
 }
+
 #[cfg(feature = "rayon")]
 struct OneChunk<'a, J, T: Logits, E: Elements> {
     job: &'a J,
