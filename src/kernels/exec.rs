@@ -3,7 +3,7 @@
 //! chunk order, so a split row gets the same bits as a whole one.
 
 #[cfg(feature = "rayon")]
-use super::{CHUNK, Data};
+use super::CHUNK;
 use super::{Io, Logits};
 use crate::element::{Elements, F32};
 #[cfg(feature = "rayon")]
@@ -73,14 +73,14 @@ impl<S: Lanes> Exec for Parallel<S> {
         f: impl FnMut(A, J::Out) -> A,
     ) -> A {
         let chunks = io.len().div_ceil(chunk_len);
-        let mut outs: Vec<Option<J::Out>> = (0..chunks).map(|_| None).collect();
-        let (data, logits) = io.slice(0..io.len()).into_parts();
+        let mut outs: Vec<Option<J::Out>> = Vec::with_capacity(chunks);
+        outs.resize_with(chunks, || None);
         let mut work = Chunks {
             s: self.0,
             job,
             chunk_len,
             first: 0,
-            part: Some((data, logits)),
+            part: Some(io.slice(0..io.len())),
             outs: &mut outs,
         };
         // Chunks shorter than CHUNK are grouped into tasks of about CHUNK
@@ -100,7 +100,7 @@ struct Chunks<'a, 'o, S, J: ChunkJob<E>, T: Logits, E: Elements> {
     job: &'a J,
     chunk_len: usize,
     first: usize,
-    part: Option<(Data<'a, E>, T)>,
+    part: Option<Io<'a, T, E>>,
     outs: &'o mut [Option<J::Out>],
 }
 
@@ -116,30 +116,28 @@ impl<S: Lanes, J: ChunkJob<E>, T: Logits, E: Elements> pool::Divisible
         n: usize,
         both: &mut dyn FnMut(&mut dyn pool::Divisible, &mut dyn pool::Divisible),
     ) {
-        let Some((data, logits)) = self.part.take() else {
+        let Some(io) = self.part.take() else {
             return;
         };
-        let (at, len) = (n * self.chunk_len, data.len());
-        let (data_a, data_b) = data.split_at(at);
+        let (io_a, io_b) = io.split_at(n * self.chunk_len);
         let (outs_a, outs_b) = core::mem::take(&mut self.outs).split_at_mut(n);
-        let part = |first, data, logits, outs| Chunks {
+        let part = |first, io, outs| Chunks {
             s: self.s,
             job: self.job,
             chunk_len: self.chunk_len,
             first,
-            part: Some((data, logits)),
+            part: Some(io),
             outs,
         };
         both(
-            &mut part(self.first, data_a, logits.slice(0..at), outs_a),
-            &mut part(self.first + n, data_b, logits.slice(at..len), outs_b),
+            &mut part(self.first, io_a, outs_a),
+            &mut part(self.first + n, io_b, outs_b),
         );
     }
     fn run(&mut self) {
-        let Some((data, logits)) = self.part.take() else {
+        let Some(mut io) = self.part.take() else {
             return;
         };
-        let mut io = Io::from_parts(data, logits);
         let n = io.len();
         for (k, out) in self.outs.iter_mut().enumerate() {
             let start = k * self.chunk_len;

@@ -115,15 +115,6 @@ impl<'a, E: Elements> Io<'a, Plain, E> {
     }
 }
 
-impl<'a, E: Elements> Io<'a, Plain, E> {
-    /// The first `at` elements and the rest, each the same kind of access.
-    #[inline(always)]
-    pub(crate) fn split_at(self, at: usize) -> (Self, Self) {
-        let (a, b) = self.data.split_at(at);
-        (Io::from_parts(a, Plain), Io::from_parts(b, Plain))
-    }
-}
-
 impl<T: Logits> Io<'_, T> {
     /// The values to read (f32 rows): the input, or the data itself when
     /// in place.
@@ -156,11 +147,16 @@ impl<'a, T: Logits, E: Elements> Io<'a, T, E> {
         self.logits
     }
 
-    // Serves the rayon executor.
-    #[cfg_attr(not(feature = "rayon"), allow(dead_code))]
+    /// The first `at` elements and the rest, each the same kind of access
+    /// through the same transform.
     #[inline(always)]
-    pub(crate) fn into_parts(self) -> (Data<'a, E>, T) {
-        (self.data, self.logits)
+    pub(crate) fn split_at(self, at: usize) -> (Self, Self) {
+        let len = self.len();
+        let (a, b) = self.data.split_at(at);
+        (
+            Io::from_parts(a, self.logits.slice(0..at)),
+            Io::from_parts(b, self.logits.slice(at..len)),
+        )
     }
 
     #[inline(always)]
