@@ -70,6 +70,18 @@ pub(crate) trait Lanes: Copy + Send + Sync + 'static {
         let scale = self.shift_into_exponent(biased);
         self.mul_add(self.mul(t, scale), p, scale)
     }
+    /// Whether the lanes give [`Lanes::pow2_sixteenths`] (a 16-entry table
+    /// in one register): the exp then uses it (`exp::exp_above_cutoff`).
+    const POW2_SIXTEENTHS: bool = false;
+    /// `2^(n/16)` for the integer `n` (−2016 ≤ n ≤ 2040) held in the low
+    /// mantissa bits of `biased = n + 1.5·2^23`: the table entry `2^(j/16)`,
+    /// `j = n mod 16`, with `⌊n/16⌋` added to its exponent bits. Only
+    /// called where [`Lanes::POW2_SIXTEENTHS`] says so (the default returns
+    /// `biased` unchanged).
+    #[inline(always)]
+    fn pow2_sixteenths(self, biased: Self::V) -> Self::V {
+        biased
+    }
     /// `v` where `x >= limit` or `x` is NaN, `0.0` where `x < limit`.
     fn zero_where_below(self, x: Self::V, limit: f32, v: Self::V) -> Self::V;
     /// `acc + v` in the lanes where `x < limit`, `acc` where `x >= limit`

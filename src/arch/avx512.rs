@@ -147,6 +147,22 @@ impl Lanes for Avx512 {
             _mm512_scalef_ps(one_plus, n)
         }
     }
+    const POW2_SIXTEENTHS: bool = true;
+    #[inline(always)]
+    fn pow2_sixteenths(self, biased: __m512) -> __m512 {
+        // SAFETY: see the impl.
+        unsafe {
+            let table = _mm512_castsi512_ps(_mm512_set_epi32(
+                0x3ff5257d, 0x3feac0c7, 0x3fe0ccdf, 0x3fd744fd, 0x3fce248c, 0x3fc5672a, 0x3fbd08a4,
+                0x3fb504f3, 0x3fad583f, 0x3fa5fed7, 0x3f9ef532, 0x3f9837f0, 0x3f91c3d3, 0x3f8b95c2,
+                0x3f85aac3, 0x3f800000,
+            ));
+            let bits = _mm512_castps_si512(biased);
+            let fraction = _mm512_permutexvar_ps(bits, table);
+            let exponent = _mm512_slli_epi32::<23>(_mm512_srli_epi32::<4>(bits));
+            _mm512_castsi512_ps(_mm512_add_epi32(_mm512_castps_si512(fraction), exponent))
+        }
+    }
     #[inline(always)]
     fn zero_where_below(self, x: __m512, limit: f32, v: __m512) -> __m512 {
         // SAFETY: see the impl.
