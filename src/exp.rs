@@ -14,10 +14,11 @@
 //! - Where the lanes hold a 16-entry table in a register (AVX-512,
 //!   `Lanes::pow2_sixteenths`), `n = round(16·x/ln 2)` instead, `2^(n/16)`
 //!   comes from the table entry `n mod 16` with `⌊n/16⌋` added to its
-//!   exponent bits, `|t| ≤ ln 2/32`, and `e^t ≈ 1 + t + t²/2 + t³/6` (the
-//!   last coefficient rounded for the error): three fewer multiply-adds than
-//!   the polynomial below, where those are what bounds an exp pass (Zen 5:
-//!   4–10% faster softmax rows), and 1.48 ULP instead of 1.98.
+//!   exponent bits, `|t| ≤ ln 2/32`, and `e^t ≈ 1 + t + t²/2 + q·t³`
+//!   (`q` a little above 1/6): three fewer multiply-adds than the
+//!   polynomial, where those are what bounds an exp pass (Zen 5: single
+//!   softmax rows 4–9% faster), and 1.48 ULP instead of 1.98. The exps of a
+//!   sum and of an exact product (temperature, below) keep the polynomial.
 //! - Below `CUTOFF = ln(2^-126)` the result would be subnormal: it is
 //!   flushed to 0, which also covers −inf and the garbage a huge negative
 //!   `n` makes of the shifted bits. NaN stays NaN.
