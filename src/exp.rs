@@ -17,8 +17,9 @@
 //!   exponent bits, `|t| ≤ ln 2/32`, and `e^t ≈ 1 + t + t²/2 + q·t³`
 //!   (`q` a little above 1/6): three fewer multiply-adds than the
 //!   polynomial, where those are what bounds an exp pass (Zen 5: single
-//!   softmax rows 4–9% faster), and 1.48 ULP instead of 1.98. The exps of a
-//!   sum and of an exact product (temperature, below) keep the polynomial.
+//!   softmax rows 4–9% faster), and 1.48 ULP instead of 1.98. The exp of an
+//!   exact product (temperature, below) reads the same table; the exp of a
+//!   sum keeps the polynomial.
 //! - Below `CUTOFF = ln(2^-126)` the result would be subnormal: it is
 //!   flushed to 0, which also covers −inf and the garbage a huge negative
 //!   `n` makes of the shifted bits. NaN stays NaN.
@@ -94,14 +95,24 @@ pub(crate) fn exp_above_cutoff<S: Lanes>(s: S, x: S::V) -> S::V {
 #[inline(always)]
 fn exp_sixteenths<S: Lanes>(s: S, x: S::V) -> S::V {
     const SIXTEEN_LOG2E: f32 = f32::from_bits(0x41b8_aa3b); // 16·log2 e
-    const MAGIC: f32 = f32::from_bits(0x4b40_0000); // 1.5·2^23
     const MINUS_LN2_HI_16: f32 = -f32::from_bits(0x3d31_7200);
     const MINUS_LN2_LO_16: f32 = -f32::from_bits(0x33bf_be8e);
-    const Q3: f32 = f32::from_bits(0x3e2a_aaaf); // 0x1.55555Ep-3
-    let biased = s.mul_add(x, s.splat(SIXTEEN_LOG2E), s.splat(MAGIC));
-    let n = s.sub(biased, s.splat(MAGIC));
+    let biased = s.mul_add(x, s.splat(SIXTEEN_LOG2E), s.splat(MAGIC_16));
+    let n = s.sub(biased, s.splat(MAGIC_16));
     let t = s.mul_add(n, s.splat(MINUS_LN2_HI_16), x);
     let t = s.mul_add(n, s.splat(MINUS_LN2_LO_16), t);
+    sixteenths_times_exp(s, biased, t)
+}
+
+/// `1.5·2^23`: `x + MAGIC_16` leaves `round(x)` in the low mantissa bits.
+const MAGIC_16: f32 = f32::from_bits(0x4b40_0000);
+
+/// `2^(n/16)·e^t` for `n` held in `biased = n + MAGIC_16` and `|t| ≤
+/// ln2/32`: the table's power of two times `1 + t + t²/2 + q·t³` (`q` a
+/// little above 1/6, for the error).
+#[inline(always)]
+fn sixteenths_times_exp<S: Lanes>(s: S, biased: S::V, t: S::V) -> S::V {
+    const Q3: f32 = f32::from_bits(0x3e2a_aaaf); // 0x1.55555Ep-3
     let scale = s.pow2_sixteenths(biased);
     let q = s.mul_add(s.splat(Q3), t, s.splat(0.5));
     let q = s.mul_add(q, t, s.splat(1.0));
@@ -130,6 +141,9 @@ pub(crate) fn exp_sum<S: Lanes>(s: S, hi: S::V, lo: S::V) -> S::V {
 /// four. Results below 2^-126.5 (`n < −126`) are 0.
 #[inline(always)]
 pub(crate) fn exp2_of_product<S: Lanes>(s: S, d: S::V, k_hi: f32, k_lo: f32) -> S::V {
+    if S::POW2_SIXTEENTHS {
+        return exp2_of_product_sixteenths(s, d, k_hi, k_lo);
+    }
     let biased = s.mul_add(d, s.splat(k_hi), s.splat(MAGIC_BIAS));
     let minus_n = s.sub(s.splat(MAGIC_BIAS), biased);
     let r = s.mul_add(d, s.splat(k_hi), minus_n);
@@ -140,6 +154,22 @@ pub(crate) fn exp2_of_product<S: Lanes>(s: S, d: S::V, k_hi: f32, k_lo: f32) -> 
     // has no room for (2.02 ULP): the longer one.
     let e = exp_reduced_of_degree::<S, false>(s, biased, t);
     s.zero_where_below(biased, MAGIC_BIAS - 126.0, e)
+}
+
+/// [`exp2_of_product`] through the table of `2^(j/16)`: `n = round(16·d·k)`
+/// (`16·k` is exact), `r = 16·d·k − n` from the same fused multiply-adds
+/// (`|r| ≤ 1/2`), `t = r·ln2/16`, then [`sixteenths_times_exp`]. Results
+/// below `2^-126` (`n < −2016`) are 0.
+#[inline(always)]
+fn exp2_of_product_sixteenths<S: Lanes>(s: S, d: S::V, k_hi: f32, k_lo: f32) -> S::V {
+    let (k_hi, k_lo) = (16.0 * k_hi, 16.0 * k_lo);
+    let biased = s.mul_add(d, s.splat(k_hi), s.splat(MAGIC_16));
+    let minus_n = s.sub(s.splat(MAGIC_16), biased);
+    let r = s.mul_add(d, s.splat(k_hi), minus_n);
+    let r = s.mul_add(d, s.splat(k_lo), r);
+    let t = s.mul(r, s.splat(LN2 / 16.0));
+    let e = sixteenths_times_exp(s, biased, t);
+    s.zero_where_below(biased, MAGIC_16 - 2016.0, e)
 }
 
 const LN2: f32 = core::f32::consts::LN_2;
