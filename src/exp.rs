@@ -89,9 +89,7 @@ pub(crate) fn exp_above_cutoff<S: Lanes>(s: S, x: S::V) -> S::V {
 }
 
 /// [`exp_above_cutoff`] through a table of `2^(j/16)`: `n = round(16·x/ln 2)`,
-/// `t = x − n·ln2/16` (`|t| ≤ ln2/32`), `e^x = 2^(n/16)·(1 + t + t²/2 +
-/// t³/6)`, the power of two from the table and the exponent bits
-/// ([`Lanes::pow2_sixteenths`]).
+/// `t = x − n·ln2/16` (`|t| ≤ ln2/32`), then [`sixteenths_times_exp`].
 #[inline(always)]
 fn exp_sixteenths<S: Lanes>(s: S, x: S::V) -> S::V {
     const SIXTEEN_LOG2E: f32 = f32::from_bits(0x41b8_aa3b); // 16·log2 e
