@@ -152,15 +152,21 @@ impl Lanes for Avx512 {
     fn pow2_sixteenths(self, biased: __m512) -> __m512 {
         // SAFETY: see the impl.
         unsafe {
-            let table = _mm512_castsi512_ps(_mm512_set_epi32(
+            // `bits << 19` is `j << 19` plus `⌊n/16⌋` in the exponent field
+            // (the magic's bits shift out): each entry is `2^(j/16)` less
+            // `j << 19`, so one integer add leaves `2^(j/16)·2^⌊n/16⌋` (a
+            // shift and a mask fewer than isolating the two parts).
+            let pow2 = _mm512_set_epi32(
                 0x3ff5257d, 0x3feac0c7, 0x3fe0ccdf, 0x3fd744fd, 0x3fce248c, 0x3fc5672a, 0x3fbd08a4,
                 0x3fb504f3, 0x3fad583f, 0x3fa5fed7, 0x3f9ef532, 0x3f9837f0, 0x3f91c3d3, 0x3f8b95c2,
                 0x3f85aac3, 0x3f800000,
-            ));
+            );
+            let j = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+            let table = _mm512_sub_epi32(pow2, _mm512_slli_epi32::<19>(j));
             let bits = _mm512_castps_si512(biased);
-            let fraction = _mm512_permutexvar_ps(bits, table);
-            let exponent = _mm512_slli_epi32::<23>(_mm512_srli_epi32::<4>(bits));
-            _mm512_castsi512_ps(_mm512_add_epi32(_mm512_castps_si512(fraction), exponent))
+            let fraction = _mm512_permutexvar_epi32(bits, table);
+            let shifted = _mm512_slli_epi32::<19>(bits);
+            _mm512_castsi512_ps(_mm512_add_epi32(fraction, shifted))
         }
     }
     #[inline(always)]
