@@ -6,7 +6,7 @@
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Algorithm {
-    /// Chosen by row length: `Blocked` for rows of at least 2048 values,
+    /// Chosen by row length: `Blocked` for rows of at least 16384 values,
     /// else `ThreePass` (measured; see [`Algorithm::resolve`]).
     #[default]
     Auto,
@@ -23,25 +23,27 @@ pub enum Algorithm {
     Blocked,
 }
 
-/// `Auto` runs `Blocked` for rows of at least this many values (two of its
-/// blocks, so that one block's max is read beside the other's exps), else
+/// `Auto` runs `Blocked` for rows of at least this many values, else
 /// `ThreePass`. Both run one exp per element; three-pass reads the whole
 /// row for its max before the exps, blocked reads each block's max while
 /// the block before it keeps the FMA ports busy and the loads idle, and
-/// pays a little per block. Measured with the throughput tool (AVX-512,
-/// Zen 4, 1 thread, same run, medians of 9 alternating rounds, µs
-/// three-pass / blocked): 1x50257 15.7 / 14.3, 1x128256 37.7 / 36.8,
-/// 1x256000 86.3 / 77.4, 64x50257 1430 / 1313, 32x128256 1838 / 1673,
-/// 16x256000 2055 / 1859, 4x16384 19.5 / 17.8; medians of 7: 1x8192 2.1 /
-/// 2.0, 1x32768 9.3 / 9.0, 512x8192 1583 / 1507, 1024x4096 1442 / 1384,
-/// 2048x2048 1443 / 1397, 4096x1024 1584 / 1548 (one block: the same
-/// work). Three-pass keeps the rows of one block, where it has the
-/// register path for short rows and skips the exp's flush when the row's
-/// min allows. The choice depends on the row length only, never on the
-/// batch, so that `Auto` keeps a row's bits whatever batch it comes in.
-/// Online (two exps per element) was never the fastest, so `Auto` does
-/// not pick it.
-const AUTO_BLOCKED_FROM_ROW: usize = 2048;
+/// pays a little per block (its exp loop carries the next block's max and
+/// the flush; its scale pass a factor per block). Where the row comes from
+/// L1/L2 three-pass is ahead; where rows stream from L3 or DRAM, blocked
+/// is, because its one read overlaps the exps. Measured with the
+/// throughput tool (AVX-512, Zen 5, 1 thread, same run, medians of 3
+/// alternating rounds, µs three-pass / blocked): 1x8192 0.9 / 1.0, 1x16384
+/// 1.9 / 2.0, 1x32768 3.7 / 3.9, 1x65536 6.7 / 7.9, 1x151936 19.6 / 19.4,
+/// 2048x2048 939 / 1131, 1024x4096 847 / 1043, 512x8192 843 / 866,
+/// 256x16384 854 / 799, 128x32768 844 / 783, 64x65536 826 / 753,
+/// 32x131072 859 / 837; and 1x50257 5.6 / 6.0, 1x128256 15.3 / 15.6,
+/// 1x256000 37.1 / 37.9, 64x50257 591 / 579, 32x128256 783 / 731,
+/// 16x256000 912 / 777. From 2^14 on, batches gain more from blocked
+/// (7–14%) than single rows lose (2–15%); below it three-pass wins both.
+/// The choice depends on the row length only, never on the batch, so that
+/// `Auto` keeps a row's bits whatever batch it comes in. Online (two exps
+/// per element) was never the fastest, so `Auto` does not pick it.
+const AUTO_BLOCKED_FROM_ROW: usize = 16 * 1024;
 
 impl Algorithm {
     /// Every algorithm, `Auto` first.

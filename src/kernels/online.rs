@@ -4,10 +4,11 @@
 
 use super::exec::{ChunkJob, Exec};
 use super::{
-    CHUNK, ExpMinus, ExpMinusTimes, Io, Logits, NextMax, Partial, Plain, max, nonfinite_row,
-    sum_of, sum_of_beside,
+    CHUNK, ExpMinus, ExpMinusAboveCutoff, ExpMinusTimes, Io, Logits, NextMax, Partial, Plain, max,
+    max_min, nonfinite_row, sum_of, sum_of_beside,
 };
 use crate::element::{Element, Elements};
+use crate::exp::CUTOFF;
 use crate::lanes::Lanes;
 
 /// Returns the row's sum (NaN when a logit was NaN; 0 for the rows
@@ -110,13 +111,23 @@ fn max_sum_visiting<S: Lanes, T: Logits, X: Element>(
     let mut sum = 0.0f64;
     let step = RESCALE_VECTORS * S::LANES;
     let first = step.min(x.len());
-    let mut block_max = max(s, &x[..first], t.slice(0..first));
+    // The first block's min too (a read bound by loads): where it leaves
+    // every exponent above the cutoff, a block read alone (a row of one
+    // block, as attention rows are) runs its exps without the flush.
+    let (mut block_max, mut block_min) = if T::ABOVE_CUTOFF_PAYS {
+        max_min(s, &x[..first], t.slice(0..first))
+    } else {
+        (max(s, &x[..first], t.slice(0..first)), f32::NEG_INFINITY)
+    };
     let mut start = 0;
     while start < x.len() {
         let end = (start + step).min(x.len());
         let (block, bt) = (&x[start..end], t.slice(start..end));
         if block_max > m {
-            sum *= ((f64::from(m) - f64::from(block_max)) * c).exp();
+            // A sum of 0 (the first block) stays 0: no libm call.
+            if sum != 0.0 {
+                sum *= ((f64::from(m) - f64::from(block_max)) * c).exp();
+            }
             m = block_max;
         }
         // Until a value above −inf shows up, exp(x − 0) keeps −inf at 0 and NaN as NaN.
@@ -132,9 +143,14 @@ fn max_sum_visiting<S: Lanes, T: Logits, X: Element>(
             sum += sum_of_beside(s, block, bt, exp, &mut next_max);
             block_max = next_max.finish(s, block.len());
         } else {
-            sum += sum_of(s, block, bt, exp);
+            sum += if block_min - reference >= CUTOFF {
+                sum_of(s, block, bt, ExpMinusAboveCutoff(s.splat(reference), bt))
+            } else {
+                sum_of(s, block, bt, exp)
+            };
             block_max = max(s, next, nt);
         }
+        block_min = f32::NEG_INFINITY;
         visitor.visit(s, block, base + start, this_max);
         start = end;
     }
