@@ -409,6 +409,22 @@ impl<S: Lanes, X: Element, T: Logits> Beside<S> for NextMax<'_, S, X, T> {
             self.acc = s.max(self.t.read(s, X::load(s, v), i), self.acc);
         }
     }
+    #[inline(always)]
+    fn fold(&mut self, s: S, i: usize) {
+        let l = S::LANES;
+        match self.next.get(i..i + FOLD_VECTORS * l) {
+            Some(v) => {
+                for (k, v) in v.chunks_exact(l).enumerate() {
+                    self.acc = s.max(self.t.read(s, X::load(s, v), i + k * l), self.acc);
+                }
+            }
+            None => {
+                for k in 0..FOLD_VECTORS {
+                    self.at(s, i + k * l);
+                }
+            }
+        }
+    }
 }
 
 /// Multiplies every value of `y` by `r`.
@@ -679,6 +695,13 @@ impl<S: Lanes> Map<S> for Times<S> {
 /// `map_sum` call. A trait, not a closure: see `Map`.
 pub(crate) trait Beside<S: Lanes> {
     fn at(&mut self, s: S, i: usize);
+    /// [`Beside::at`] for each of the [`FOLD_VECTORS`] vectors from `i`.
+    #[inline(always)]
+    fn fold(&mut self, s: S, i: usize) {
+        for k in 0..FOLD_VECTORS {
+            self.at(s, i + k * S::LANES);
+        }
+    }
 }
 
 impl<S: Lanes> Beside<S> for () {
@@ -764,12 +787,15 @@ fn map_sum_beside<
     let mut i = 0;
     while i + FOLD_VECTORS * l <= n {
         let mut block = io.block(i, FOLD_VECTORS * l);
-        let b = &mut *beside;
-        let t0 = tree4::<S, _, F, B, STORE>(s, &mut block, &f, b, i, 0);
-        let t1 = tree4::<S, _, F, B, STORE>(s, &mut block, &f, b, i, 4 * l);
+        // The work beside for the whole fold at once: one bounds check,
+        // not one per vector.
+        beside.fold(s, i);
+        let b = &mut ();
+        let t0 = tree4::<S, _, F, (), STORE>(s, &mut block, &f, b, i, 0);
+        let t1 = tree4::<S, _, F, (), STORE>(s, &mut block, &f, b, i, 4 * l);
         let t01 = s.add(t0, t1);
-        let t2 = tree4::<S, _, F, B, STORE>(s, &mut block, &f, b, i, 8 * l);
-        let t3 = tree4::<S, _, F, B, STORE>(s, &mut block, &f, b, i, 12 * l);
+        let t2 = tree4::<S, _, F, (), STORE>(s, &mut block, &f, b, i, 8 * l);
+        let t3 = tree4::<S, _, F, (), STORE>(s, &mut block, &f, b, i, 12 * l);
         if SUM {
             wide = s.wide_add(wide, s.add(t01, s.add(t2, t3)));
         }
