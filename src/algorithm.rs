@@ -6,7 +6,7 @@
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Algorithm {
-    /// Chosen by row length: `Blocked` for rows of at least 16384 values,
+    /// Chosen by row length: `Blocked` for rows of at least 8192 values,
     /// else `ThreePass` (measured; see [`Algorithm::resolve`]).
     #[default]
     Auto,
@@ -32,18 +32,17 @@ pub enum Algorithm {
 /// L1/L2 three-pass is ahead; where rows stream from L3 or DRAM, blocked
 /// is, because its one read overlaps the exps. Measured with the
 /// throughput tool (AVX-512, Zen 5, 1 thread, same run, medians of 3
-/// alternating rounds, µs three-pass / blocked): 1x8192 0.9 / 1.0, 1x16384
-/// 1.9 / 2.0, 1x32768 3.7 / 3.9, 1x65536 6.7 / 7.9, 1x151936 19.6 / 19.4,
-/// 2048x2048 939 / 1131, 1024x4096 847 / 1043, 512x8192 843 / 866,
-/// 256x16384 854 / 799, 128x32768 844 / 783, 64x65536 826 / 753,
-/// 32x131072 859 / 837; and 1x50257 5.6 / 6.0, 1x128256 15.3 / 15.6,
-/// 1x256000 37.1 / 37.9, 64x50257 591 / 579, 32x128256 783 / 731,
-/// 16x256000 912 / 777. From 2^14 on, batches gain more from blocked
-/// (7–14%) than single rows lose (2–15%); below it three-pass wins both.
+/// alternating rounds, µs three-pass / blocked): 1x4096 0.5 / 0.5, 1x8192
+/// 1.0 / 1.0, 1x16384 1.9 / 1.9, 1x32768 3.8 / 3.7, 1x50257 5.7 / 5.5,
+/// 1x65536 6.8 / 7.1, 1x128256 15.9 / 16.2, 2048x2048 947 / 1118,
+/// 1024x4096 843 / 953, 512x8192 840 / 789, 256x16384 818 / 745,
+/// 128x32768 858 / 741, 64x65536 840 / 700. From 2^13 on, batches gain
+/// 6–20% from blocked and single rows stay within 4% either way; below it
+/// three-pass wins the batches by 12–18%.
 /// The choice depends on the row length only, never on the batch, so that
 /// `Auto` keeps a row's bits whatever batch it comes in. Online (two exps
 /// per element) was never the fastest, so `Auto` does not pick it.
-const AUTO_BLOCKED_FROM_ROW: usize = 16 * 1024;
+const AUTO_BLOCKED_FROM_ROW: usize = 8 * 1024;
 
 impl Algorithm {
     /// Every algorithm, `Auto` first.
