@@ -141,11 +141,7 @@ impl<E: Elements> ChunkJob<E> for ExpChunk {
                     };
                     return part;
                 }
-                // exp(−inf) = 0 keeps a sum of −inf entries at 0 (NaN as NaN);
-                // a sum of 0 (the first block) stays 0 without the libm call.
-                if sum != 0.0 {
-                    sum *= ((f64::from(m) - f64::from(block_max)) * c).exp();
-                }
+                sum = Partial { max: m, sum }.sum_at(block_max, c);
                 m = block_max;
             }
             part.block_max[b] = m;

@@ -399,14 +399,20 @@ impl<'a, S: Lanes, X: Element, T: Logits> NextMax<'a, S, X, T> {
         let rest = max(s, rest, self.t.slice(paired..self.next.len()));
         if rest > acc { rest } else { acc }
     }
+
+    /// Takes the vector `v` at `i` of the next block into the max.
+    #[inline(always)]
+    fn take(&mut self, s: S, v: &[X], i: usize) {
+        // `max(x, acc)` keeps `acc` when `x` is NaN, as `max` does.
+        self.acc = s.max(self.t.read(s, X::load(s, v), i), self.acc);
+    }
 }
 
 impl<S: Lanes, X: Element, T: Logits> Beside<S> for NextMax<'_, S, X, T> {
     #[inline(always)]
     fn at(&mut self, s: S, i: usize) {
         if let Some(v) = self.next.get(i..i + S::LANES) {
-            // `max(x, acc)` keeps `acc` when `x` is NaN, as `max` does.
-            self.acc = s.max(self.t.read(s, X::load(s, v), i), self.acc);
+            self.take(s, v, i);
         }
     }
     #[inline(always)]
@@ -415,7 +421,7 @@ impl<S: Lanes, X: Element, T: Logits> Beside<S> for NextMax<'_, S, X, T> {
         match self.next.get(i..i + FOLD_VECTORS * l) {
             Some(v) => {
                 for (k, v) in v.chunks_exact(l).enumerate() {
-                    self.acc = s.max(self.t.read(s, X::load(s, v), i + k * l), self.acc);
+                    self.take(s, v, i + k * l);
                 }
             }
             None => {
@@ -851,9 +857,10 @@ impl Partial {
     /// The sum rescaled to a finite reference `m ≥ self.max`, for
     /// exponents `c·(v − max)` (`c` from [`Logits::factor`]).
     pub(crate) fn sum_at(self, m: f32, c: f64) -> f64 {
-        // exp(−inf) = 0 keeps a part of only −inf at 0 (or NaN if it had NaN).
+        // exp(−inf) = 0 keeps a part of only −inf at 0 (or NaN if it had
+        // NaN); a sum of 0 stays 0 (the factor is at most 1) without libm.
         let shift = f64::from(self.max) - f64::from(m);
-        if shift == 0.0 {
+        if shift == 0.0 || self.sum == 0.0 {
             self.sum
         } else {
             self.sum * (shift * c).exp()

@@ -124,10 +124,7 @@ fn max_sum_visiting<S: Lanes, T: Logits, X: Element>(
         let end = (start + step).min(x.len());
         let (block, bt) = (&x[start..end], t.slice(start..end));
         if block_max > m {
-            // A sum of 0 (the first block) stays 0: no libm call.
-            if sum != 0.0 {
-                sum *= ((f64::from(m) - f64::from(block_max)) * c).exp();
-            }
+            sum = Partial { max: m, sum }.sum_at(block_max, c);
             m = block_max;
         }
         // Until a value above −inf shows up, exp(x − 0) keeps −inf at 0 and NaN as NaN.
