@@ -459,7 +459,7 @@ fn main() {
                 let resolved = match args.op.as_str() {
                     "softmax" => algorithm.resolve_name(rows * cols, cols),
                     "argmax" => "one-pass",
-                    "cross_entropy" => "blocked",
+                    "cross_entropy" | "log_softmax" => "blocked",
                     "entropy" => "one-pass",
                     "softmax_backward" | "log_softmax_backward" => "two-pass",
                     "sample" => "fused",

@@ -633,6 +633,18 @@ pub(crate) trait Map<S: Lanes> {
     fn apply_partial(&self, s: S, x: S::V) -> S::V {
         self.apply(s, x)
     }
+    /// What [`map_sum`] adds up for the logits `x` once `y = apply(x)` is
+    /// stored: `y` itself unless the pass stores one thing and sums another
+    /// (log-softmax stores `x − max` and sums its exp).
+    #[inline(always)]
+    fn term(&self, _s: S, _x: S::V, y: S::V) -> S::V {
+        y
+    }
+    /// [`Map::term`] for the partial last vector.
+    #[inline(always)]
+    fn term_partial(&self, s: S, x: S::V, y: S::V) -> S::V {
+        self.term(s, x, y)
+    }
 }
 
 /// `exp(shift(v, m))`.
@@ -726,12 +738,13 @@ fn step<S: Lanes, IO: Stream, F: Map<S>, B: Beside<S>, const STORE: bool>(
     base: usize,
     i: usize,
 ) -> S::V {
-    let y = f.apply(s, io.read(s, i));
+    let x = io.read(s, i);
+    let y = f.apply(s, x);
     if STORE {
         io.write(s, i, y);
     }
     beside.at(s, base + i);
-    y
+    f.term(s, x, y)
 }
 
 /// The sum of four vectors from `i` on, as `(y0 + y1) + (y2 + y3)`.
@@ -822,12 +835,13 @@ fn map_sum_beside<
         k += 1;
     }
     if i < n {
-        let y = f.apply_partial(s, io.read_partial(s, i));
+        let x = io.read_partial(s, i);
+        let y = f.apply_partial(s, x);
         if STORE {
             io.write_partial(s, i, y);
         }
         if SUM {
-            acc[k % 4] = s.add(acc[k % 4], y);
+            acc[k % 4] = s.add(acc[k % 4], f.term_partial(s, x, y));
         }
     }
     if SUM {
