@@ -6,7 +6,7 @@
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Algorithm {
-    /// Chosen by row length: `Blocked` for rows of at least 8192 values,
+    /// Chosen by row length: `Blocked` for rows of at least 32768 values,
     /// else `ThreePass` (measured; see [`Algorithm::resolve`]).
     #[default]
     Auto,
@@ -28,21 +28,20 @@ pub enum Algorithm {
 /// row for its max before the exps, blocked reads each block's max while
 /// the block before it keeps the FMA ports busy and the loads idle, and
 /// pays a little per block (its exp loop carries the next block's max and
-/// the flush; its scale pass a factor per block). Where the row comes from
-/// L1/L2 three-pass is ahead; where rows stream from L3 or DRAM, blocked
-/// is, because its one read overlaps the exps. Measured with the
+/// the flush; its scale pass a factor per block). Three-pass's exp pass
+/// asks for the next row ahead of its max pass (`kernels::FetchAhead`), so
+/// in batches of rows up to 16Ki values its max pass no longer waits on L3
+/// or DRAM; from 32Ki on, blocked's one read is ahead. Measured with the
 /// throughput tool (AVX-512, Zen 5, 1 thread, same run, medians of 3
-/// alternating rounds, µs three-pass / blocked): 1x4096 0.5 / 0.5, 1x8192
-/// 1.0 / 1.0, 1x16384 1.9 / 1.9, 1x32768 3.8 / 3.7, 1x50257 5.7 / 5.5,
-/// 1x65536 6.8 / 7.1, 1x128256 15.9 / 16.2, 2048x2048 947 / 1118,
-/// 1024x4096 843 / 953, 512x8192 840 / 789, 256x16384 818 / 745,
-/// 128x32768 858 / 741, 64x65536 840 / 700. From 2^13 on, batches gain
-/// 6–20% from blocked and single rows stay within 4% either way; below it
-/// three-pass wins the batches by 12–18%.
+/// alternating rounds, µs three-pass / blocked): 1x8192 0.9 / 0.9, 1x16384
+/// 1.9 / 1.9, 1x32768 3.8 / 3.8, 1x50257 5.7 / 5.6, 1x65536 7.5 / 7.4,
+/// 1x128256 16.3 / 15.7, 2048x2048 777 / 1155, 1024x4096 670 / 915,
+/// 512x8192 695 / 766, 256x16384 674 / 744, 128x32768 803 / 748, 64x65536
+/// 934 / 788. Single rows are within 4% either way at every length.
 /// The choice depends on the row length only, never on the batch, so that
 /// `Auto` keeps a row's bits whatever batch it comes in. Online (two exps
 /// per element) was never the fastest, so `Auto` does not pick it.
-const AUTO_BLOCKED_FROM_ROW: usize = 8 * 1024;
+const AUTO_BLOCKED_FROM_ROW: usize = 32 * 1024;
 
 impl Algorithm {
     /// Every algorithm, `Auto` first.

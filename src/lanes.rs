@@ -28,6 +28,10 @@ pub(crate) trait Lanes: Copy + Send + Sync + 'static {
     fn load(self, s: &[f32]) -> Self::V;
     /// Writes the first `LANES` values of `s` (panics if `s` is shorter).
     fn store(self, v: Self::V, s: &mut [f32]);
+    /// Asks for the cache line holding address `at` to be fetched into
+    /// L1: a hint that reads nothing and never faults, whatever `at` is.
+    #[inline(always)]
+    fn prefetch(self, _at: usize) {}
     /// Loads `s` (shorter than `LANES`) and sets the remaining lanes to `fill`.
     fn load_partial(self, s: &[f32], fill: f32) -> Self::V;
     /// Writes the first `s.len()` lanes (`s` shorter than `LANES`).

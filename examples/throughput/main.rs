@@ -459,7 +459,8 @@ fn main() {
                 let resolved = match args.op.as_str() {
                     "softmax" => algorithm.resolve_name(rows * cols, cols),
                     "argmax" => "one-pass",
-                    "cross_entropy" | "log_softmax" => "blocked",
+                    "log_softmax" => Algorithm::Auto.resolve_name(rows * cols, cols),
+                    "cross_entropy" => "blocked",
                     "entropy" => "one-pass",
                     "softmax_backward" | "log_softmax_backward" => "two-pass",
                     "sample" => "fused",

@@ -77,6 +77,12 @@ impl Lanes for Avx512 {
         unsafe { _mm512_mask_loadu_ps(_mm512_set1_ps(fill), mask, s.as_ptr()) }
     }
     #[inline(always)]
+    fn prefetch(self, at: usize) {
+        // SAFETY: a prefetch dereferences nothing and cannot fault, for
+        // any address.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(at as *const i8) }
+    }
+    #[inline(always)]
     fn store_partial(self, v: __m512, s: &mut [f32]) {
         let mask = first(s.len());
         // SAFETY: as in `load_partial`, only the first `s.len()` lanes are

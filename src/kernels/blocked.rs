@@ -19,8 +19,8 @@
 
 use super::exec::{ChunkJob, Exec};
 use super::{
-    CHUNK, ExpMinus, ExpMinusAboveCutoff, Io, Logits, Map, Partial, TimesPlus, map_in_place,
-    nonfinite_row, scale,
+    CHUNK, ExpMinus, ExpMinusAboveCutoff, Io, Logits, Map, Partial, ShiftExp, TimesPlus,
+    map_in_place, nonfinite_row, scale,
 };
 use crate::element::Elements;
 use crate::exp::CUTOFF;
@@ -165,32 +165,6 @@ struct ShiftChunk<'a> {
     m: f32,
     c: f64,
     log_sum: f64,
-}
-
-/// Stores `shift(v, m)` and sums `exp(shift(v, m))` (the exp of the
-/// unrounded shift where the transform keeps one: the sum is the one the
-/// other passes find). With `ABOVE_CUTOFF`, for a block whose every
-/// exponent is at least `exp::CUTOFF`.
-struct ShiftExp<S: Lanes, T, const ABOVE_CUTOFF: bool>(S::V, T);
-
-impl<S: Lanes, T: Logits, const ABOVE_CUTOFF: bool> Map<S> for ShiftExp<S, T, ABOVE_CUTOFF> {
-    #[inline(always)]
-    fn apply(&self, s: S, v: S::V) -> S::V {
-        self.1.shift(s, v, self.0)
-    }
-    #[inline(always)]
-    fn term(&self, s: S, v: S::V, _: S::V) -> S::V {
-        if ABOVE_CUTOFF {
-            self.1.exp_shift_above_cutoff(s, v, self.0)
-        } else {
-            self.1.exp_shift(s, v, self.0)
-        }
-    }
-    /// The −inf lanes past the end are below the cutoff: the flushing exp.
-    #[inline(always)]
-    fn term_partial(&self, s: S, v: S::V, _: S::V) -> S::V {
-        self.1.exp_shift(s, v, self.0)
-    }
 }
 
 impl<E: Elements, const LOG: bool> ChunkJob<E> for StoreChunk<LOG> {

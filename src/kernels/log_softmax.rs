@@ -1,12 +1,14 @@
 //! Log-softmax as `(x − max) − ln(sum)`, never `ln(softmax)`: computing
 //! `x − max` first keeps the error relative to |y| (|x − max| ≤ |y|, and
-//! ln(sum) ≤ |y| too). The blocked pass (`blocked`) stores `x − running
-//! max` while it sums the exps, then subtracts each block's constant in
-//! place. Rows of at most 128 values are held in registers instead
-//! (`short`).
+//! ln(sum) ≤ |y| too). The row is written while its exps are summed, as
+//! softmax writes its exps, by the algorithm `Algorithm::Auto` picks for
+//! softmax rows of its length: `three_pass` stores `x − max`, `blocked`
+//! stores `x − running max`; then each subtracts the rest in place. Rows of
+//! at most 128 values are held in registers instead (`short`).
 
 use super::exec::Exec;
-use super::{Io, Logits, Partial, RowClass, blocked, short};
+use super::{Io, Logits, Partial, RowClass, blocked, short, three_pass};
+use crate::Algorithm;
 use crate::element::Elements;
 
 /// Returns the row's sum (NaN when a logit was NaN; 0 for the rows
@@ -16,7 +18,11 @@ pub(crate) fn log_softmax<E: Elements>(exec: &impl Exec, mut io: Io<'_, impl Log
     if let Some(sum) = short::softmax::<true, _, _>(exec, &mut io) {
         return sum;
     }
-    blocked::log_softmax(exec, io)
+    let n = io.len();
+    match Algorithm::Auto.resolve(n, n) {
+        Algorithm::ThreePass => three_pass::log_softmax(exec, io),
+        _ => blocked::log_softmax(exec, io),
+    }
 }
 
 /// `max + ln(sum)` of a row (the log of its softmax denominator), with

@@ -240,6 +240,25 @@ impl<'a, T: Logits, E: Elements> Io<'a, T, E> {
         }
     }
 
+    /// [`Io::map_store_sum`], asking beside it for the input further on
+    /// (the next row of a batch) to be fetched: see [`FetchAhead`].
+    #[inline(always)]
+    pub(crate) fn map_store_sum_fetch_next<S: Lanes>(&mut self, s: S, f: impl Map<S>) -> f64 {
+        let t = self.logits;
+        match &mut self.data {
+            Data::InPlace(data) => {
+                let mut ahead = FetchAhead::<E::Out>::after(data);
+                map_sum_beside::<S, _, _, _, true, true>(s, &mut InPlace(data, t), f, &mut ahead)
+            }
+            Data::OutOfPlace { input, output } => {
+                let output = &mut output[..input.len()];
+                let mut ahead = FetchAhead::<E::In>::after(input);
+                let io = &mut OutOfPlace(*input, output, t);
+                map_sum_beside::<S, _, _, _, true, true>(s, io, f, &mut ahead)
+            }
+        }
+    }
+
     /// [`Io::map_store_sum`] over `block`, and the max of the logits over
     /// `next` (after `block`, not overlapping it) read beside it: for a
     /// loop whose exps leave the load ports idle.
@@ -652,6 +671,32 @@ pub(crate) struct ExpMinus<S: Lanes, T>(pub S::V, pub T);
 /// `exp(shift(v, m))` for rows whose every exponent is at least
 /// `exp::CUTOFF` ([`Logits::exp_shift_above_cutoff`]).
 pub(crate) struct ExpMinusAboveCutoff<S: Lanes, T>(pub S::V, pub T);
+/// Stores `shift(v, m)` and sums `exp(shift(v, m))` (the exp of the
+/// unrounded shift where the transform keeps one: the sum is the one the
+/// other passes find). With `ABOVE_CUTOFF`, for a block whose every
+/// exponent is at least `exp::CUTOFF`.
+pub(crate) struct ShiftExp<S: Lanes, T, const ABOVE_CUTOFF: bool>(pub S::V, pub T);
+
+impl<S: Lanes, T: Logits, const ABOVE_CUTOFF: bool> Map<S> for ShiftExp<S, T, ABOVE_CUTOFF> {
+    #[inline(always)]
+    fn apply(&self, s: S, v: S::V) -> S::V {
+        self.1.shift(s, v, self.0)
+    }
+    #[inline(always)]
+    fn term(&self, s: S, v: S::V, _: S::V) -> S::V {
+        if ABOVE_CUTOFF {
+            self.1.exp_shift_above_cutoff(s, v, self.0)
+        } else {
+            self.1.exp_shift(s, v, self.0)
+        }
+    }
+    /// The −inf lanes past the end are below the cutoff: the flushing exp.
+    #[inline(always)]
+    fn term_partial(&self, s: S, v: S::V, _: S::V) -> S::V {
+        self.1.exp_shift(s, v, self.0)
+    }
+}
+
 /// `exp(shift(v, m))·r`.
 pub(crate) struct ExpMinusTimes<S: Lanes, T>(pub S::V, pub S::V, pub T);
 /// `v·r`.
@@ -704,6 +749,55 @@ impl<S: Lanes> Map<S> for Times<S> {
     #[inline(always)]
     fn apply(&self, s: S, x: S::V) -> S::V {
         s.mul(x, self.0)
+    }
+}
+
+/// Rows shorter than this fetch nothing ahead: their next row is a few
+/// KiB on, where the hardware's prefetcher already is (fetching it cost
+/// rows of 256 and 512 values 14–23%).
+const FETCH_AHEAD_FROM: usize = 1024;
+
+/// How far ahead [`FetchAhead`] asks for data: at least a row, and at
+/// least 8 KiB (rows of 1024 f32 gain 8% fetching one row ahead, 16% two).
+const FETCH_AHEAD_BYTES: usize = 8 * 1024;
+
+/// Prefetches, for each fold, the span [`FETCH_AHEAD_BYTES`] (or the
+/// slice's length, if longer) further on: in a batch of rows, the next
+/// row, while this one's exps keep the FMA ports busy, so that its max
+/// pass does not wait on L3 or DRAM (three-pass 2048x2048 1.25× faster,
+/// 1024x4096 1.4×). A prefetch never faults, so the span past the batch's
+/// end is as safe to name as any.
+pub(crate) struct FetchAhead<X> {
+    /// Address of the span fetched for the fold at 0; `None` for rows
+    /// below [`FETCH_AHEAD_FROM`].
+    at: Option<usize>,
+    _x: core::marker::PhantomData<X>,
+}
+
+impl<X> FetchAhead<X> {
+    fn after(x: &[X]) -> Self {
+        let bytes = core::mem::size_of_val(x);
+        let at = (x.len() >= FETCH_AHEAD_FROM)
+            .then(|| x.as_ptr() as usize + bytes.max(FETCH_AHEAD_BYTES));
+        FetchAhead {
+            at,
+            _x: core::marker::PhantomData,
+        }
+    }
+}
+
+impl<S: Lanes, X> Beside<S> for FetchAhead<X> {
+    #[inline(always)]
+    fn at(&mut self, _: S, _: usize) {}
+    #[inline(always)]
+    fn fold(&mut self, s: S, i: usize) {
+        if let Some(at) = self.at {
+            let bytes = FOLD_VECTORS * S::LANES * core::mem::size_of::<X>();
+            let start = at + i * core::mem::size_of::<X>();
+            for line in (0..bytes).step_by(64) {
+                s.prefetch(start + line);
+            }
+        }
     }
 }
 
