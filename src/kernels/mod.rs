@@ -253,7 +253,7 @@ impl<'a, T: Logits, E: Elements> Io<'a, T, E> {
             Data::OutOfPlace { input, output } => {
                 let output = &mut output[..input.len()];
                 let mut ahead = FetchAhead::<E::In>::after(input);
-                let io = &mut OutOfPlace(*input, output, t);
+                let io = &mut OutOfPlace(input, output, t);
                 map_sum_beside::<S, _, _, _, true, true>(s, io, f, &mut ahead)
             }
         }
