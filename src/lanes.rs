@@ -190,6 +190,15 @@ pub(crate) trait Job {
     fn run<S: Lanes>(self, s: S) -> Self::Output;
 }
 
+/// The entry of a backend that needs no target features. Not inlined, so
+/// that a job is compiled once however many places enter it (the driver
+/// has four): inlined, the scalar and portable kernels were compiled into
+/// each of them, a fifth of the crate's machine code.
+#[inline(never)]
+fn run_once_compiled<S: Lanes, J: Job>(s: S, job: J) -> J::Output {
+    job.run(s)
+}
+
 /// One lane, plain f32 arithmetic: the reference point for the SIMD backends.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Scalar;
@@ -202,7 +211,7 @@ impl Lanes for Scalar {
 
     #[inline(always)]
     fn vectorize<J: Job>(self, job: J) -> J::Output {
-        job.run(self)
+        run_once_compiled(self, job)
     }
     #[inline(always)]
     fn splat(self, x: f32) -> f32 {
@@ -336,7 +345,7 @@ impl Lanes for Portable {
 
     #[inline(always)]
     fn vectorize<J: Job>(self, job: J) -> J::Output {
-        job.run(self)
+        run_once_compiled(self, job)
     }
     #[inline(always)]
     fn splat(self, x: f32) -> f32x8 {
