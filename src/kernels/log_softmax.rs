@@ -1,10 +1,11 @@
 //! Log-softmax as `(x − max) − ln(sum)`, never `ln(softmax)`: computing
 //! `x − max` first keeps the error relative to |y| (|x − max| ≤ |y|, and
-//! ln(sum) ≤ |y| too). The row is written while its exps are summed, as
-//! softmax writes its exps, by the algorithm `Algorithm::Auto` picks for
-//! softmax rows of its length: `three_pass` stores `x − max`, `blocked`
-//! stores `x − running max`; then each subtracts the rest in place. Rows of
-//! at most 128 values are held in registers instead (`short`).
+//! ln(sum) ≤ |y| too). The algorithm is the one `Algorithm::Auto` picks
+//! for softmax rows of its length: `three_pass` sums the exps and then
+//! writes `(x − max) − ln(sum)` (from rows of 4096 values it stores
+//! `x − max` beside the exps and subtracts in place), `blocked` stores
+//! `x − running max` beside the exps and subtracts the rest in place. Rows
+//! of at most 128 values are held in registers instead (`short`).
 
 use super::exec::Exec;
 use super::{Io, Logits, Partial, RowClass, blocked, short, three_pass};

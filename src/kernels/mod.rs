@@ -259,6 +259,20 @@ impl<'a, T: Logits, E: Elements> Io<'a, T, E> {
         }
     }
 
+    /// The f64 sum of `f(v)` over the vectors `v` of logits, nothing
+    /// written, asking beside it for the input further on to be fetched
+    /// (see [`FetchAhead`]); `f(−inf)` must be 0.
+    #[inline(always)]
+    pub(crate) fn sum_fetch_next<S: Lanes>(&self, s: S, f: impl Map<S>) -> f64 {
+        let t = self.logits;
+        match &self.data {
+            Data::InPlace(data) => sum_of_beside(s, data, t, f, &mut FetchAhead::after(data)),
+            Data::OutOfPlace { input, .. } => {
+                sum_of_beside(s, input, t, f, &mut FetchAhead::after(input))
+            }
+        }
+    }
+
     /// [`Io::map_store_sum`] over `block`, and the max of the logits over
     /// `next` (after `block`, not overlapping it) read beside it: for a
     /// loop whose exps leave the load ports idle.

@@ -1,17 +1,29 @@
 //! Max; store `e = exp(x − max)` and sum it; scale by `1/sum`.
 //! One exp per element; reads x twice and the stored exponentials once.
-//! Log-softmax the same way: max; store `x − max` and sum its exp;
-//! subtract `ln(sum)`. Rows of at most 128 values are held in registers
-//! instead (`short`).
+//! Log-softmax the same way: max; sum `exp(x − max)`; write `(x − max) −
+//! ln(sum)`, storing `x − max` beside the exps on rows of at least
+//! [`LOG_STORE_FROM`] values. Rows of at most 128 values are held in
+//! registers instead (`short`).
 
 use super::exec::{ChunkJob, Exec};
 use super::{
-    CHUNK, ExpMinus, ExpMinusAboveCutoff, Io, Logits, ShiftExp, TimesPlus, map_in_place,
+    CHUNK, ExpMinus, ExpMinusAboveCutoff, Io, Logits, Map, ShiftExp, TimesPlus, map_in_place,
     nonfinite_row, scale, short,
 };
 use crate::element::Elements;
 use crate::exp::CUTOFF;
 use crate::lanes::Lanes;
+
+/// Log-softmax rows of at least this many values store `x − max` while
+/// their exps are summed and subtract `ln(sum)` in place; shorter rows sum
+/// without a store and then write `(x − max) − ln(sum)` from x. The same
+/// two roundings either way. One store per value fewer pays where x and y
+/// stay near L1; from rows of 4096 values the write pass streamed from L2
+/// and took y's lines from L3 with no exps to hide behind (AVX-512, 1
+/// thread, medians of 3 alternating rounds, µs store / sum: 8192x512
+/// 841 / 781, 4096x1024 739 / 690, 2048x2048 828 / 730, 1024x4096 695 /
+/// 729, 512x8192 686 / 880, 1x8192 0.9 / 1.1).
+const LOG_STORE_FROM: usize = 4096;
 
 /// Returns the row's sum (NaN when a logit was NaN; 0 for the rows
 /// `nonfinite_row` finishes).
@@ -20,51 +32,54 @@ pub(crate) fn softmax<E: Elements>(exec: &impl Exec, mut io: Io<'_, impl Logits,
     if let Some(sum) = short::softmax::<false, _, _>(exec, &mut io) {
         return sum;
     }
-    let (m, min) = max_min_of(exec, &mut io);
-    if !m.is_finite() {
-        nonfinite_row(io, false);
-        return 0.0;
-    }
-    // Every exponent at least CUTOFF: the exp needs no flush below it.
-    let sum = if min - m >= CUTOFF {
-        exec.fold(&mut io, CHUNK, &ExpStoreSum::<true>(m), 0.0, |a, b| a + b)
-    } else {
-        exec.fold(&mut io, CHUNK, &ExpStoreSum::<false>(m), 0.0, |a, b| a + b)
-    };
-    if sum.is_nan() {
-        // A NaN the max passed over: the stored exponentials are NaN there
-        // too, so the rule still reads the row right (in place as well).
-        nonfinite_row(io, false);
-        return sum;
-    }
-    let r = (1.0 / sum) as f32;
-    exec.fold(&mut io, CHUNK, &Scale(r), (), |(), ()| ());
-    sum
+    run::<false, true, E>(exec, io)
 }
 
 /// Log-softmax of a row (not short: the caller has tried `short`);
 /// returns its sum as `softmax` does.
 #[inline(always)]
-pub(crate) fn log_softmax<E: Elements>(exec: &impl Exec, mut io: Io<'_, impl Logits, E>) -> f64 {
+pub(crate) fn log_softmax<E: Elements>(exec: &impl Exec, io: Io<'_, impl Logits, E>) -> f64 {
+    if io.len() >= LOG_STORE_FROM {
+        run::<true, true, E>(exec, io)
+    } else {
+        run::<true, false, E>(exec, io)
+    }
+}
+
+/// Softmax, or with `LOG` log-softmax, of a row that is not short; `STORE`
+/// as in [`ExpSum`].
+#[inline(always)]
+fn run<const LOG: bool, const STORE: bool, E: Elements>(
+    exec: &impl Exec,
+    mut io: Io<'_, impl Logits, E>,
+) -> f64 {
     let (m, min) = max_min_of(exec, &mut io);
     if !m.is_finite() {
-        nonfinite_row(io, true);
+        nonfinite_row(io, LOG);
         return 0.0;
     }
+    // Every exponent at least CUTOFF: the exp needs no flush below it.
     let sum = if min - m >= CUTOFF {
-        exec.fold(&mut io, CHUNK, &ShiftStoreSum::<true>(m), 0.0, |a, b| a + b)
+        let job = ExpSum::<LOG, STORE, true>(m);
+        exec.fold(&mut io, CHUNK, &job, 0.0, |a, b| a + b)
     } else {
-        exec.fold(&mut io, CHUNK, &ShiftStoreSum::<false>(m), 0.0, |a, b| {
-            a + b
-        })
+        let job = ExpSum::<LOG, STORE, false>(m);
+        exec.fold(&mut io, CHUNK, &job, 0.0, |a, b| a + b)
     };
     if sum.is_nan() {
-        // Stored differences are NaN where x was and never +inf: the rule
-        // still reads the row right (in place as well).
-        nonfinite_row(io, true);
+        // A NaN the max passed over: the row holds x, its exponentials or
+        // x − max, NaN where x was and never +inf; the rule reads each right.
+        nonfinite_row(io, LOG);
         return sum;
     }
-    exec.fold(&mut io, CHUNK, &Subtract(sum.ln() as f32), (), |(), ()| ());
+    match (LOG, STORE) {
+        (false, _) => exec.fold(&mut io, CHUNK, &Scale((1.0 / sum) as f32), (), |(), ()| ()),
+        (true, true) => exec.fold(&mut io, CHUNK, &Subtract(sum.ln() as f32), (), |(), ()| ()),
+        (true, false) => {
+            let finish = ShiftMinus(m, sum.ln() as f32);
+            exec.fold(&mut io, CHUNK, &finish, (), |(), ()| ())
+        }
+    }
     sum
 }
 
@@ -81,13 +96,16 @@ fn max_min_of<E: Elements>(exec: &impl Exec, io: &mut Io<'_, impl Logits, E>) ->
 }
 
 struct MaxMin;
-/// With `ABOVE_CUTOFF`, for a row whose every exponent is at least CUTOFF.
-struct ExpStoreSum<const ABOVE_CUTOFF: bool>(f32);
+/// Sums `exp(x − max)` and stores it (softmax), or with `LOG` stores
+/// `x − max` (`STORE`) or nothing; with `ABOVE_CUTOFF`, for a row whose
+/// every exponent is at least CUTOFF. Beside its exps the pass asks for
+/// the input further on (the next row of a batch).
+struct ExpSum<const LOG: bool, const STORE: bool, const ABOVE_CUTOFF: bool>(f32);
 struct Scale(f32);
-/// Stores `x − max` and sums its exp (`ABOVE_CUTOFF` as in `ExpStoreSum`).
-struct ShiftStoreSum<const ABOVE_CUTOFF: bool>(f32);
 /// `y − c`, in place.
 struct Subtract(f32);
+/// Writes `(x − max) − c` from x.
+struct ShiftMinus(f32, f32);
 
 impl<E: Elements> ChunkJob<E> for MaxMin {
     type Out = (f32, f32);
@@ -97,26 +115,22 @@ impl<E: Elements> ChunkJob<E> for MaxMin {
     }
 }
 
-impl<E: Elements, const ABOVE_CUTOFF: bool> ChunkJob<E> for ExpStoreSum<ABOVE_CUTOFF> {
+impl<E: Elements, const LOG: bool, const STORE: bool, const ABOVE_CUTOFF: bool> ChunkJob<E>
+    for ExpSum<LOG, STORE, ABOVE_CUTOFF>
+{
     type Out = f64;
     #[inline(always)]
     fn run<S: Lanes, T: Logits>(&self, s: S, _: usize, mut chunk: Io<'_, T, E>) -> f64 {
-        let t = chunk.logits();
-        if ABOVE_CUTOFF {
-            chunk.map_store_sum_fetch_next(s, ExpMinusAboveCutoff(s.splat(self.0), t))
-        } else {
-            chunk.map_store_sum_fetch_next(s, ExpMinus::new(s, self.0, t))
+        let (t, m) = (chunk.logits(), s.splat(self.0));
+        match (LOG, STORE, ABOVE_CUTOFF) {
+            (false, _, true) => chunk.map_store_sum_fetch_next(s, ExpMinusAboveCutoff(m, t)),
+            (false, _, false) => chunk.map_store_sum_fetch_next(s, ExpMinus(m, t)),
+            (true, true, _) => {
+                chunk.map_store_sum_fetch_next(s, ShiftExp::<S, T, ABOVE_CUTOFF>(m, t))
+            }
+            (true, false, true) => chunk.sum_fetch_next(s, ExpMinusAboveCutoff(m, t)),
+            (true, false, false) => chunk.sum_fetch_next(s, ExpMinus(m, t)),
         }
-    }
-}
-
-impl<E: Elements, const ABOVE_CUTOFF: bool> ChunkJob<E> for ShiftStoreSum<ABOVE_CUTOFF> {
-    type Out = f64;
-    #[inline(always)]
-    fn run<S: Lanes, T: Logits>(&self, s: S, _: usize, mut chunk: Io<'_, T, E>) -> f64 {
-        let t = chunk.logits();
-        let f = ShiftExp::<S, T, ABOVE_CUTOFF>(s.splat(self.0), t);
-        chunk.map_store_sum_fetch_next(s, f)
     }
 }
 
@@ -126,6 +140,26 @@ impl<E: Elements> ChunkJob<E> for Subtract {
     fn run<S: Lanes, T: Logits>(&self, s: S, _: usize, mut chunk: Io<'_, T, E>) {
         // y·1 − c: one rounding, as a subtraction.
         map_in_place(s, chunk.output(), TimesPlus(s.splat(1.0), s.splat(-self.0)));
+    }
+}
+
+impl<E: Elements> ChunkJob<E> for ShiftMinus {
+    type Out = ();
+    #[inline(always)]
+    fn run<S: Lanes, T: Logits>(&self, s: S, _: usize, mut chunk: Io<'_, T, E>) {
+        let t = chunk.logits();
+        chunk.map_store(s, ShiftThenSub(s.splat(self.0), s.splat(self.1), t));
+    }
+}
+
+/// `shift(v, m) − c`: the rounded difference `Subtract` would find stored,
+/// less c, rounded once more.
+struct ShiftThenSub<S: Lanes, T>(S::V, S::V, T);
+
+impl<S: Lanes, T: Logits> Map<S> for ShiftThenSub<S, T> {
+    #[inline(always)]
+    fn apply(&self, s: S, v: S::V) -> S::V {
+        s.sub(self.2.shift(s, v, self.0), self.1)
     }
 }
 
