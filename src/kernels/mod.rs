@@ -405,7 +405,9 @@ pub(crate) fn sum_of_beside<S: Lanes, X: Element>(
 pub(crate) struct NextMax<'a, S: Lanes, X, T> {
     next: &'a [X],
     t: T,
-    acc: S::V,
+    /// Four running maxes, vector `k` into `acc[k % 4]`: one chain of
+    /// dependent maxes was as long as the exp work beside it.
+    acc: [S::V; 4],
 }
 
 impl<'a, S: Lanes, X: Element, T: Logits> NextMax<'a, S, X, T> {
@@ -415,7 +417,7 @@ impl<'a, S: Lanes, X: Element, T: Logits> NextMax<'a, S, X, T> {
         NextMax {
             next,
             t,
-            acc: s.splat(f32::NEG_INFINITY),
+            acc: [s.splat(f32::NEG_INFINITY); 4],
         }
     }
 
@@ -427,7 +429,8 @@ impl<'a, S: Lanes, X: Element, T: Logits> NextMax<'a, S, X, T> {
         let l = S::LANES;
         let paired = (len - len % l).min(self.next.len() - self.next.len() % l);
         let rest = &self.next[paired..];
-        let acc = s.reduce_max(self.acc);
+        let [a, b, c, d] = self.acc;
+        let acc = s.reduce_max(s.max(s.max(a, b), s.max(c, d)));
         if rest.is_empty() {
             return acc;
         }
@@ -437,9 +440,10 @@ impl<'a, S: Lanes, X: Element, T: Logits> NextMax<'a, S, X, T> {
 
     /// Takes the vector `v` at `i` of the next block into the max.
     #[inline(always)]
-    fn take(&mut self, s: S, v: &[X], i: usize) {
+    fn take(&mut self, s: S, v: &[X], i: usize, slot: usize) {
         // `max(x, acc)` keeps `acc` when `x` is NaN, as `max` does.
-        self.acc = s.max(self.t.read(s, X::load(s, v), i), self.acc);
+        let acc = &mut self.acc[slot % 4];
+        *acc = s.max(self.t.read(s, X::load(s, v), i), *acc);
     }
 }
 
@@ -447,7 +451,7 @@ impl<S: Lanes, X: Element, T: Logits> Beside<S> for NextMax<'_, S, X, T> {
     #[inline(always)]
     fn at(&mut self, s: S, i: usize) {
         if let Some(v) = self.next.get(i..i + S::LANES) {
-            self.take(s, v, i);
+            self.take(s, v, i, 0);
         }
     }
     #[inline(always)]
@@ -456,7 +460,7 @@ impl<S: Lanes, X: Element, T: Logits> Beside<S> for NextMax<'_, S, X, T> {
         match self.next.get(i..i + FOLD_VECTORS * l) {
             Some(v) => {
                 for (k, v) in v.chunks_exact(l).enumerate() {
-                    self.take(s, v, i + k * l);
+                    self.take(s, v, i + k * l, k);
                 }
             }
             None => {
