@@ -40,6 +40,22 @@ fn partial_mask(n: usize) -> __m256i {
 // SAFETY (for every `unsafe` block in this impl unless it says more): the
 // intrinsics need AVX, AVX2 or FMA, and `self` is an `Avx2Fma`, which exists
 // only when `detect` found all of them on this CPU.
+/// A job's entry into code compiled for AVX2, FMA and POPCNT: a method of a
+/// blanket impl, so that each job is compiled in its own module's
+/// code-generation unit (see `lanes::Entry`).
+pub(crate) trait Avx2FmaEntry: Job + Sized {
+    /// # Safety
+    /// The CPU must have AVX2, FMA and POPCNT.
+    unsafe fn with_avx2(self, s: Avx2Fma) -> Self::Output;
+}
+
+impl<J: Job> Avx2FmaEntry for J {
+    #[target_feature(enable = "avx2,fma,popcnt")]
+    unsafe fn with_avx2(self, s: Avx2Fma) -> J::Output {
+        self.run(s)
+    }
+}
+
 impl Lanes for Avx2Fma {
     type V = __m256;
     type Wide = (__m256d, __m256d);
@@ -48,12 +64,8 @@ impl Lanes for Avx2Fma {
 
     #[inline(always)]
     fn vectorize<J: Job>(self, job: J) -> J::Output {
-        #[target_feature(enable = "avx2,fma,popcnt")]
-        fn with_avx2<J: Job>(s: Avx2Fma, job: J) -> J::Output {
-            job.run(s)
-        }
         // SAFETY: the token proves the CPU has AVX2, FMA and POPCNT.
-        unsafe { with_avx2(self, job) }
+        unsafe { job.with_avx2(self) }
     }
     #[inline(always)]
     fn splat(self, x: f32) -> __m256 {

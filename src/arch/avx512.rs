@@ -37,6 +37,22 @@ fn first(n: usize) -> __mmask16 {
 // SAFETY (for every `unsafe` block in this impl unless it says more): the
 // intrinsics need AVX-512F, and `self` is an `Avx512`, which exists only
 // when `detect` found it on this CPU.
+/// A job's entry into code compiled for AVX-512F, AVX2, FMA and POPCNT: a method of a
+/// blanket impl, so that each job is compiled in its own module's
+/// code-generation unit (see `lanes::Entry`).
+pub(crate) trait Avx512Entry: Job + Sized {
+    /// # Safety
+    /// The CPU must have AVX-512F, AVX2, FMA and POPCNT.
+    unsafe fn with_avx512(self, s: Avx512) -> Self::Output;
+}
+
+impl<J: Job> Avx512Entry for J {
+    #[target_feature(enable = "avx512f,avx2,fma,popcnt")]
+    unsafe fn with_avx512(self, s: Avx512) -> J::Output {
+        self.run(s)
+    }
+}
+
 impl Lanes for Avx512 {
     type V = __m512;
     type Wide = (__m512d, __m512d);
@@ -45,12 +61,8 @@ impl Lanes for Avx512 {
 
     #[inline(always)]
     fn vectorize<J: Job>(self, job: J) -> J::Output {
-        #[target_feature(enable = "avx512f,avx2,fma,popcnt")]
-        fn with_avx512<J: Job>(s: Avx512, job: J) -> J::Output {
-            job.run(s)
-        }
         // SAFETY: the token proves the CPU has AVX-512F, AVX2, FMA and POPCNT.
-        unsafe { with_avx512(self, job) }
+        unsafe { job.with_avx512(self) }
     }
     #[inline(always)]
     fn splat(self, x: f32) -> __m512 {
