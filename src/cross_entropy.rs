@@ -224,7 +224,7 @@ impl RowTask for CrossEntropyRows<'_> {
         (part(x0, t0, g0, l0), part(x1, t1, g1, l1))
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn run<S: Lanes>(self, s: S) {
         let row_len = self.spec.row_len;
         match self.grad {

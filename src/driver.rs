@@ -59,7 +59,7 @@ struct InOrder<T>(T);
 
 impl<T: RowTask> Job for InOrder<T> {
     type Output = ();
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn run<S: Lanes>(self, s: S) {
         self.0.run(s);
     }
@@ -176,7 +176,7 @@ mod tests {
             };
             (first, rest)
         }
-        #[inline(always)]
+        #[cfg_attr(not(unoptimized), inline(always))]
         fn run<S: Lanes>(self, _: S) {
             for (k, o) in self.out.iter_mut().enumerate() {
                 *o = self.first_row + k + 1;

@@ -25,27 +25,27 @@ pub(crate) trait Element: Copy + Send + Sync + 'static {
 }
 
 impl Element for f32 {
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn load<S: Lanes>(s: S, x: &[f32]) -> S::V {
         s.load(x)
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn load_partial<S: Lanes>(s: S, x: &[f32], fill: f32) -> S::V {
         s.load_partial(x, fill)
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn store<S: Lanes>(s: S, v: S::V, y: &mut [f32]) {
         s.store(v, y);
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn store_partial<S: Lanes>(s: S, v: S::V, y: &mut [f32]) {
         s.store_partial(v, y);
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn to_f32(self) -> f32 {
         self
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn from_f32(v: f32) -> f32 {
         v
     }

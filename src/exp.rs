@@ -68,7 +68,7 @@ pub const CUTOFF: f32 = f32::from_bits(0xc2ae_ac4f);
 pub const DOMAIN_MAX: f32 = 88.3762;
 
 /// `e^x` lane-wise; see the module docs for the domain and the error.
-#[inline(always)]
+#[cfg_attr(not(unoptimized), inline(always))]
 pub(crate) fn exp<S: Lanes>(s: S, x: S::V) -> S::V {
     s.zero_where_below(x, CUTOFF, exp_above_cutoff(s, x))
 }
@@ -76,7 +76,7 @@ pub(crate) fn exp<S: Lanes>(s: S, x: S::V) -> S::V {
 /// [`exp`] for `x ≥ CUTOFF` (or NaN): the same bits there, without the
 /// compare that flushes what lies below. For rows whose every exponent is
 /// known to be above it (the row's min is found with its max).
-#[inline(always)]
+#[cfg_attr(not(unoptimized), inline(always))]
 pub(crate) fn exp_above_cutoff<S: Lanes>(s: S, x: S::V) -> S::V {
     if S::POW2_SIXTEENTHS {
         return exp_sixteenths(s, x);
@@ -90,7 +90,7 @@ pub(crate) fn exp_above_cutoff<S: Lanes>(s: S, x: S::V) -> S::V {
 
 /// [`exp_above_cutoff`] through a table of `2^(j/16)`: `n = round(16·x/ln 2)`,
 /// `t = x − n·ln2/16` (`|t| ≤ ln2/32`), then [`sixteenths_times_exp`].
-#[inline(always)]
+#[cfg_attr(not(unoptimized), inline(always))]
 fn exp_sixteenths<S: Lanes>(s: S, x: S::V) -> S::V {
     const SIXTEEN_LOG2E: f32 = f32::from_bits(0x41b8_aa3b); // 16·log2 e
     const MINUS_LN2_HI_16: f32 = -f32::from_bits(0x3d31_7200);
@@ -108,7 +108,7 @@ const MAGIC_16: f32 = f32::from_bits(0x4b40_0000);
 /// `2^(n/16)·e^t` for `n` held in `biased = n + MAGIC_16` and `|t| ≤
 /// ln2/32`: the table's power of two times `1 + t + t²/2 + q·t³` (`q` a
 /// little above 1/6, for the error).
-#[inline(always)]
+#[cfg_attr(not(unoptimized), inline(always))]
 fn sixteenths_times_exp<S: Lanes>(s: S, biased: S::V, t: S::V) -> S::V {
     const Q3: f32 = f32::from_bits(0x3e2a_aaaf); // 0x1.55555Ep-3
     let scale = s.pow2_sixteenths(biased);
@@ -121,7 +121,7 @@ fn sixteenths_times_exp<S: Lanes>(s: S, biased: S::V, t: S::V) -> S::V {
 /// an ulp or so of `hi`): the reduction `hi − n·ln2_hi` is exact, and `lo`
 /// joins the small remainder, so the exponent is not rounded to one f32
 /// first. Used for `(x − max)·c`, whose product `two_prod` keeps exact.
-#[inline(always)]
+#[cfg_attr(not(unoptimized), inline(always))]
 pub(crate) fn exp_sum<S: Lanes>(s: S, hi: S::V, lo: S::V) -> S::V {
     let biased = s.mul_add(hi, s.splat(LOG2E), s.splat(MAGIC_BIAS));
     let n = s.sub(biased, s.splat(MAGIC_BIAS));
@@ -137,7 +137,7 @@ pub(crate) fn exp_sum<S: Lanes>(s: S, hi: S::V, lo: S::V) -> S::V {
 /// low part, then `e^(r·ln 2)` by the same polynomial. One operation more
 /// than [`exp`], where splitting the product (`two_prod`, `exp_sum`) costs
 /// four. Results below 2^-126.5 (`n < −126`) are 0.
-#[inline(always)]
+#[cfg_attr(not(unoptimized), inline(always))]
 pub(crate) fn exp2_of_product<S: Lanes>(s: S, d: S::V, k_hi: f32, k_lo: f32) -> S::V {
     if S::POW2_SIXTEENTHS {
         return exp2_of_product_sixteenths(s, d, k_hi, k_lo);
@@ -158,7 +158,7 @@ pub(crate) fn exp2_of_product<S: Lanes>(s: S, d: S::V, k_hi: f32, k_lo: f32) -> 
 /// (`16·k` is exact), `r = 16·d·k − n` from the same fused multiply-adds
 /// (`|r| ≤ 1/2`), `t = r·ln2/16`, then [`sixteenths_times_exp`]. Results
 /// below `2^-126` (`n < −2016`) are 0.
-#[inline(always)]
+#[cfg_attr(not(unoptimized), inline(always))]
 fn exp2_of_product_sixteenths<S: Lanes>(s: S, d: S::V, k_hi: f32, k_lo: f32) -> S::V {
     let (k_hi, k_lo) = (16.0 * k_hi, 16.0 * k_lo);
     let biased = s.mul_add(d, s.splat(k_hi), s.splat(MAGIC_16));
@@ -174,7 +174,7 @@ const LN2: f32 = core::f32::consts::LN_2;
 
 /// `2^n·e^t` from the biased `n` and the reduced argument `t` (no cutoff:
 /// each caller zeroes what its own exponent puts below it).
-#[inline(always)]
+#[cfg_attr(not(unoptimized), inline(always))]
 fn exp_reduced<S: Lanes>(s: S, biased: S::V, t: S::V) -> S::V {
     if S::FMA {
         exp_reduced_of_degree::<S, true>(s, biased, t)
@@ -184,7 +184,7 @@ fn exp_reduced<S: Lanes>(s: S, biased: S::V, t: S::V) -> S::V {
 }
 
 /// [`exp_reduced`] with the degree-4 `p` when `SHORT`, else degree 5.
-#[inline(always)]
+#[cfg_attr(not(unoptimized), inline(always))]
 fn exp_reduced_of_degree<S: Lanes, const SHORT: bool>(s: S, biased: S::V, t: S::V) -> S::V {
     let p = if SHORT {
         let p = s.mul_add(s.splat(F5), t, s.splat(F4));
@@ -228,7 +228,7 @@ mod tests {
 
     impl Job for ExpOfProduct<'_> {
         type Output = ();
-        #[inline(always)]
+        #[cfg_attr(not(unoptimized), inline(always))]
         fn run<S: Lanes>(self, s: S) {
             let factor = crate::kernels::Factor::new(self.c);
             for (d, out) in self

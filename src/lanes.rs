@@ -20,7 +20,9 @@ pub(crate) trait Lanes: Copy + Send + Sync + 'static {
 
     /// Runs `job` inside a function compiled for this instruction set, so
     /// that the `#[inline(always)]` kernel and lane methods inline into code
-    /// that may use the instructions.
+    /// that may use the instructions. (Written
+    /// `#[cfg_attr(not(unoptimized), inline(always))]`: an unoptimised build
+    /// inlines nothing, for small stack frames; see `build.rs`.)
     fn vectorize<J: Job>(self, job: J) -> J::Output;
 
     fn splat(self, x: f32) -> Self::V;
@@ -30,7 +32,7 @@ pub(crate) trait Lanes: Copy + Send + Sync + 'static {
     fn store(self, v: Self::V, s: &mut [f32]);
     /// Asks for the cache line holding address `at` to be fetched into
     /// L1: a hint that reads nothing and never faults, whatever `at` is.
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn prefetch(self, _at: usize) {}
     /// Loads `s` (shorter than `LANES`) and sets the remaining lanes to `fill`.
     fn load_partial(self, s: &[f32], fill: f32) -> Self::V;
@@ -46,7 +48,7 @@ pub(crate) trait Lanes: Copy + Send + Sync + 'static {
     /// unfused one is not a rounding away from it: a finite `a` whose
     /// product overflows, plus an infinite `c`, is `c` (unfused: inf − inf,
     /// NaN). The masked logit `x·c + a` (`kernels::logits`).
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn mul_add_exact_inf(self, a: Self::V, b: Self::V, c: Self::V) -> Self::V {
         self.mul_add(a, b, c)
     }
@@ -69,7 +71,7 @@ pub(crate) trait Lanes: Copy + Send + Sync + 'static {
     /// Here `2^n` comes from the exponent bits and `(t·2^n)·p + 2^n` is one
     /// multiply-add; AVX-512 computes `1 + t·p` and scales it with
     /// `vscalefps` (same bits wherever the result is normal).
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn pow2_one_plus(self, biased: Self::V, t: Self::V, p: Self::V) -> Self::V {
         let scale = self.shift_into_exponent(biased);
         self.mul_add(self.mul(t, scale), p, scale)
@@ -82,7 +84,7 @@ pub(crate) trait Lanes: Copy + Send + Sync + 'static {
     /// `j = n mod 16`, with `⌊n/16⌋` added to its exponent bits. Only
     /// called where [`Lanes::POW2_SIXTEENTHS`] says so (the default returns
     /// `biased` unchanged).
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn pow2_sixteenths(self, biased: Self::V) -> Self::V {
         biased
     }
@@ -110,7 +112,7 @@ pub(crate) trait Lanes: Copy + Send + Sync + 'static {
     /// Writes the lanes of `v` whose bit is set in `mask`, in lane order,
     /// to the front of `out`, and returns how many. `out` must hold
     /// `LANES` values (all of them may be written; panics if shorter).
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn compress(self, v: Self::V, mask: u32, out: &mut [f32]) -> usize {
         let mut lanes = [0.0f32; 16];
         self.store(v, &mut lanes[..Self::LANES]);
@@ -118,12 +120,12 @@ pub(crate) trait Lanes: Copy + Send + Sync + 'static {
     }
     /// [`Lanes::compress`] for the `LANES` values `src[..LANES]` of a u32
     /// array read alongside the vectors.
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn compress_u32(self, src: &[u32], mask: u32, out: &mut [u32]) -> usize {
         compress_bits(&src[..Self::LANES], mask, out)
     }
     /// [`Lanes::compress`] for the lane numbers `first + j`.
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn compress_index(self, first: u32, mask: u32, out: &mut [u32]) -> usize {
         let index: [u32; 16] = core::array::from_fn(|j| first + j as u32);
         compress_bits(&index[..Self::LANES], mask, out)
@@ -137,7 +139,7 @@ pub(crate) trait Lanes: Copy + Send + Sync + 'static {
     /// `(hi, lo)` with `hi = a·b` rounded and `hi + lo = a·b` exactly
     /// (while nothing overflows or underflows). Dekker's product through
     /// Veltkamp splitting; backends with FMA override it with `fma(a, b, −hi)`.
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn two_prod(self, a: Self::V, b: Self::V) -> (Self::V, Self::V) {
         let split = |v: Self::V| {
             // 2^12 + 1: splits 24 bits into two halves of 12.
@@ -157,7 +159,7 @@ pub(crate) trait Lanes: Copy + Send + Sync + 'static {
     fn keep_where(self, keep: &[bool], x: Self::V) -> Self::V;
     /// [`Lanes::keep_where`] for `keep` shorter than `LANES`: the lanes past
     /// its end are −inf.
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn keep_where_partial(self, keep: &[bool], x: Self::V) -> Self::V {
         let mut all = [false; 16];
         all[..keep.len()].copy_from_slice(keep);
@@ -168,7 +170,7 @@ pub(crate) trait Lanes: Copy + Send + Sync + 'static {
 /// The entries of `lanes` whose bit is set in `mask`, in order, to the
 /// front of `out` (as long as `lanes`); how many. The scalar form of the
 /// compress methods.
-#[inline(always)]
+#[cfg_attr(not(unoptimized), inline(always))]
 fn compress_bits<T: Copy>(lanes: &[T], mask: u32, out: &mut [T]) -> usize {
     let out = &mut out[..lanes.len()];
     let mut n = 0;
@@ -223,47 +225,47 @@ impl Lanes for Scalar {
     const LANES: usize = 1;
     const FMA: bool = false;
 
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn vectorize<J: Job>(self, job: J) -> J::Output {
         job.run_once_compiled(self)
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn splat(self, x: f32) -> f32 {
         x
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn load(self, s: &[f32]) -> f32 {
         s[0]
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn store(self, v: f32, s: &mut [f32]) {
         s[0] = v;
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn load_partial(self, _s: &[f32], fill: f32) -> f32 {
         // A partial vector of one lane is empty.
         fill
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn store_partial(self, _v: f32, _s: &mut [f32]) {}
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn add(self, a: f32, b: f32) -> f32 {
         a + b
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn sub(self, a: f32, b: f32) -> f32 {
         a - b
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn mul(self, a: f32, b: f32) -> f32 {
         a * b
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn mul_add(self, a: f32, b: f32, c: f32) -> f32 {
         // Not `f32::mul_add`: without FMA in the target that is a libm call.
         a * b + c
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn mul_add_exact_inf(self, a: f32, b: f32, c: f32) -> f32 {
         if c.is_infinite() && a.is_finite() {
             c
@@ -271,43 +273,43 @@ impl Lanes for Scalar {
             a * b + c
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn max(self, a: f32, b: f32) -> f32 {
         if a > b { a } else { b }
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn reduce_max(self, v: f32) -> f32 {
         v
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn min(self, a: f32, b: f32) -> f32 {
         if a < b { a } else { b }
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn reduce_min(self, v: f32) -> f32 {
         v
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn reduce_sum_f64(self, v: f32) -> f64 {
         f64::from(v)
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn shift_into_exponent(self, v: f32) -> f32 {
         f32::from_bits(v.to_bits() << 23)
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn zero_where_below(self, x: f32, limit: f32, v: f32) -> f32 {
         if x < limit { 0.0 } else { v }
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn add_where_below(self, acc: f32, x: f32, limit: f32, v: f32) -> f32 {
         if x < limit { acc + v } else { acc }
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn track_max(self, x: f32, acc: f32, x_tag: f32, acc_tag: f32) -> (f32, f32) {
         if x > acc { (x, x_tag) } else { (acc, acc_tag) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn or_nan(self, flags: f32, x: f32) -> f32 {
         if x.is_nan() {
             f32::from_bits(u32::MAX)
@@ -315,31 +317,31 @@ impl Lanes for Scalar {
             flags
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn any_flag(self, flags: f32) -> bool {
         flags.to_bits() != 0
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn any_greater_or_nan(self, a: f32, b: f32) -> bool {
         a > b || a.is_nan()
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn greater_mask(self, a: f32, b: f32) -> u32 {
         u32::from(a > b)
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn wide_zero(self) -> f64 {
         0.0
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn wide_add(self, acc: f64, v: f32) -> f64 {
         acc + f64::from(v)
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn wide_sum(self, acc: f64) -> f64 {
         acc
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn keep_where(self, keep: &[bool], x: f32) -> f32 {
         if keep[0] { x } else { f32::NEG_INFINITY }
     }
@@ -357,51 +359,51 @@ impl Lanes for Portable {
     // `wide` fuses only when the build targets FMA.
     const FMA: bool = cfg!(target_feature = "fma");
 
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn vectorize<J: Job>(self, job: J) -> J::Output {
         job.run_once_compiled(self)
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn splat(self, x: f32) -> f32x8 {
         f32x8::splat(x)
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn load(self, s: &[f32]) -> f32x8 {
         let a: [f32; 8] = s[..8].try_into().unwrap();
         f32x8::new(a)
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn store(self, v: f32x8, s: &mut [f32]) {
         s[..8].copy_from_slice(v.as_array());
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn load_partial(self, s: &[f32], fill: f32) -> f32x8 {
         let mut a = [fill; 8];
         a[..s.len()].copy_from_slice(s);
         f32x8::new(a)
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn store_partial(self, v: f32x8, s: &mut [f32]) {
         let n = s.len();
         s.copy_from_slice(&v.as_array()[..n]);
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn add(self, a: f32x8, b: f32x8) -> f32x8 {
         a + b
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn sub(self, a: f32x8, b: f32x8) -> f32x8 {
         a - b
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn mul(self, a: f32x8, b: f32x8) -> f32x8 {
         a * b
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn mul_add(self, a: f32x8, b: f32x8, c: f32x8) -> f32x8 {
         a.mul_add(b, c)
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn mul_add_exact_inf(self, a: f32x8, b: f32x8, c: f32x8) -> f32x8 {
         let w = a.mul_add(b, c);
         if Self::FMA {
@@ -410,11 +412,11 @@ impl Lanes for Portable {
             (c.is_inf() & a.is_finite()).select(c, w)
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn max(self, a: f32x8, b: f32x8) -> f32x8 {
         a.fast_max(b)
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn reduce_max(self, v: f32x8) -> f32 {
         let a = v.to_array();
         let m = |x: f32, y: f32| if x > y { x } else { y };
@@ -423,11 +425,11 @@ impl Lanes for Portable {
             m(m(a[1], a[5]), m(a[3], a[7])),
         )
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn min(self, a: f32x8, b: f32x8) -> f32x8 {
         a.fast_min(b)
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn reduce_min(self, v: f32x8) -> f32 {
         let a = v.to_array();
         let m = |x: f32, y: f32| if x < y { x } else { y };
@@ -436,60 +438,60 @@ impl Lanes for Portable {
             m(m(a[1], a[5]), m(a[3], a[7])),
         )
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn reduce_sum_f64(self, v: f32x8) -> f64 {
         let a = v.to_array().map(f64::from);
         ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]))
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn shift_into_exponent(self, v: f32x8) -> f32x8 {
         let bits: i32x8 = wide::bytemuck::cast(v);
         wide::bytemuck::cast(bits << 23u32)
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn zero_where_below(self, x: f32x8, limit: f32, v: f32x8) -> f32x8 {
         x.simd_lt(f32x8::splat(limit)).select(f32x8::ZERO, v)
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn add_where_below(self, acc: f32x8, x: f32x8, limit: f32, v: f32x8) -> f32x8 {
         acc + (x.simd_lt(f32x8::splat(limit)) & v)
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn track_max(self, x: f32x8, acc: f32x8, x_tag: f32x8, acc_tag: f32x8) -> (f32x8, f32x8) {
         let greater = x.simd_gt(acc);
         (greater.select(x, acc), greater.select(x_tag, acc_tag))
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn or_nan(self, flags: f32x8, x: f32x8) -> f32x8 {
         flags | x.is_nan()
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn any_flag(self, flags: f32x8) -> bool {
         let bits: [u32; 8] = wide::bytemuck::cast(flags);
         bits.iter().any(|&b| b != 0)
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn any_greater_or_nan(self, a: f32x8, b: f32x8) -> bool {
         !a.simd_le(b).all()
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn greater_mask(self, a: f32x8, b: f32x8) -> u32 {
         a.simd_gt(b).to_bitmask()
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn wide_zero(self) -> [f64; 8] {
         [0.0; 8]
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn wide_add(self, acc: [f64; 8], v: f32x8) -> [f64; 8] {
         let v = v.to_array();
         core::array::from_fn(|j| acc[j] + f64::from(v[j]))
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn wide_sum(self, acc: [f64; 8]) -> f64 {
         ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]))
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn keep_where(self, keep: &[bool], x: f32x8) -> f32x8 {
         let keep: [bool; 8] = keep[..8].try_into().unwrap();
         let lanes = keep.map(|k| if k { -1i32 } else { 0 });

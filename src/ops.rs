@@ -150,7 +150,7 @@ pub(crate) trait RowKernel: Copy + Send + Sync {
     /// Two rows of the same length on this thread, with the same bits as
     /// `run` on each: their sums, or `None` (nothing written) when they are
     /// not short enough to pair.
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn run_pair<S: Lanes, T: Logits, E: Elements>(
         self,
         _: S,
@@ -172,12 +172,12 @@ struct LogSoftmax;
 
 impl RowKernel for ThreePass {
     const MASKED: f32 = 0.0;
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn run<T: Logits, E: Elements>(self, exec: &impl Exec, row: Io<'_, T, E>) -> f64 {
         three_pass::softmax(exec, row)
     }
     const PAIRS: bool = true;
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn run_pair<S: Lanes, T: Logits, E: Elements>(
         self,
         s: S,
@@ -189,26 +189,26 @@ impl RowKernel for ThreePass {
 }
 impl RowKernel for Online {
     const MASKED: f32 = 0.0;
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn run<T: Logits, E: Elements>(self, exec: &impl Exec, row: Io<'_, T, E>) -> f64 {
         online::softmax(exec, row)
     }
 }
 impl RowKernel for Blocked {
     const MASKED: f32 = 0.0;
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn run<T: Logits, E: Elements>(self, exec: &impl Exec, row: Io<'_, T, E>) -> f64 {
         blocked::softmax(exec, row)
     }
 }
 impl RowKernel for LogSoftmax {
     const MASKED: f32 = f32::NEG_INFINITY;
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn run<T: Logits, E: Elements>(self, exec: &impl Exec, row: Io<'_, T, E>) -> f64 {
         log_softmax(exec, row)
     }
     const PAIRS: bool = true;
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn run_pair<S: Lanes, T: Logits, E: Elements>(
         self,
         s: S,
@@ -242,14 +242,14 @@ struct MaskedRows<'a>(&'a RowLogits<'a>);
 impl RowTransform for PlainRows {
     type T<'a> = Plain;
     const PAIRS: bool = true;
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn row(&self, _: usize, _: usize) -> Plain {
         Plain
     }
 }
 impl RowTransform for ScaledRows {
     type T<'a> = Scaled;
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn row(&self, _: usize, _: usize) -> Scaled {
         Scaled(self.0)
     }
@@ -259,7 +259,7 @@ impl RowTransform for MaskedRows<'_> {
         = Masked<'b>
     where
         Self: 'b;
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn row(&self, r: usize, row_len: usize) -> Masked<'_> {
         self.0.masked(r, row_len)
     }
@@ -314,7 +314,7 @@ impl<K: RowKernel, R: RowTransform, E: Elements> RowTask for SoftmaxRows<'_, K, 
         (first, rest)
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn run<S: Lanes>(mut self, s: S) {
         let n = self.row_len;
         // Short rows go two at a time where the kernel pairs them (one
@@ -368,7 +368,7 @@ impl<K: RowKernel, R: RowTransform, E: Elements> RowTask for SoftmaxRows<'_, K, 
 
 /// Row `r` of the call: the causal prefix through the kernel with the row's
 /// logits, the causally masked tail filled.
-#[inline(always)]
+#[cfg_attr(not(unoptimized), inline(always))]
 fn run_row<K: RowKernel, R: RowTransform, E: Elements>(
     exec: &impl Exec,
     k: K,
@@ -393,7 +393,7 @@ fn run_row<K: RowKernel, R: RowTransform, E: Elements>(
 
 /// After a row whose sum is NaN (NaN reached every output), the keep
 /// mask's entries are set back to exactly `K::MASKED`.
-#[inline(always)]
+#[cfg_attr(not(unoptimized), inline(always))]
 fn keep_masked<K: RowKernel, T: Logits, E: Elements>(mut row: Io<'_, T, E>, sum: f64) {
     if sum.is_nan() {
         let t = row.logits();
@@ -510,7 +510,7 @@ pub(crate) struct Entropy;
 
 impl RowReduce for Entropy {
     type Out = f32;
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn reduce<S: Lanes>(self, s: S, row: &[f32]) -> f32 {
         crate::kernels::entropy::entropy(s, row)
     }
@@ -518,7 +518,7 @@ impl RowReduce for Entropy {
 
 impl RowReduce for LogSumExp {
     type Out = f32;
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn reduce<S: Lanes>(self, s: S, row: &[f32]) -> f32 {
         logsumexp_of(row_max_sum(s, row, &mut ()), row)
     }
@@ -526,7 +526,7 @@ impl RowReduce for LogSumExp {
 
 impl RowReduce for ArgMax {
     type Out = Option<usize>;
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn reduce<S: Lanes>(self, s: S, row: &[f32]) -> Option<usize> {
         argmax(s, row)
     }
@@ -566,7 +566,7 @@ impl<R: RowReduce> RowTask for ReduceCall<'_, R> {
         (part(ia, oa), part(ib, ob))
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn run<S: Lanes>(self, s: S) {
         for (row, out) in self.input.chunks_exact(self.row_len).zip(self.output) {
             *out = self.r.reduce(s, row);
@@ -588,14 +588,14 @@ pub(crate) struct SoftmaxBackward;
 pub(crate) struct LogSoftmaxBackward;
 
 impl PairRowOp for SoftmaxBackward {
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn row<S: Lanes>(self, s: S, a: &[f32], b: &[f32], out: &mut [f32]) {
         backward::softmax_backward(s, a, b, out);
     }
 }
 
 impl PairRowOp for LogSoftmaxBackward {
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn row<S: Lanes>(self, s: S, a: &[f32], b: &[f32], out: &mut [f32]) {
         backward::log_softmax_backward(s, a, b, out);
     }
@@ -639,7 +639,7 @@ impl<P: PairRowOp> RowTask for PairCall<'_, P> {
         (part(a0, b0, o0), part(a1, b1, o1))
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn run<S: Lanes>(self, s: S) {
         let rows = self
             .a
@@ -664,7 +664,7 @@ impl WithLanes for ExpCall<'_> {
 
 impl crate::lanes::Job for ExpCall<'_> {
     type Output = ();
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn run<S: Lanes>(mut self, s: S) {
         self.0.map_store(s, ExpMap);
     }
@@ -673,7 +673,7 @@ impl crate::lanes::Job for ExpCall<'_> {
 struct ExpMap;
 
 impl<S: Lanes> crate::kernels::Map<S> for ExpMap {
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn apply(&self, s: S, x: S::V) -> S::V {
         crate::exp::exp(s, x)
     }

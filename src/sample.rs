@@ -336,7 +336,7 @@ impl RowTask for SampleRows<'_> {
         (first, rest)
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn run<S: Lanes>(self, s: S) {
         let rows = self.logits.chunks_exact(self.row_len).zip(self.out);
         for (k, (row, out)) in rows.enumerate() {
@@ -441,7 +441,7 @@ struct KeptPrefix(Prefix);
 
 impl Job for KeptPrefix {
     type Output = Candidates;
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn run<S: Lanes>(self, s: S) -> Candidates {
         self.0.kept(s)
     }
@@ -458,7 +458,7 @@ struct DrawNucleus {
 
 impl Job for DrawNucleus {
     type Output = usize;
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn run<S: Lanes>(self, s: S) -> usize {
         let Some(p) = self.min_p else {
             // The kept set is the prefix: the draw reads the candidates
@@ -561,7 +561,7 @@ struct ArgMaxJob<'a>(&'a [f32]);
 
 impl Job for ArgMaxJob<'_> {
     type Output = Option<usize>;
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn run<S: Lanes>(self, s: S) -> Option<usize> {
         argmax(s, self.0)
     }
@@ -575,7 +575,7 @@ struct TopKJob<'a> {
 
 impl Job for TopKJob<'_> {
     type Output = (Vec<(f32, u32)>, bool);
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn run<S: Lanes>(self, s: S) -> Self::Output {
         let mut top = TopK::new(self.k);
         let nan = scan(s, self.x, 0, &mut top);
@@ -594,7 +594,7 @@ struct AllWeights<'a> {
 
 impl Job for AllWeights<'_> {
     type Output = Result<(Vec<(u32, f64)>, f64), SampleFailure>;
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn run<S: Lanes>(self, s: S) -> Self::Output {
         let x = self.x;
         let m = drawable_max(s, x)?;
@@ -635,7 +635,7 @@ impl Job for AllWeights<'_> {
 
 /// The row's max, or why nothing can be drawn from it (NaN, nothing
 /// above −inf).
-#[inline(always)]
+#[cfg_attr(not(unoptimized), inline(always))]
 fn drawable_max<S: Lanes>(s: S, x: &[f32]) -> Result<f32, SampleFailure> {
     let m = max(s, x, Plain);
     if !m.is_finite() {
@@ -670,7 +670,7 @@ struct Prefix {
 
 impl Prefix {
     /// The prefix itself, unordered.
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn kept<S: Lanes>(self, s: S) -> Candidates {
         let mut c = self.candidates;
         if let Some(cut) = self.cut {
@@ -692,7 +692,7 @@ enum Tried {
 
 impl Job for Nucleus<'_> {
     type Output = Result<Prefix, SampleFailure>;
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn run<S: Lanes>(self, s: S) -> Self::Output {
         // At temperature 1 the plain exp (as `BlockDraw`); else the
         // exact-product one.
@@ -705,7 +705,7 @@ impl Job for Nucleus<'_> {
 }
 
 impl Nucleus<'_> {
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn prefix<S: Lanes, T: Logits>(&self, s: S, t: T) -> Result<Prefix, SampleFailure> {
         let x = self.x;
         let m = drawable_max(s, x)?;
@@ -775,7 +775,7 @@ impl Nucleus<'_> {
 struct ExpBelow<M>(M, f32);
 
 impl<S: Lanes, M: crate::kernels::Map<S>> crate::kernels::Map<S> for ExpBelow<M> {
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn apply(&self, s: S, x: S::V) -> S::V {
         s.add_where_below(s.splat(0.0), x, self.1, self.0.apply(s, x))
     }
@@ -805,7 +805,7 @@ impl Nucleus<'_> {
     /// allow ([`Nucleus::floor`]), estimated from the row's first block, at
     /// fractions of its distance below the max, highest first. Only speed
     /// depends on them.
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn levels<S: Lanes, T: Logits>(&self, s: S, m: f32, t: T) -> [f32; LEVELS] {
         let x = self.x;
         let head = &x[..x.len().min(ESTIMATE_BLOCK)];
@@ -839,7 +839,7 @@ impl Nucleus<'_> {
     }
 
     /// The tokens at or above `floor` and their weights (above 0).
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn candidates<S: Lanes, T: Logits>(&self, s: S, m: f32, t: T, floor: f32) -> Candidates {
         let mut items = at_least(s, self.x, floor);
         Io::new(Some(&items.x), &mut items.w).map_store(s, ExpMinus::new(s, m, t));
@@ -852,7 +852,7 @@ impl Nucleus<'_> {
 
     /// The prefix among `items`, for the row total `total` known to
     /// `slack`.
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn cut_at<S: Lanes>(&self, s: S, items: Candidates, total: f64, slack: f64) -> Tried {
         let goal = f64::from(self.top_p) * total;
         match cut(s, &items, goal) {
@@ -871,7 +871,7 @@ impl Nucleus<'_> {
     /// The prefix among every token, the total added up from them in f64
     /// (after a close call, rare). A goal beyond them all (rounding) keeps
     /// them all.
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn everything<S: Lanes, T: Logits>(&self, s: S, m: f32, t: T) -> Prefix {
         let items = self.candidates(s, m, t, f32::NEG_INFINITY);
         let total = items.weight(s);
@@ -909,7 +909,7 @@ struct BlockDraw<'a> {
 
 impl Job for BlockDraw<'_> {
     type Output = Result<usize, SampleFailure>;
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn run<S: Lanes>(self, s: S) -> Self::Output {
         // At temperature 1 the plain exp; else the exact-product one.
         if self.c == 1.0 {
@@ -921,7 +921,7 @@ impl Job for BlockDraw<'_> {
 }
 
 impl BlockDraw<'_> {
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn draw<S: Lanes, T: Logits>(&self, s: S, t: T) -> Result<usize, SampleFailure> {
         let x = self.x;
         // min-p needs the row max before the sums; plain temperature finds
@@ -999,7 +999,7 @@ fn logit_floor(m: f32, p: f64, c: f64) -> f32 {
 }
 
 /// `(max, Σ w)` of a block, `w = exp((x − max)·c)`, zero below `floor`.
-#[inline(always)]
+#[cfg_attr(not(unoptimized), inline(always))]
 fn block_part<S: Lanes, T: Logits>(s: S, block: &[f32], t: T, floor: Option<f32>) -> Partial {
     let m = max(s, block, Plain);
     if !m.is_finite() {
@@ -1020,7 +1020,7 @@ fn block_part<S: Lanes, T: Logits>(s: S, block: &[f32], t: T, floor: Option<f32>
 struct Floored<M>(M, f32);
 
 impl<S: Lanes, M: crate::kernels::Map<S>> crate::kernels::Map<S> for Floored<M> {
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn apply(&self, s: S, x: S::V) -> S::V {
         s.zero_where_below(x, self.1, self.0.apply(s, x))
     }
@@ -1029,7 +1029,7 @@ impl<S: Lanes, M: crate::kernels::Map<S>> crate::kernels::Map<S> for Floored<M> 
 /// The index inside `x[..BLOCK]` where the block's cumulative weight
 /// (rescaled to the row max) passes `goal`.
 #[allow(clippy::too_many_arguments)]
-#[inline(always)]
+#[cfg_attr(not(unoptimized), inline(always))]
 fn in_block<S: Lanes, T: Logits>(
     s: S,
     x: &[f32],
@@ -1155,7 +1155,7 @@ impl WithLanes for TopKSum<'_> {
 
 impl Job for TopKSum<'_> {
     type Output = (Vec<(f32, u32)>, Partial, RowClass);
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn run<S: Lanes>(self, s: S) -> Self::Output {
         top_k_and_sum(s, self.x, self.k)
     }

@@ -28,7 +28,7 @@ impl Avx2Fma {
 /// first `n` lanes for the masked loads and stores.
 static PARTIAL_MASK: [i32; 16] = [-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0];
 
-#[inline(always)]
+#[cfg_attr(not(unoptimized), inline(always))]
 fn partial_mask(n: usize) -> __m256i {
     assert!(n < 8);
     let window = &PARTIAL_MASK[8 - n..16 - n];
@@ -62,29 +62,29 @@ impl Lanes for Avx2Fma {
     const LANES: usize = 8;
     const FMA: bool = true;
 
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn vectorize<J: Job>(self, job: J) -> J::Output {
         // SAFETY: the token proves the CPU has AVX2, FMA and POPCNT.
         unsafe { job.with_avx2(self) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn splat(self, x: f32) -> __m256 {
         // SAFETY: see the impl.
         unsafe { _mm256_set1_ps(x) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn load(self, s: &[f32]) -> __m256 {
         let s = &s[..8];
         // SAFETY: `s` holds 8 readable f32 (checked above); see the impl.
         unsafe { _mm256_loadu_ps(s.as_ptr()) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn store(self, v: __m256, s: &mut [f32]) {
         let s = &mut s[..8];
         // SAFETY: `s` holds 8 writable f32 (checked above); see the impl.
         unsafe { _mm256_storeu_ps(s.as_mut_ptr(), v) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn load_partial(self, s: &[f32], fill: f32) -> __m256 {
         let mask = partial_mask(s.len());
         // SAFETY: the mask enables exactly the first `s.len()` lanes, and a
@@ -94,39 +94,39 @@ impl Lanes for Avx2Fma {
             _mm256_blendv_ps(_mm256_set1_ps(fill), v, _mm256_castsi256_ps(mask))
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn store_partial(self, v: __m256, s: &mut [f32]) {
         let mask = partial_mask(s.len());
         // SAFETY: as in `load_partial`, only the first `s.len()` lanes are
         // written; see the impl.
         unsafe { _mm256_maskstore_ps(s.as_mut_ptr(), mask, v) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn add(self, a: __m256, b: __m256) -> __m256 {
         // SAFETY: see the impl.
         unsafe { _mm256_add_ps(a, b) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn sub(self, a: __m256, b: __m256) -> __m256 {
         // SAFETY: see the impl.
         unsafe { _mm256_sub_ps(a, b) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn mul(self, a: __m256, b: __m256) -> __m256 {
         // SAFETY: see the impl.
         unsafe { _mm256_mul_ps(a, b) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn mul_add(self, a: __m256, b: __m256, c: __m256) -> __m256 {
         // SAFETY: see the impl.
         unsafe { _mm256_fmadd_ps(a, b, c) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn max(self, a: __m256, b: __m256) -> __m256 {
         // SAFETY: see the impl.
         unsafe { _mm256_max_ps(a, b) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn reduce_max(self, v: __m256) -> f32 {
         // SAFETY: see the impl.
         unsafe {
@@ -136,12 +136,12 @@ impl Lanes for Avx2Fma {
             _mm_cvtss_f32(m)
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn min(self, a: __m256, b: __m256) -> __m256 {
         // SAFETY: see the impl.
         unsafe { _mm256_min_ps(a, b) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn reduce_min(self, v: __m256) -> f32 {
         // SAFETY: see the impl.
         unsafe {
@@ -151,7 +151,7 @@ impl Lanes for Avx2Fma {
             _mm_cvtss_f32(m)
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn reduce_sum_f64(self, v: __m256) -> f64 {
         // Same order as the portable lanes: (a0+a4)+(a2+a6) + (a1+a5)+(a3+a7).
         // SAFETY: see the impl.
@@ -163,17 +163,17 @@ impl Lanes for Avx2Fma {
             _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)))
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn shift_into_exponent(self, v: __m256) -> __m256 {
         // SAFETY: see the impl.
         unsafe { _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_castps_si256(v), 23)) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn zero_where_below(self, x: __m256, limit: f32, v: __m256) -> __m256 {
         // SAFETY: see the impl.
         unsafe { _mm256_andnot_ps(_mm256_cmp_ps(x, _mm256_set1_ps(limit), _CMP_LT_OQ), v) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn add_where_below(self, acc: __m256, x: __m256, limit: f32, v: __m256) -> __m256 {
         // SAFETY: see the impl.
         unsafe {
@@ -181,7 +181,7 @@ impl Lanes for Avx2Fma {
             _mm256_add_ps(acc, _mm256_and_ps(below, v))
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn track_max(self, x: __m256, acc: __m256, x_tag: __m256, acc_tag: __m256) -> (__m256, __m256) {
         // SAFETY: see the impl.
         unsafe {
@@ -192,32 +192,32 @@ impl Lanes for Avx2Fma {
             )
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn or_nan(self, flags: __m256, x: __m256) -> __m256 {
         // SAFETY: see the impl.
         unsafe { _mm256_or_ps(flags, _mm256_cmp_ps(x, x, _CMP_UNORD_Q)) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn any_flag(self, flags: __m256) -> bool {
         // SAFETY: see the impl.
         unsafe { _mm256_testz_si256(_mm256_castps_si256(flags), _mm256_castps_si256(flags)) == 0 }
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn any_greater_or_nan(self, a: __m256, b: __m256) -> bool {
         // SAFETY: see the impl.
         unsafe { _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_NLE_UQ>(a, b)) != 0 }
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn greater_mask(self, a: __m256, b: __m256) -> u32 {
         // SAFETY: see the impl.
         unsafe { _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_GT_OQ>(a, b)) as u32 }
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn wide_zero(self) -> (__m256d, __m256d) {
         // SAFETY: see the impl.
         unsafe { (_mm256_setzero_pd(), _mm256_setzero_pd()) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn wide_add(self, acc: (__m256d, __m256d), v: __m256) -> (__m256d, __m256d) {
         // SAFETY: see the impl.
         unsafe {
@@ -226,7 +226,7 @@ impl Lanes for Avx2Fma {
             (_mm256_add_pd(acc.0, lo), _mm256_add_pd(acc.1, hi))
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn wide_sum(self, acc: (__m256d, __m256d)) -> f64 {
         // SAFETY: see the impl.
         unsafe {
@@ -235,7 +235,7 @@ impl Lanes for Avx2Fma {
             _mm_cvtsd_f64(_mm_add_sd(pair, _mm_unpackhi_pd(pair, pair)))
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn two_prod(self, a: __m256, b: __m256) -> (__m256, __m256) {
         // SAFETY: see the impl.
         unsafe {
@@ -243,7 +243,7 @@ impl Lanes for Avx2Fma {
             (hi, _mm256_fmsub_ps(a, b, hi))
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn keep_where(self, keep: &[bool], x: __m256) -> __m256 {
         let keep = &keep[..8];
         // SAFETY: `keep` holds 8 readable bytes (checked above), each 0 or 1

@@ -28,7 +28,7 @@ impl Avx512 {
 }
 
 /// The first `n` lanes.
-#[inline(always)]
+#[cfg_attr(not(unoptimized), inline(always))]
 fn first(n: usize) -> __mmask16 {
     assert!(n < 16);
     (1u16 << n) - 1
@@ -59,89 +59,89 @@ impl Lanes for Avx512 {
     const LANES: usize = 16;
     const FMA: bool = true;
 
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn vectorize<J: Job>(self, job: J) -> J::Output {
         // SAFETY: the token proves the CPU has AVX-512F, AVX2, FMA and POPCNT.
         unsafe { job.with_avx512(self) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn splat(self, x: f32) -> __m512 {
         // SAFETY: see the impl.
         unsafe { _mm512_set1_ps(x) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn load(self, s: &[f32]) -> __m512 {
         let s = &s[..16];
         // SAFETY: `s` holds 16 readable f32 (checked above); see the impl.
         unsafe { _mm512_loadu_ps(s.as_ptr()) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn store(self, v: __m512, s: &mut [f32]) {
         let s = &mut s[..16];
         // SAFETY: `s` holds 16 writable f32 (checked above); see the impl.
         unsafe { _mm512_storeu_ps(s.as_mut_ptr(), v) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn load_partial(self, s: &[f32], fill: f32) -> __m512 {
         let mask = first(s.len());
         // SAFETY: the mask enables exactly the first `s.len()` lanes, and a
         // masked load touches no memory of the disabled lanes; see the impl.
         unsafe { _mm512_mask_loadu_ps(_mm512_set1_ps(fill), mask, s.as_ptr()) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn prefetch(self, at: usize) {
         // SAFETY: a prefetch dereferences nothing and cannot fault, for
         // any address.
         unsafe { _mm_prefetch::<_MM_HINT_T0>(at as *const i8) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn store_partial(self, v: __m512, s: &mut [f32]) {
         let mask = first(s.len());
         // SAFETY: as in `load_partial`, only the first `s.len()` lanes are
         // written; see the impl.
         unsafe { _mm512_mask_storeu_ps(s.as_mut_ptr(), mask, v) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn add(self, a: __m512, b: __m512) -> __m512 {
         // SAFETY: see the impl.
         unsafe { _mm512_add_ps(a, b) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn sub(self, a: __m512, b: __m512) -> __m512 {
         // SAFETY: see the impl.
         unsafe { _mm512_sub_ps(a, b) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn mul(self, a: __m512, b: __m512) -> __m512 {
         // SAFETY: see the impl.
         unsafe { _mm512_mul_ps(a, b) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn mul_add(self, a: __m512, b: __m512, c: __m512) -> __m512 {
         // SAFETY: see the impl.
         unsafe { _mm512_fmadd_ps(a, b, c) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn max(self, a: __m512, b: __m512) -> __m512 {
         // SAFETY: see the impl.
         unsafe { _mm512_max_ps(a, b) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn reduce_max(self, v: __m512) -> f32 {
         // SAFETY: see the impl.
         unsafe { _mm512_reduce_max_ps(v) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn min(self, a: __m512, b: __m512) -> __m512 {
         // SAFETY: see the impl.
         unsafe { _mm512_min_ps(a, b) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn reduce_min(self, v: __m512) -> f32 {
         // SAFETY: see the impl.
         unsafe { _mm512_reduce_min_ps(v) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn reduce_sum_f64(self, v: __m512) -> f64 {
         // SAFETY: see the impl.
         unsafe {
@@ -151,12 +151,12 @@ impl Lanes for Avx512 {
             _mm512_reduce_add_pd(_mm512_add_pd(lo, hi))
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn shift_into_exponent(self, v: __m512) -> __m512 {
         // SAFETY: see the impl.
         unsafe { _mm512_castsi512_ps(_mm512_slli_epi32::<23>(_mm512_castps_si512(v))) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn pow2_one_plus(self, biased: __m512, t: __m512, p: __m512) -> __m512 {
         // SAFETY: see the impl.
         unsafe {
@@ -166,7 +166,7 @@ impl Lanes for Avx512 {
         }
     }
     const POW2_SIXTEENTHS: bool = true;
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn pow2_sixteenths(self, biased: __m512) -> __m512 {
         // SAFETY: see the impl.
         unsafe {
@@ -187,7 +187,7 @@ impl Lanes for Avx512 {
             _mm512_castsi512_ps(_mm512_add_epi32(fraction, shifted))
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn zero_where_below(self, x: __m512, limit: f32, v: __m512) -> __m512 {
         // SAFETY: see the impl.
         // "Not less than" (true for NaN) gives the kept lanes in one
@@ -197,7 +197,7 @@ impl Lanes for Avx512 {
             _mm512_maskz_mov_ps(keep, v)
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn add_where_below(self, acc: __m512, x: __m512, limit: f32, v: __m512) -> __m512 {
         // SAFETY: see the impl.
         unsafe {
@@ -205,7 +205,7 @@ impl Lanes for Avx512 {
             _mm512_mask_add_ps(acc, below, acc, v)
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn track_max(self, x: __m512, acc: __m512, x_tag: __m512, acc_tag: __m512) -> (__m512, __m512) {
         // SAFETY: see the impl.
         unsafe {
@@ -216,7 +216,7 @@ impl Lanes for Avx512 {
             )
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn or_nan(self, flags: __m512, x: __m512) -> __m512 {
         // SAFETY: see the impl.
         unsafe {
@@ -224,7 +224,7 @@ impl Lanes for Avx512 {
             _mm512_castsi512_ps(_mm512_mask_set1_epi32(_mm512_castps_si512(flags), nan, -1))
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn any_flag(self, flags: __m512) -> bool {
         // SAFETY: see the impl.
         unsafe {
@@ -232,17 +232,17 @@ impl Lanes for Avx512 {
             _mm512_test_epi32_mask(bits, bits) != 0
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn any_greater_or_nan(self, a: __m512, b: __m512) -> bool {
         // SAFETY: see the impl.
         unsafe { _mm512_cmp_ps_mask::<_CMP_NLE_UQ>(a, b) != 0 }
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn greater_mask(self, a: __m512, b: __m512) -> u32 {
         // SAFETY: see the impl.
         unsafe { u32::from(_mm512_cmp_ps_mask::<_CMP_GT_OQ>(a, b)) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn compress(self, v: __m512, mask: u32, out: &mut [f32]) -> usize {
         let out = &mut out[..16];
         // The register form and a full store: a compressing store to memory
@@ -251,7 +251,7 @@ impl Lanes for Avx512 {
         unsafe { _mm512_storeu_ps(out.as_mut_ptr(), _mm512_maskz_compress_ps(mask as u16, v)) }
         (mask & 0xffff).count_ones() as usize
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn compress_u32(self, src: &[u32], mask: u32, out: &mut [u32]) -> usize {
         let (src, out) = (&src[..16], &mut out[..16]);
         // SAFETY: `src` holds 16 readable and `out` 16 writable u32 (checked
@@ -263,7 +263,7 @@ impl Lanes for Avx512 {
         }
         (mask & 0xffff).count_ones() as usize
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn compress_index(self, first: u32, mask: u32, out: &mut [u32]) -> usize {
         let out = &mut out[..16];
         // SAFETY: `out` holds 16 writable u32 (checked above); see the impl.
@@ -275,12 +275,12 @@ impl Lanes for Avx512 {
         }
         (mask & 0xffff).count_ones() as usize
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn wide_zero(self) -> (__m512d, __m512d) {
         // SAFETY: see the impl.
         unsafe { (_mm512_setzero_pd(), _mm512_setzero_pd()) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn wide_add(self, acc: (__m512d, __m512d), v: __m512) -> (__m512d, __m512d) {
         // SAFETY: see the impl.
         unsafe {
@@ -290,12 +290,12 @@ impl Lanes for Avx512 {
             (_mm512_add_pd(acc.0, lo), _mm512_add_pd(acc.1, hi))
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn wide_sum(self, acc: (__m512d, __m512d)) -> f64 {
         // SAFETY: see the impl.
         unsafe { _mm512_reduce_add_pd(_mm512_add_pd(acc.0, acc.1)) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn two_prod(self, a: __m512, b: __m512) -> (__m512, __m512) {
         // SAFETY: see the impl.
         unsafe {
@@ -303,7 +303,7 @@ impl Lanes for Avx512 {
             (hi, _mm512_fmsub_ps(a, b, hi))
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn keep_where(self, keep: &[bool], x: __m512) -> __m512 {
         let keep = &keep[..16];
         // SAFETY: `keep` holds 16 readable bytes (checked above), each 0 or 1

@@ -14,7 +14,7 @@ const LANE_INDEX: [f32; 16] = [
 ];
 
 /// `None` for an empty row or one holding NaN.
-#[inline(always)]
+#[cfg_attr(not(unoptimized), inline(always))]
 pub(crate) fn argmax<S: Lanes>(s: S, x: &[f32]) -> Option<usize> {
     let mut nan = s.splat(0.0);
     let mut best: Option<(f32, usize)> = None;
@@ -32,7 +32,7 @@ pub(crate) fn argmax<S: Lanes>(s: S, x: &[f32]) -> Option<usize> {
     best.map(|(m, i)| if m == f32::NEG_INFINITY { 0 } else { i })
 }
 
-#[inline(always)]
+#[cfg_attr(not(unoptimized), inline(always))]
 fn argmax_span<S: Lanes>(s: S, x: &[f32], nan: &mut S::V) -> (f32, usize) {
     let l = S::LANES;
     let lowest = s.splat(f32::NEG_INFINITY);

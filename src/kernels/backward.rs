@@ -25,13 +25,13 @@ pub(crate) trait Zip<S: Lanes> {
 
 /// `Σ f(a, b)` over the lanes of `a` and `b` (same length), each vector's
 /// lanes summed in f64. Lanes past the end read 0, and `f(0, 0)` must be 0.
-#[inline(always)]
+#[cfg_attr(not(unoptimized), inline(always))]
 pub(crate) fn zip_sum_f64<S: Lanes>(s: S, a: &[f32], b: &[f32], f: impl Zip<S>) -> f64 {
     zip_sum_and_largest(s, a, b, f).0
 }
 
 /// [`zip_sum_f64`] and the largest `|f(a, b)|` (in one read).
-#[inline(always)]
+#[cfg_attr(not(unoptimized), inline(always))]
 fn zip_sum_and_largest<S: Lanes>(s: S, a: &[f32], b: &[f32], f: impl Zip<S>) -> (f64, f32) {
     let l = S::LANES;
     let b = &b[..a.len()];
@@ -60,7 +60,7 @@ fn zip_sum_and_largest<S: Lanes>(s: S, a: &[f32], b: &[f32], f: impl Zip<S>) -> 
 }
 
 /// `out = f(a, b)` lane-wise (`a`, `b` and `out` of one length).
-#[inline(always)]
+#[cfg_attr(not(unoptimized), inline(always))]
 pub(crate) fn zip_map<S: Lanes>(s: S, a: &[f32], b: &[f32], out: &mut [f32], f: impl Zip<S>) {
     let l = S::LANES;
     let (b, out) = (&b[..a.len()], &mut out[..a.len()]);
@@ -99,21 +99,21 @@ struct Pow2<S: Lanes> {
 }
 
 impl<S: Lanes> Zip<S> for First {
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn apply(&self, _: S, a: S::V, _: S::V) -> S::V {
         a
     }
 }
 
 impl<S: Lanes> Zip<S> for SoftmaxGrad<S> {
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn apply(&self, s: S, p: S::V, g: S::V) -> S::V {
         s.mul(p, s.sub(s.sub(g, self.0), self.1))
     }
 }
 
 impl<S: Lanes> Zip<S> for SoftmaxGradScaled<S> {
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn apply(&self, s: S, p: S::V, g: S::V) -> S::V {
         let diff = s.sub(s.sub(s.mul(g, self.2.down), self.0), self.1);
         s.mul(s.mul(p, diff), self.2.up)
@@ -121,7 +121,7 @@ impl<S: Lanes> Zip<S> for SoftmaxGradScaled<S> {
 }
 
 impl<S: Lanes> Zip<S> for LogSoftmaxGrad<S> {
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn apply(&self, s: S, y: S::V, g: S::V) -> S::V {
         s.mul_add(exp(s, y), self.0, g)
     }
@@ -149,7 +149,7 @@ fn pow2<S: Lanes>(s: S, k: i32) -> Pow2<S> {
 /// exact to about 2^-48·|d| instead of off by 2^-24·|p·g|. When
 /// `max|g| + |d|` could overflow f32, everything is scaled by a power of
 /// two first, so outputs overflow only where the exact result does.
-#[inline(always)]
+#[cfg_attr(not(unoptimized), inline(always))]
 pub(crate) fn softmax_backward<S: Lanes>(s: S, p: &[f32], g: &[f32], grad_in: &mut [f32]) {
     let (d, g_max) = dot_exact(s, p, g);
     // Half of f32::MAX: then `g − d` cannot overflow after scaling.
@@ -175,7 +175,7 @@ pub(crate) fn softmax_backward<S: Lanes>(s: S, p: &[f32], g: &[f32], grad_in: &m
 /// in two parts: the products of `|g| < 2^100` as they are, and those of
 /// the larger `g` on `g·2^-64` (scaling every product down would flush the
 /// small ones to 0).
-#[inline(always)]
+#[cfg_attr(not(unoptimized), inline(always))]
 fn dot_exact<S: Lanes>(s: S, p: &[f32], g: &[f32]) -> (f64, f32) {
     let (d, g_max, exact) = dot_part::<S, ALL>(s, p, g);
     if exact {
@@ -199,7 +199,7 @@ const HUGE_G: f32 = (1u128 << 100) as f32;
 
 /// [`dot_exact`] over the products `PART` selects, and whether the low
 /// parts were all finite.
-#[inline(always)]
+#[cfg_attr(not(unoptimized), inline(always))]
 fn dot_part<S: Lanes, const PART: u8>(s: S, p: &[f32], g: &[f32]) -> (f64, f32, bool) {
     let l = S::LANES;
     let g = &g[..p.len()];
@@ -297,7 +297,7 @@ fn split(d: f64) -> (f32, f32) {
 
 /// `grad_in = g − exp(y)·Σg` for one row. For log-probabilities (`y ≤ 0`)
 /// an output overflows only where the exact result, rounded to f32, does.
-#[inline(always)]
+#[cfg_attr(not(unoptimized), inline(always))]
 pub(crate) fn log_softmax_backward<S: Lanes>(s: S, y: &[f32], g: &[f32], grad_in: &mut [f32]) {
     let (total, largest) = zip_sum_and_largest(s, g, g, First);
     // With exp(y) ≤ 1 (off by 2 ULP) the vector pass's outputs stay below

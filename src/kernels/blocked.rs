@@ -55,13 +55,13 @@ impl ChunkPart {
 
 /// Returns the row's sum (NaN when a logit was NaN; 0 for the rows
 /// `nonfinite_row` finishes).
-#[inline(always)]
+#[cfg_attr(not(unoptimized), inline(always))]
 pub(crate) fn softmax<E: Elements>(exec: &impl Exec, io: Io<'_, impl Logits, E>) -> f64 {
     softmax_affine(exec, io, 1.0, 0.0).sum
 }
 
 /// Log-softmax of the row; returns its sum as [`softmax`] does.
-#[inline(always)]
+#[cfg_attr(not(unoptimized), inline(always))]
 pub(crate) fn log_softmax<E: Elements>(exec: &impl Exec, io: Io<'_, impl Logits, E>) -> f64 {
     run::<true, E>(exec, io, 1.0, 0.0).sum
 }
@@ -70,7 +70,7 @@ pub(crate) fn log_softmax<E: Elements>(exec: &impl Exec, io: Io<'_, impl Logits,
 /// the row's (max, sum). A row whose max is not finite gets the plain
 /// special-value softmax (`nonfinite_row`, no weight or offset) and comes
 /// back with that max, for the caller to finish.
-#[inline(always)]
+#[cfg_attr(not(unoptimized), inline(always))]
 pub(crate) fn softmax_affine<E: Elements>(
     exec: &impl Exec,
     io: Io<'_, impl Logits, E>,
@@ -81,7 +81,7 @@ pub(crate) fn softmax_affine<E: Elements>(
 }
 
 /// [`softmax_affine`], or with `LOG` the log-softmax (no weight or offset).
-#[inline(always)]
+#[cfg_attr(not(unoptimized), inline(always))]
 fn run<const LOG: bool, E: Elements>(
     exec: &impl Exec,
     mut io: Io<'_, impl Logits, E>,
@@ -169,7 +169,7 @@ struct ShiftChunk<'a> {
 
 impl<E: Elements, const LOG: bool> ChunkJob<E> for StoreChunk<LOG> {
     type Out = ChunkPart;
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn run<S: Lanes, T: Logits>(&self, s: S, _: usize, mut chunk: Io<'_, T, E>) -> ChunkPart {
         let n = chunk.len();
         let t = chunk.logits();
@@ -229,7 +229,7 @@ impl<E: Elements, const LOG: bool> ChunkJob<E> for StoreChunk<LOG> {
 
 /// Stores `f` over `block` of `chunk` and returns its sum, and the max of
 /// the block after it (read beside; −inf past the chunk's end).
-#[inline(always)]
+#[cfg_attr(not(unoptimized), inline(always))]
 fn store_block<S: Lanes, T: Logits, E: Elements>(
     s: S,
     chunk: &mut Io<'_, T, E>,
@@ -248,7 +248,7 @@ fn store_block<S: Lanes, T: Logits, E: Elements>(
 /// The runs of blocks of a chunk of `n` values stored against the same max
 /// (the running max moves rarely), each with that max: one factor, from
 /// one libm call, serves a run.
-#[inline(always)]
+#[cfg_attr(not(unoptimized), inline(always))]
 fn runs_of_blocks(maxima: &[f32; BLOCKS], n: usize) -> impl Iterator<Item = (Range<usize>, f32)> {
     let mut b = 0;
     core::iter::from_fn(move || {
@@ -268,7 +268,7 @@ fn runs_of_blocks(maxima: &[f32; BLOCKS], n: usize) -> impl Iterator<Item = (Ran
 
 impl<E: Elements> ChunkJob<E> for ScaleChunk<'_> {
     type Out = ();
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn run<S: Lanes, T: Logits>(&self, s: S, k: usize, mut chunk: Io<'_, T, E>) {
         let n = chunk.len();
         for (blocks, block_max) in runs_of_blocks(&self.parts[k].block_max, n) {
@@ -293,7 +293,7 @@ impl<E: Elements> ChunkJob<E> for ScaleChunk<'_> {
 
 impl<E: Elements> ChunkJob<E> for ShiftChunk<'_> {
     type Out = ();
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn run<S: Lanes, T: Logits>(&self, s: S, k: usize, mut chunk: Io<'_, T, E>) {
         let n = chunk.len();
         for (blocks, block_max) in runs_of_blocks(&self.parts[k].block_max, n) {

@@ -24,7 +24,7 @@ pub(crate) struct Target {
 
 /// The loss of a row, without gradient, in one read of `x` (two with
 /// smoothing: `Σx` is a second pass).
-#[inline(always)]
+#[cfg_attr(not(unoptimized), inline(always))]
 pub(crate) fn loss<S: Lanes>(s: S, x: &[f32], target: Target) -> f64 {
     let total = row_max_sum(s, x, &mut ());
     let sum_x = if target.smoothing > 0.0 {
@@ -36,7 +36,7 @@ pub(crate) fn loss<S: Lanes>(s: S, x: &[f32], target: Target) -> f64 {
 }
 
 /// The loss of a row, with `grad = (softmax(x) − q)·weight` written.
-#[inline(always)]
+#[cfg_attr(not(unoptimized), inline(always))]
 pub(crate) fn loss_and_grad(
     exec: &impl Exec,
     x: &[f32],
@@ -67,7 +67,7 @@ struct SumX;
 
 impl ChunkJob for SumX {
     type Out = f64;
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn run<S: Lanes, T: Logits>(&self, s: S, _: usize, chunk: Io<'_, T>) -> f64 {
         let x = chunk.input();
         zip_sum_f64(s, x, x, First)

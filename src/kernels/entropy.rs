@@ -36,7 +36,7 @@ impl Sums {
 
 /// The entropy (nats) of the softmax of `x`. NaN → NaN; k entries of +inf
 /// → ln k; no entry above −inf (or empty) → 0.
-#[inline(always)]
+#[cfg_attr(not(unoptimized), inline(always))]
 pub(crate) fn entropy<S: Lanes>(s: S, x: &[f32]) -> f32 {
     let mut total = Sums {
         max: f32::NEG_INFINITY,
@@ -94,7 +94,7 @@ pub(crate) fn entropy<S: Lanes>(s: S, x: &[f32]) -> f32 {
 /// `(Σ e, Σ e·(m − x))` over a block with finite max `m`: f32 sums folded
 /// into f64 every `SHORT_FOLD_VECTORS` vectors. Entries far
 /// below `m` (−inf among them) add exactly 0 to both.
-#[inline(always)]
+#[cfg_attr(not(unoptimized), inline(always))]
 fn block_sums<S: Lanes>(s: S, x: &[f32], m: f32) -> (f64, f64) {
     let l = S::LANES;
     let mv = s.splat(m);
@@ -134,7 +134,7 @@ fn block_sums<S: Lanes>(s: S, x: &[f32], m: f32) -> (f64, f64) {
 /// `(e, e·z)` for `z = v − m`, `e = exp(z)`. A function, not a closure: a
 /// closure is not inlined into the backend entry (see `Map`), and this one
 /// made the loop 40× slower.
-#[inline(always)]
+#[cfg_attr(not(unoptimized), inline(always))]
 fn term<S: Lanes>(s: S, v: S::V, m: S::V) -> (S::V, S::V) {
     let z = s.sub(v, m);
     let e = exp(s, z);

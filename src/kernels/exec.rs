@@ -35,7 +35,7 @@ pub(crate) trait Exec {
 pub(crate) struct Sequential<S>(pub S);
 
 impl<S: Lanes> Exec for Sequential<S> {
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn fold<J: ChunkJob<E>, A, T: Logits, E: Elements>(
         &self,
         io: &mut Io<'_, T, E>,
@@ -161,7 +161,7 @@ struct OneChunk<'a, J, T: Logits, E: Elements> {
 #[cfg(feature = "rayon")]
 impl<J: ChunkJob<E>, T: Logits, E: Elements> Job for OneChunk<'_, J, T, E> {
     type Output = J::Out;
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn run<S: Lanes>(self, s: S) -> J::Out {
         self.job.run(s, self.index, self.chunk)
     }

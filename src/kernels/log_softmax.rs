@@ -14,7 +14,7 @@ use crate::element::Elements;
 
 /// Returns the row's sum (NaN when a logit was NaN; 0 for the rows
 /// `nonfinite_row` finishes).
-#[inline(always)]
+#[cfg_attr(not(unoptimized), inline(always))]
 pub(crate) fn log_softmax<E: Elements>(exec: &impl Exec, mut io: Io<'_, impl Logits, E>) -> f64 {
     if let Some(sum) = short::softmax::<true, _, _>(exec, &mut io) {
         return sum;

@@ -29,7 +29,7 @@ pub(crate) trait Logits: Copy + Send + Sync {
     fn shift<S: Lanes>(self, s: S, v: S::V, m: S::V) -> S::V;
     /// `exp(shift(v, m))`, computed without rounding the exponent first
     /// where that rounding would add to the error.
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn exp_shift<S: Lanes>(self, s: S, v: S::V, m: S::V) -> S::V {
         exp(s, self.shift(s, v, m))
     }
@@ -38,7 +38,7 @@ pub(crate) trait Logits: Copy + Send + Sync {
     const ABOVE_CUTOFF_PAYS: bool = false;
     /// [`Logits::exp_shift`] for a row whose every `v − m` is at least
     /// `exp::CUTOFF` (its min minus its max is): the same bits.
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn exp_shift_above_cutoff<S: Lanes>(self, s: S, v: S::V, m: S::V) -> S::V {
         self.exp_shift(s, v, m)
     }
@@ -49,7 +49,7 @@ pub(crate) trait Logits: Copy + Send + Sync {
     fn value(self, x: f32, i: usize) -> f32;
     /// Whether the keep mask drops element `i` (its output is exactly 0,
     /// or −inf for log, even when the rest of the row is NaN).
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn is_masked(self, _i: usize) -> bool {
         false
     }
@@ -102,7 +102,7 @@ impl Factor {
     /// bits wherever `v − m` fits in f32 (halving and doubling are exact
     /// there), and finite where logits of opposite signs near f32::MAX
     /// differ by more than f32 holds but `c < 1` brings the product back.
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn times<S: Lanes>(self, s: S, v: S::V, m: S::V) -> S::V {
         let half_d = s.mul_add(v, s.splat(0.5), s.mul(m, s.splat(-0.5)));
         s.mul(s.mul(half_d, s.splat(self.hi)), s.splat(2.0))
@@ -112,7 +112,7 @@ impl Factor {
     /// fused multiply-add where the backend has FMA, else through Dekker's
     /// product. For `d = −inf` the low parts are NaN, but the exp is 0 by
     /// the high part alone.
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     pub(crate) fn exp_times<S: Lanes>(self, s: S, d: S::V) -> S::V {
         if S::FMA {
             exp2_of_product(s, d, self.log2_hi, self.log2_lo)
@@ -134,71 +134,71 @@ pub(crate) struct Masked<'a> {
 }
 
 impl Logits for Plain {
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn slice(self, _: Range<usize>) -> Self {
         self
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn read<S: Lanes>(self, _: S, x: S::V, _: usize) -> S::V {
         x
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn read_partial<S: Lanes>(self, _: S, x: S::V, _: usize) -> S::V {
         x
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn shift<S: Lanes>(self, s: S, v: S::V, m: S::V) -> S::V {
         s.sub(v, m)
     }
     const ABOVE_CUTOFF_PAYS: bool = true;
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn exp_shift_above_cutoff<S: Lanes>(self, s: S, v: S::V, m: S::V) -> S::V {
         // `v − m` rounds monotonically: `v ≥ min` gives `v − m ≥ min − m`.
         exp_above_cutoff(s, s.sub(v, m))
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn factor(self) -> f64 {
         1.0
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn value(self, x: f32, _: usize) -> f32 {
         x
     }
 }
 
 impl Logits for Scaled {
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn slice(self, _: Range<usize>) -> Self {
         self
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn read<S: Lanes>(self, _: S, x: S::V, _: usize) -> S::V {
         x
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn read_partial<S: Lanes>(self, _: S, x: S::V, _: usize) -> S::V {
         x
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn shift<S: Lanes>(self, s: S, v: S::V, m: S::V) -> S::V {
         self.0.times(s, v, m)
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn exp_shift<S: Lanes>(self, s: S, v: S::V, m: S::V) -> S::V {
         self.0.exp_times(s, s.sub(v, m))
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn factor(self) -> f64 {
         self.0.f64()
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn value(self, x: f32, _: usize) -> f32 {
         x
     }
 }
 
 impl Logits for Masked<'_> {
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn slice(self, range: Range<usize>) -> Self {
         Masked {
             keep: self.keep.map(|k| &k[range.clone()]),
@@ -208,7 +208,7 @@ impl Logits for Masked<'_> {
     }
     // The keep mask applies last: a dropped entry is −inf whatever `x`
     // and the additive mask hold (−inf + inf would be NaN).
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn read<S: Lanes>(self, s: S, x: S::V, i: usize) -> S::V {
         let w = match self.add {
             Some(add) => s.mul_add_exact_inf(x, s.splat(self.c.hi), s.load(&add[i..])),
@@ -219,7 +219,7 @@ impl Logits for Masked<'_> {
             None => w,
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn read_partial<S: Lanes>(self, s: S, x: S::V, i: usize) -> S::V {
         // Lanes past the end are −inf (x's fill, or the keep mask's).
         let w = match self.add {
@@ -231,7 +231,7 @@ impl Logits for Masked<'_> {
             None => w,
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn shift<S: Lanes>(self, s: S, v: S::V, m: S::V) -> S::V {
         match self.add {
             // `c` is already in the logit.
@@ -239,25 +239,25 @@ impl Logits for Masked<'_> {
             None => self.c.times(s, v, m),
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn exp_shift<S: Lanes>(self, s: S, v: S::V, m: S::V) -> S::V {
         match self.add {
             Some(_) => exp(s, s.sub(v, m)),
             None => self.c.exp_times(s, s.sub(v, m)),
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn factor(self) -> f64 {
         match self.add {
             Some(_) => 1.0,
             None => self.c.f64(),
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn is_masked(self, i: usize) -> bool {
         self.keep.is_some_and(|k| !k[i])
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn value(self, x: f32, i: usize) -> f32 {
         if self.is_masked(i) {
             return f32::NEG_INFINITY;

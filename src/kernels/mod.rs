@@ -55,7 +55,7 @@ pub(crate) enum Data<'a, E: Elements = F32> {
 }
 
 impl<E: Elements> Data<'_, E> {
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     pub(crate) fn len(&self) -> usize {
         match self {
             Data::InPlace(data) => data.len(),
@@ -64,7 +64,7 @@ impl<E: Elements> Data<'_, E> {
     }
 
     /// The first `at` elements and the rest.
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     pub(crate) fn split_at(self, at: usize) -> (Self, Self) {
         match self {
             Data::InPlace(data) => {
@@ -91,7 +91,7 @@ impl<E: Elements> Data<'_, E> {
 
 impl<'a> Io<'a> {
     /// Pairs f32 `input` with `output`, which must have the same length.
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     pub(crate) fn new(input: Option<&'a [f32]>, output: &'a mut [f32]) -> Self {
         Io::of(input, output)
     }
@@ -99,7 +99,7 @@ impl<'a> Io<'a> {
 
 impl<'a, E: Elements> Io<'a, Plain, E> {
     /// Pairs `input` with `output`, which must have the same length.
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     pub(crate) fn of(input: Option<&'a [E::In]>, output: &'a mut [E::Out]) -> Self {
         let data = match input {
             None => Data::InPlace(output),
@@ -118,7 +118,7 @@ impl<'a, E: Elements> Io<'a, Plain, E> {
 impl<T: Logits> Io<'_, T> {
     /// The values to read (f32 rows): the input, or the data itself when
     /// in place.
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     pub(crate) fn input(&self) -> &[f32] {
         match &self.data {
             Data::InPlace(data) => data,
@@ -128,13 +128,13 @@ impl<T: Logits> Io<'_, T> {
 }
 
 impl<'a, T: Logits, E: Elements> Io<'a, T, E> {
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     pub(crate) fn from_parts(data: Data<'a, E>, logits: T) -> Self {
         Io { data, logits }
     }
 
     /// The same data read through `logits` instead.
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     pub(crate) fn with_logits<U: Logits>(self, logits: U) -> Io<'a, U, E> {
         Io {
             data: self.data,
@@ -142,14 +142,14 @@ impl<'a, T: Logits, E: Elements> Io<'a, T, E> {
         }
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     pub(crate) fn logits(&self) -> T {
         self.logits
     }
 
     /// The first `at` elements and the rest, each the same kind of access
     /// through the same transform.
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     pub(crate) fn split_at(self, at: usize) -> (Self, Self) {
         let len = self.len();
         let (a, b) = self.data.split_at(at);
@@ -159,7 +159,7 @@ impl<'a, T: Logits, E: Elements> Io<'a, T, E> {
         )
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     pub(crate) fn len(&self) -> usize {
         self.data.len()
     }
@@ -172,7 +172,7 @@ impl<'a, T: Logits, E: Elements> Io<'a, T, E> {
         }
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     pub(crate) fn output(&mut self) -> &mut [E::Out] {
         match &mut self.data {
             Data::InPlace(data) => data,
@@ -181,7 +181,7 @@ impl<'a, T: Logits, E: Elements> Io<'a, T, E> {
     }
 
     /// The same kind of access restricted to `range`.
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     pub(crate) fn slice(&mut self, range: Range<usize>) -> Io<'_, T, E> {
         let logits = self.logits.slice(range.clone());
         let data = match &mut self.data {
@@ -195,7 +195,7 @@ impl<'a, T: Logits, E: Elements> Io<'a, T, E> {
     }
 
     /// The largest logit that is not NaN (−inf when there is none).
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     pub(crate) fn max<S: Lanes>(&self, s: S) -> f32 {
         match &self.data {
             Data::InPlace(data) => max(s, data, self.logits),
@@ -205,7 +205,7 @@ impl<'a, T: Logits, E: Elements> Io<'a, T, E> {
 
     /// The largest and smallest logits that are not NaN, in one read (the
     /// min only where the logits' exp gains from it, else +inf).
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     pub(crate) fn max_min<S: Lanes>(&self, s: S) -> (f32, f32) {
         if !T::ABOVE_CUTOFF_PAYS {
             return (self.max(s), f32::INFINITY);
@@ -217,7 +217,7 @@ impl<'a, T: Logits, E: Elements> Io<'a, T, E> {
     }
 
     /// `(max, Σ exp(x − max))` of the logits, in one read.
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     pub(crate) fn max_sum<S: Lanes>(&self, s: S) -> Partial {
         match &self.data {
             Data::InPlace(data) => online::max_sum(s, data, self.logits),
@@ -228,7 +228,7 @@ impl<'a, T: Logits, E: Elements> Io<'a, T, E> {
     /// Writes `f(v)` for every vector `v` of logits and returns the f64 sum
     /// of what was written; lanes past the end read −inf, and `f(−inf)`
     /// must be 0 for the sum to be right.
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     pub(crate) fn map_store_sum<S: Lanes>(&mut self, s: S, f: impl Map<S>) -> f64 {
         let t = self.logits;
         match &mut self.data {
@@ -242,7 +242,7 @@ impl<'a, T: Logits, E: Elements> Io<'a, T, E> {
 
     /// [`Io::map_store_sum`], asking beside it for the input further on
     /// (the next row of a batch) to be fetched: see [`FetchAhead`].
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     pub(crate) fn map_store_sum_fetch_next<S: Lanes>(&mut self, s: S, f: impl Map<S>) -> f64 {
         let t = self.logits;
         match &mut self.data {
@@ -262,7 +262,7 @@ impl<'a, T: Logits, E: Elements> Io<'a, T, E> {
     /// The f64 sum of `f(v)` over the vectors `v` of logits, nothing
     /// written, asking beside it for the input further on to be fetched
     /// (see [`FetchAhead`]); `f(−inf)` must be 0.
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     pub(crate) fn sum_fetch_next<S: Lanes>(&self, s: S, f: impl Map<S>) -> f64 {
         let t = self.logits;
         match &self.data {
@@ -276,7 +276,7 @@ impl<'a, T: Logits, E: Elements> Io<'a, T, E> {
     /// [`Io::map_store_sum`] over `block`, and the max of the logits over
     /// `next` (after `block`, not overlapping it) read beside it: for a
     /// loop whose exps leave the load ports idle.
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     pub(crate) fn map_store_sum_next_max<S: Lanes>(
         &mut self,
         s: S,
@@ -317,7 +317,7 @@ impl<'a, T: Logits, E: Elements> Io<'a, T, E> {
     /// Softmax (log-softmax with `LOG`) of this whole row in registers
     /// when it spans at most `short::MAX_VECTORS` vectors: see
     /// [`short::row`].
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     pub(crate) fn short_row<S: Lanes, const LOG: bool>(&mut self, s: S) -> Option<Partial> {
         let t = self.logits;
         match &mut self.data {
@@ -331,7 +331,7 @@ impl<'a, T: Logits, E: Elements> Io<'a, T, E> {
 
     /// [`Io::short_row`] on this row and `other` (the same length and kind
     /// of access) together: see [`short::pair`].
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     pub(crate) fn short_pair<S: Lanes, const LOG: bool>(
         &mut self,
         s: S,
@@ -365,7 +365,7 @@ impl<'a, T: Logits, E: Elements> Io<'a, T, E> {
     }
 
     /// Writes `f(v)` for every vector `v` of logits.
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     pub(crate) fn map_store<S: Lanes>(&mut self, s: S, f: impl Map<S>) {
         let t = self.logits;
         match &mut self.data {
@@ -382,13 +382,13 @@ impl<'a, T: Logits, E: Elements> Io<'a, T, E> {
 
 /// The f64 sum of `f(v)` over the vectors `v` of logits of `x` under `t`,
 /// nothing written; `f(−inf)` must be 0.
-#[inline(always)]
+#[cfg_attr(not(unoptimized), inline(always))]
 pub(crate) fn sum_of<S: Lanes, X: Element>(s: S, x: &[X], t: impl Logits, f: impl Map<S>) -> f64 {
     map_sum::<S, _, _, false, true>(s, &mut ReadOnly(x, t), f)
 }
 
 /// [`sum_of`], with `beside.at(i)` for every whole vector `i` of `x`.
-#[inline(always)]
+#[cfg_attr(not(unoptimized), inline(always))]
 pub(crate) fn sum_of_beside<S: Lanes, X: Element>(
     s: S,
     x: &[X],
@@ -412,7 +412,7 @@ pub(crate) struct NextMax<'a, S: Lanes, X, T> {
 
 impl<'a, S: Lanes, X: Element, T: Logits> NextMax<'a, S, X, T> {
     /// For the logits of `next` under `t` (`t` of `next` alone).
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     pub(crate) fn new(s: S, next: &'a [X], t: T) -> Self {
         NextMax {
             next,
@@ -424,7 +424,7 @@ impl<'a, S: Lanes, X: Element, T: Logits> NextMax<'a, S, X, T> {
     /// The next block's max, once `at` has seen every whole vector of a
     /// block of `len` values: what it did not pair (the partial last
     /// vector, or the rest of a longer next block) is read here.
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     pub(crate) fn finish(self, s: S, len: usize) -> f32 {
         let l = S::LANES;
         let paired = (len - len % l).min(self.next.len() - self.next.len() % l);
@@ -439,7 +439,7 @@ impl<'a, S: Lanes, X: Element, T: Logits> NextMax<'a, S, X, T> {
     }
 
     /// Takes the vector `v` at `i` of the next block into the max.
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn take(&mut self, s: S, v: &[X], i: usize, slot: usize) {
         // `max(x, acc)` keeps `acc` when `x` is NaN, as `max` does.
         let acc = &mut self.acc[slot % 4];
@@ -448,13 +448,13 @@ impl<'a, S: Lanes, X: Element, T: Logits> NextMax<'a, S, X, T> {
 }
 
 impl<S: Lanes, X: Element, T: Logits> Beside<S> for NextMax<'_, S, X, T> {
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn at(&mut self, s: S, i: usize) {
         if let Some(v) = self.next.get(i..i + S::LANES) {
             self.take(s, v, i, 0);
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn fold(&mut self, s: S, i: usize) {
         let l = S::LANES;
         match self.next.get(i..i + FOLD_VECTORS * l) {
@@ -473,33 +473,33 @@ impl<S: Lanes, X: Element, T: Logits> Beside<S> for NextMax<'_, S, X, T> {
 }
 
 /// Multiplies every value of `y` by `r`.
-#[inline(always)]
+#[cfg_attr(not(unoptimized), inline(always))]
 pub(crate) fn scale<S: Lanes, Y: Element>(s: S, y: &mut [Y], r: f32) {
     map_in_place(s, y, Times(s.splat(r)));
 }
 
 /// `y = f(y)` for every vector of `y`.
-#[inline(always)]
+#[cfg_attr(not(unoptimized), inline(always))]
 pub(crate) fn map_in_place<S: Lanes, Y: Element>(s: S, y: &mut [Y], f: impl Map<S>) {
     Io::<Plain, Pair<Y, Y>>::of(None, y).map_store(s, f);
 }
 
 /// The largest logit of `x` under `t` that is not NaN (−inf for an empty
 /// slice). NaN is found later, through the exponentials.
-#[inline(always)]
+#[cfg_attr(not(unoptimized), inline(always))]
 pub(crate) fn max<S: Lanes, X: Element>(s: S, x: &[X], t: impl Logits) -> f32 {
     extremes::<S, X, false>(s, x, t).0
 }
 
 /// The largest and the smallest logit of `x` under `t` that are not NaN
 /// (−inf and +inf for an empty slice), in one read.
-#[inline(always)]
+#[cfg_attr(not(unoptimized), inline(always))]
 pub(crate) fn max_min<S: Lanes, X: Element>(s: S, x: &[X], t: impl Logits) -> (f32, f32) {
     extremes::<S, X, true>(s, x, t)
 }
 
 /// [`max`], and with `MIN` the smallest logit too (else +inf).
-#[inline(always)]
+#[cfg_attr(not(unoptimized), inline(always))]
 fn extremes<S: Lanes, X: Element, const MIN: bool>(s: S, x: &[X], t: impl Logits) -> (f32, f32) {
     let l = S::LANES;
     let lowest = s.splat(f32::NEG_INFINITY);
@@ -578,15 +578,15 @@ struct OutOfPlace<'a, X, Y, T>(&'a [X], &'a mut [Y], T);
 
 macro_rules! reads_from {
     ($x:tt, $t:tt) => {
-        #[inline(always)]
+        #[cfg_attr(not(unoptimized), inline(always))]
         fn len(&self) -> usize {
             self.$x.len()
         }
-        #[inline(always)]
+        #[cfg_attr(not(unoptimized), inline(always))]
         fn read<S: Lanes>(&self, s: S, i: usize) -> S::V {
             self.$t.read(s, Element::load(s, &self.$x[i..]), i)
         }
-        #[inline(always)]
+        #[cfg_attr(not(unoptimized), inline(always))]
         fn read_partial<S: Lanes>(&self, s: S, i: usize) -> S::V {
             let x = Element::load_partial(s, &self.$x[i..], f32::NEG_INFINITY);
             self.$t.read_partial(s, x, i)
@@ -599,7 +599,7 @@ impl<X: Element, T: Logits> Stream for ReadOnly<'_, X, T> {
         = ReadOnly<'b, X, T>
     where
         Self: 'b;
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn block(&mut self, start: usize, len: usize) -> ReadOnly<'_, X, T> {
         ReadOnly(
             &self.0[start..start + len],
@@ -608,9 +608,9 @@ impl<X: Element, T: Logits> Stream for ReadOnly<'_, X, T> {
     }
     reads_from!(0, 1);
     /// Nothing to write: [`map_sum`] never calls this when it does not store.
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn write<S: Lanes>(&mut self, _s: S, _i: usize, _v: S::V) {}
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn write_partial<S: Lanes>(&mut self, _s: S, _i: usize, _v: S::V) {}
 }
 
@@ -619,7 +619,7 @@ impl<Y: Element, T: Logits> Stream for InPlace<'_, Y, T> {
         = InPlace<'b, Y, T>
     where
         Self: 'b;
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn block(&mut self, start: usize, len: usize) -> InPlace<'_, Y, T> {
         InPlace(
             &mut self.0[start..start + len],
@@ -627,11 +627,11 @@ impl<Y: Element, T: Logits> Stream for InPlace<'_, Y, T> {
         )
     }
     reads_from!(0, 1);
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn write<S: Lanes>(&mut self, s: S, i: usize, v: S::V) {
         Y::store(s, v, &mut self.0[i..]);
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn write_partial<S: Lanes>(&mut self, s: S, i: usize, v: S::V) {
         Y::store_partial(s, v, &mut self.0[i..]);
     }
@@ -642,7 +642,7 @@ impl<X: Element, Y: Element, T: Logits> Stream for OutOfPlace<'_, X, Y, T> {
         = OutOfPlace<'b, X, Y, T>
     where
         Self: 'b;
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn block(&mut self, start: usize, len: usize) -> OutOfPlace<'_, X, Y, T> {
         OutOfPlace(
             &self.0[start..start + len],
@@ -651,11 +651,11 @@ impl<X: Element, Y: Element, T: Logits> Stream for OutOfPlace<'_, X, Y, T> {
         )
     }
     reads_from!(0, 2);
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn write<S: Lanes>(&mut self, s: S, i: usize, v: S::V) {
         Y::store(s, v, &mut self.1[i..]);
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn write_partial<S: Lanes>(&mut self, s: S, i: usize, v: S::V) {
         Y::store_partial(s, v, &mut self.1[i..]);
     }
@@ -668,19 +668,19 @@ pub(crate) trait Map<S: Lanes> {
     fn apply(&self, s: S, x: S::V) -> S::V;
     /// [`Map::apply`] for the partial last vector, whose lanes past the end
     /// read −inf.
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn apply_partial(&self, s: S, x: S::V) -> S::V {
         self.apply(s, x)
     }
     /// What [`map_sum`] adds up for the logits `x` once `y = apply(x)` is
     /// stored: `y` itself unless the pass stores one thing and sums another
     /// (log-softmax stores `x − max` and sums its exp).
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn term(&self, _s: S, _x: S::V, y: S::V) -> S::V {
         y
     }
     /// [`Map::term`] for the partial last vector.
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn term_partial(&self, s: S, x: S::V, y: S::V) -> S::V {
         self.term(s, x, y)
     }
@@ -698,11 +698,11 @@ pub(crate) struct ExpMinusAboveCutoff<S: Lanes, T>(pub S::V, pub T);
 pub(crate) struct ShiftExp<S: Lanes, T, const ABOVE_CUTOFF: bool>(pub S::V, pub T);
 
 impl<S: Lanes, T: Logits, const ABOVE_CUTOFF: bool> Map<S> for ShiftExp<S, T, ABOVE_CUTOFF> {
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn apply(&self, s: S, v: S::V) -> S::V {
         self.1.shift(s, v, self.0)
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn term(&self, s: S, v: S::V, _: S::V) -> S::V {
         if ABOVE_CUTOFF {
             self.1.exp_shift_above_cutoff(s, v, self.0)
@@ -711,7 +711,7 @@ impl<S: Lanes, T: Logits, const ABOVE_CUTOFF: bool> Map<S> for ShiftExp<S, T, AB
         }
     }
     /// The −inf lanes past the end are below the cutoff: the flushing exp.
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn term_partial(&self, s: S, v: S::V, _: S::V) -> S::V {
         self.1.exp_shift(s, v, self.0)
     }
@@ -725,7 +725,7 @@ pub(crate) struct Times<S: Lanes>(pub S::V);
 pub(crate) struct TimesPlus<S: Lanes>(pub S::V, pub S::V);
 
 impl<S: Lanes> Map<S> for TimesPlus<S> {
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn apply(&self, s: S, x: S::V) -> S::V {
         s.mul_add(x, self.0, self.1)
     }
@@ -733,40 +733,40 @@ impl<S: Lanes> Map<S> for TimesPlus<S> {
 
 impl<S: Lanes, T: Logits> ExpMinus<S, T> {
     /// For logits under `t` and the max `m` of the logits.
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     pub(crate) fn new(s: S, m: f32, t: T) -> Self {
         ExpMinus(s.splat(m), t)
     }
 }
 
 impl<S: Lanes, T: Logits> Map<S> for ExpMinus<S, T> {
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn apply(&self, s: S, v: S::V) -> S::V {
         self.1.exp_shift(s, v, self.0)
     }
 }
 
 impl<S: Lanes, T: Logits> Map<S> for ExpMinusAboveCutoff<S, T> {
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn apply(&self, s: S, v: S::V) -> S::V {
         self.1.exp_shift_above_cutoff(s, v, self.0)
     }
     /// The −inf lanes past the end are below the cutoff: the flushing exp.
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn apply_partial(&self, s: S, v: S::V) -> S::V {
         self.1.exp_shift(s, v, self.0)
     }
 }
 
 impl<S: Lanes, T: Logits> Map<S> for ExpMinusTimes<S, T> {
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn apply(&self, s: S, v: S::V) -> S::V {
         s.mul(self.2.exp_shift(s, v, self.0), self.1)
     }
 }
 
 impl<S: Lanes> Map<S> for Times<S> {
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn apply(&self, s: S, x: S::V) -> S::V {
         s.mul(x, self.0)
     }
@@ -827,9 +827,9 @@ impl<X> FetchAhead<X> {
 }
 
 impl<S: Lanes, X> Beside<S> for FetchAhead<X> {
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn at(&mut self, _: S, _: usize) {}
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn fold(&mut self, s: S, i: usize) {
         if let Some(at) = self.at {
             let bytes = FOLD_VECTORS * S::LANES * core::mem::size_of::<X>();
@@ -848,7 +848,7 @@ impl<S: Lanes, X> Beside<S> for FetchAhead<X> {
 pub(crate) trait Beside<S: Lanes> {
     fn at(&mut self, s: S, i: usize);
     /// [`Beside::at`] for each of the [`FOLD_VECTORS`] vectors from `i`.
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn fold(&mut self, s: S, i: usize) {
         for k in 0..FOLD_VECTORS {
             self.at(s, i + k * S::LANES);
@@ -857,17 +857,17 @@ pub(crate) trait Beside<S: Lanes> {
 }
 
 impl<S: Lanes> Beside<S> for () {
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn at(&mut self, _: S, _: usize) {}
 }
 
 impl<S: Lanes, A: Beside<S>, B: Beside<S>> Beside<S> for (A, B) {
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn at(&mut self, s: S, i: usize) {
         self.0.at(s, i);
         self.1.at(s, i);
     }
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn fold(&mut self, s: S, i: usize) {
         self.0.fold(s, i);
         self.1.fold(s, i);
@@ -876,7 +876,7 @@ impl<S: Lanes, A: Beside<S>, B: Beside<S>> Beside<S> for (A, B) {
 
 /// One vector of [`map_sum`]: `y = f(x)` at `base + i` (`i` within `io`),
 /// stored when `STORE`.
-#[inline(always)]
+#[cfg_attr(not(unoptimized), inline(always))]
 fn step<S: Lanes, IO: Stream, F: Map<S>, B: Beside<S>, const STORE: bool>(
     s: S,
     io: &mut IO,
@@ -895,7 +895,7 @@ fn step<S: Lanes, IO: Stream, F: Map<S>, B: Beside<S>, const STORE: bool>(
 }
 
 /// The sum of four vectors from `i` on, as `(y0 + y1) + (y2 + y3)`.
-#[inline(always)]
+#[cfg_attr(not(unoptimized), inline(always))]
 fn tree4<S: Lanes, IO: Stream, F: Map<S>, B: Beside<S>, const STORE: bool>(
     s: S,
     io: &mut IO,
@@ -922,7 +922,7 @@ fn tree4<S: Lanes, IO: Stream, F: Map<S>, B: Beside<S>, const STORE: bool>(
 /// units of 2^-24 relative: all terms are positive) and added to f64 lanes
 /// without a horizontal step; the lanes are added up once at the end. The
 /// tail is whole vectors plus one partial vector, never a scalar loop.
-#[inline(always)]
+#[cfg_attr(not(unoptimized), inline(always))]
 fn map_sum<S: Lanes, IO: Stream, F: Map<S>, const STORE: bool, const SUM: bool>(
     s: S,
     io: &mut IO,
@@ -933,7 +933,7 @@ fn map_sum<S: Lanes, IO: Stream, F: Map<S>, const STORE: bool, const SUM: bool>(
 
 /// [`map_sum`], with `beside.at(i)` for every whole vector `i` (not for a
 /// partial last one).
-#[inline(always)]
+#[cfg_attr(not(unoptimized), inline(always))]
 fn map_sum_beside<
     S: Lanes,
     IO: Stream,

@@ -60,7 +60,7 @@ pub(crate) struct RowWeights {
 /// sampler checks what it finds against the total. Sampling keeps the
 /// levels' cost to a fraction of an operation per vector. `f(−inf)` must
 /// be 0.
-#[inline(always)]
+#[cfg_attr(not(unoptimized), inline(always))]
 pub(crate) fn total_and_below<S: Lanes>(
     s: S,
     x: &[f32],
@@ -123,7 +123,7 @@ pub(crate) fn total_and_below<S: Lanes>(
 }
 
 /// Adds the weights `w` of `v` to each level's lanes where `v` is below it.
-#[inline(always)]
+#[cfg_attr(not(unoptimized), inline(always))]
 fn sample<S: Lanes>(s: S, v: S::V, w: S::V, levels: &[f32; LEVELS], below: &mut [S::V; LEVELS]) {
     for (part, &level) in below.iter_mut().zip(levels) {
         *part = s.add_where_below(*part, v, level, w);
@@ -145,7 +145,7 @@ pub(crate) fn rank(a: &Weighted, b: &Weighted) -> Ordering {
         .then(a.i.cmp(&b.i))
 }
 
-#[inline(always)]
+#[cfg_attr(not(unoptimized), inline(always))]
 fn before(a: &Weighted, b: &Weighted) -> bool {
     a.x > b.x || (a.x == b.x && a.i < b.i)
 }
@@ -179,7 +179,7 @@ impl Candidates {
 
     /// Their weight: each lane adds its weights in f64, then the lanes in a
     /// fixed order.
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     pub(crate) fn weight<S: Lanes>(&self, s: S) -> f64 {
         let l = S::LANES;
         let mut acc = s.wide_zero();
@@ -192,7 +192,7 @@ impl Candidates {
     }
 
     /// Whether every weight is above 0.
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     pub(crate) fn all_weigh<S: Lanes>(&self, s: S) -> bool {
         let l = S::LANES;
         let zero = s.splat(0.0);
@@ -208,7 +208,7 @@ impl Candidates {
 
     /// The candidates whose lanes `keep` sets, in order, as a new set
     /// (one read to count them, one to copy them).
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     pub(crate) fn select<S: Lanes>(&self, s: S, keep: &mut impl Keep<S>) -> Candidates {
         let l = S::LANES;
         let n = self.len();
@@ -244,7 +244,7 @@ impl Candidates {
     }
 
     /// Keeps the candidates whose lanes `keep` sets, in order, in place.
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     pub(crate) fn retain<S: Lanes>(&mut self, s: S, keep: &mut impl Keep<S>) {
         let l = S::LANES;
         let n = self.len();
@@ -286,7 +286,7 @@ impl Candidates {
     /// sums over [`DRAW_BLOCK`] candidates at a time, and a scalar walk
     /// through the block the goal falls in (or one with ties to `last`).
     /// The candidates must be in index order, as [`at_least`] gives them.
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     pub(crate) fn draw<S: Lanes>(&self, s: S, last: Option<Weighted>, goal: f64) -> Option<u32> {
         let l = S::LANES;
         // Without `last` every candidate is kept: none is below −inf.
@@ -328,7 +328,7 @@ impl Candidates {
 
     /// The vector of logits and of weights at `j` (past the end: −inf and
     /// 0).
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn vector<S: Lanes>(&self, s: S, j: usize) -> (S::V, S::V) {
         let l = S::LANES;
         if j + l <= self.len() {
@@ -342,7 +342,7 @@ impl Candidates {
     }
 
     /// The `l` indices at `j`, a copy (0 past the end).
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn ids(&self, j: usize, l: usize) -> [u32; 16] {
         let mut id = [0u32; 16];
         if j + l <= self.len() {
@@ -362,7 +362,7 @@ impl Candidates {
 }
 
 /// The mask of the first `min(n, l)` lanes.
-#[inline(always)]
+#[cfg_attr(not(unoptimized), inline(always))]
 fn lanes_from(n: usize, l: usize) -> u32 {
     if n >= l { u32::MAX } else { (1u32 << n) - 1 }
 }
@@ -385,7 +385,7 @@ impl<S: Lanes> LogitIn<S> {
     /// `lo ≤ x < hi` for candidates (neither −inf nor +inf): `x > lo'`
     /// and not `x > hi'`, with `'` the f32 below. `hi` +inf keeps
     /// everything at or above `lo`.
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     pub(crate) fn new(s: S, lo: f32, hi: f32) -> Self {
         LogitIn {
             above: s.splat(lo.next_down()),
@@ -395,7 +395,7 @@ impl<S: Lanes> LogitIn<S> {
 }
 
 impl<S: Lanes> Keep<S> for LogitIn<S> {
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn lanes(&mut self, s: S, x: S::V, _: S::V) -> u32 {
         s.greater_mask(x, self.above) & !s.greater_mask(x, self.below)
     }
@@ -405,7 +405,7 @@ impl<S: Lanes> Keep<S> for LogitIn<S> {
 pub(crate) struct WeightAbove<S: Lanes>(pub(crate) S::V);
 
 impl<S: Lanes> Keep<S> for WeightAbove<S> {
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn lanes(&mut self, s: S, _: S::V, w: S::V) -> u32 {
         s.greater_mask(w, self.0)
     }
@@ -419,7 +419,7 @@ struct AtOrAbove<S: Lanes> {
 }
 
 impl<S: Lanes> Keep<S> for AtOrAbove<S> {
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn lanes(&mut self, s: S, x: S::V, _: S::V) -> u32 {
         let (above, at_least) = (s.greater_mask(x, self.value), s.greater_mask(x, self.below));
         self.ties |= above != at_least;
@@ -436,7 +436,7 @@ impl<S: Lanes> Keep<S> for AtOrAbove<S> {
 /// word at a time. A compress per vector in the first read costs a branch
 /// that a scattered few percent of candidates mispredicts, or a compress
 /// on every vector (each about 3× the whole read's other work here).
-#[inline(always)]
+#[cfg_attr(not(unoptimized), inline(always))]
 pub(crate) fn at_least<S: Lanes>(s: S, x: &[f32], floor: f32) -> Candidates {
     let l = S::LANES;
     // `v > bar` is `v ≥ floor` for every f32 `v` above −inf.
@@ -518,7 +518,7 @@ pub(crate) struct Cut {
 impl Cut {
     /// Keeps the candidates in the prefix (ranking at or before the last
     /// member), in their order.
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     pub(crate) fn keep_prefix<S: Lanes>(&self, s: S, c: &mut Candidates) {
         let last = self.last;
         let mut keep = AtOrAbove {
@@ -555,7 +555,7 @@ impl Cut {
 /// pivots the goal falls between, and carries the weight above them. A
 /// range of at most [`FEW`] candidates (or of equal logits, or after a
 /// number of unlucky rounds) is sorted.
-#[inline(always)]
+#[cfg_attr(not(unoptimized), inline(always))]
 pub(crate) fn cut<S: Lanes>(s: S, c: &Candidates, goal: f64) -> Option<Cut> {
     let passes = |mass: f64| mass >= goal;
     // The weight of the candidates ranking before the range, and of the
@@ -610,7 +610,7 @@ pub(crate) fn cut<S: Lanes>(s: S, c: &Candidates, goal: f64) -> Option<Cut> {
     }
 }
 
-#[inline(always)]
+#[cfg_attr(not(unoptimized), inline(always))]
 fn add_at_or_above<S: Lanes>(
     s: S,
     acc: &mut [S::Wide; PIVOTS],
@@ -713,7 +713,7 @@ fn pivots(c: &Candidates, weight: f64, target: f64) -> [f32; PIVOTS] {
 
 /// The weight (in f64) of the candidates at or above each pivot, in one
 /// read.
-#[inline(always)]
+#[cfg_attr(not(unoptimized), inline(always))]
 fn weight_at_or_above<S: Lanes>(s: S, c: &Candidates, pivots: &[f32; PIVOTS]) -> [f64; PIVOTS] {
     let l = S::LANES;
     let mut acc = [s.wide_zero(); PIVOTS];
@@ -769,7 +769,7 @@ mod tests {
         struct Check;
         impl Job for Check {
             type Output = ();
-            #[inline(always)]
+            #[cfg_attr(not(unoptimized), inline(always))]
             fn run<S: Lanes>(self, s: S) {
                 use crate::kernels::{ExpMinus, Io, Plain};
                 let mut next = stream(17);
@@ -807,7 +807,7 @@ mod tests {
         struct Check;
         impl Job for Check {
             type Output = ();
-            #[inline(always)]
+            #[cfg_attr(not(unoptimized), inline(always))]
             fn run<S: Lanes>(self, s: S) {
                 check_cut(s);
             }
@@ -884,7 +884,7 @@ mod tests {
         struct Check;
         impl Job for Check {
             type Output = ();
-            #[inline(always)]
+            #[cfg_attr(not(unoptimized), inline(always))]
             fn run<S: Lanes>(self, s: S) {
                 check_draw(s);
             }
@@ -939,7 +939,7 @@ mod tests {
         struct Check;
         impl Job for Check {
             type Output = ();
-            #[inline(always)]
+            #[cfg_attr(not(unoptimized), inline(always))]
             fn run<S: Lanes>(self, s: S) {
                 let mut next = stream(11);
                 for n in (0..300).chain([1000, 4099, 65536]) {

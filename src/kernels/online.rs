@@ -13,7 +13,7 @@ use crate::lanes::Lanes;
 
 /// Returns the row's sum (NaN when a logit was NaN; 0 for the rows
 /// `nonfinite_row` finishes).
-#[inline(always)]
+#[cfg_attr(not(unoptimized), inline(always))]
 pub(crate) fn softmax<T: Logits, E: Elements>(exec: &impl Exec, mut io: Io<'_, T, E>) -> f64 {
     let total = max_sum_of(exec, &mut io);
     if !total.max.is_finite() {
@@ -30,7 +30,7 @@ pub(crate) fn softmax<T: Logits, E: Elements>(exec: &impl Exec, mut io: Io<'_, T
 }
 
 /// Max and sum of a whole row, chunk by chunk, merged in chunk order.
-#[inline(always)]
+#[cfg_attr(not(unoptimized), inline(always))]
 pub(crate) fn max_sum_of<T: Logits, E: Elements>(
     exec: &impl Exec,
     io: &mut Io<'_, T, E>,
@@ -52,14 +52,14 @@ struct ExpScale(f32, f32);
 
 impl<E: Elements> ChunkJob<E> for MaxSum {
     type Out = Partial;
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn run<S: Lanes, T: Logits>(&self, s: S, _: usize, chunk: Io<'_, T, E>) -> Partial {
         chunk.max_sum(s)
     }
 }
 
 /// The body of [`MaxSum`] over the logits of `x` under `t`.
-#[inline(always)]
+#[cfg_attr(not(unoptimized), inline(always))]
 pub(crate) fn max_sum<S: Lanes, T: Logits, X: Element>(s: S, x: &[X], t: T) -> Partial {
     max_sum_visiting(s, x, t, 0, &mut ())
 }
@@ -68,7 +68,7 @@ pub(crate) fn max_sum<S: Lanes, T: Logits, X: Element>(s: S, x: &[X], t: T) -> P
 /// chunk order, the same bits as [`max_sum_of`] through any `Exec`. Every
 /// reduction that needs a row's (max, sum) comes here. The block starts
 /// `visitor` sees count from the row start.
-#[inline(always)]
+#[cfg_attr(not(unoptimized), inline(always))]
 pub(crate) fn row_max_sum<S: Lanes>(
     s: S,
     x: &[f32],
@@ -90,7 +90,7 @@ pub(crate) trait BlockVisitor<X> {
 }
 
 impl<X> BlockVisitor<X> for () {
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn visit<S: Lanes>(&mut self, _: S, _: &[X], _: usize, _: f32) {}
 }
 
@@ -98,7 +98,7 @@ impl<X> BlockVisitor<X> for () {
 /// (`base` is the index of `x[0]` in its row). Each block's max is found
 /// while the block before it runs its exponentials (the same max: a max
 /// does not round), so the block is read once for the exp, not twice.
-#[inline(always)]
+#[cfg_attr(not(unoptimized), inline(always))]
 fn max_sum_visiting<S: Lanes, T: Logits, X: Element>(
     s: S,
     x: &[X],
@@ -156,7 +156,7 @@ fn max_sum_visiting<S: Lanes, T: Logits, X: Element>(
 
 impl<E: Elements> ChunkJob<E> for ExpScale {
     type Out = ();
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn run<S: Lanes, T: Logits>(&self, s: S, _: usize, mut chunk: Io<'_, T, E>) {
         let t = chunk.logits();
         chunk.map_store(s, ExpMinusTimes(s.splat(self.0), s.splat(self.1), t));

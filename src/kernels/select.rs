@@ -89,7 +89,7 @@ impl TopK {
 
 /// Adds the values of `x` (element `j` has index `base + j`) to `top`.
 /// Returns whether `x` holds a NaN.
-#[inline(always)]
+#[cfg_attr(not(unoptimized), inline(always))]
 pub(crate) fn scan<S: Lanes>(s: S, x: &[f32], base: usize, top: &mut TopK) -> bool {
     let l = S::LANES;
     let mut nan = false;
@@ -119,7 +119,7 @@ pub(crate) fn scan<S: Lanes>(s: S, x: &[f32], base: usize, top: &mut TopK) -> bo
 
 /// One read of `x`: its top k, its `(max, Σ exp(x − max))` and its class, each block scanned for candidates while it is in L1. The sum
 /// is `logsumexp`'s (same chunks, blocks and order).
-#[inline(always)]
+#[cfg_attr(not(unoptimized), inline(always))]
 pub(crate) fn top_k_and_sum<S: Lanes>(
     s: S,
     x: &[f32],
@@ -127,7 +127,7 @@ pub(crate) fn top_k_and_sum<S: Lanes>(
 ) -> (Vec<(f32, u32)>, Partial, RowClass) {
     struct Scan(TopK);
     impl BlockVisitor<f32> for Scan {
-        #[inline(always)]
+        #[cfg_attr(not(unoptimized), inline(always))]
         fn visit<S: Lanes>(&mut self, s: S, block: &[f32], start: usize, max: f32) {
             // A block wholly at or below the threshold has no candidate:
             // once the threshold settles, most blocks end here.

@@ -26,7 +26,7 @@ pub(crate) const MAX_LEN: usize = 128;
 /// enough for these lanes: its sum as the long-row kernels return it (0 for
 /// the rows `nonfinite_row` finishes, NaN for a NaN row), or `None`,
 /// nothing written, for the long-row passes to do it.
-#[inline(always)]
+#[cfg_attr(not(unoptimized), inline(always))]
 pub(crate) fn softmax<const LOG: bool, T: Logits, E: Elements>(
     exec: &impl Exec,
     io: &mut Io<'_, T, E>,
@@ -45,7 +45,7 @@ struct Row<const LOG: bool>;
 
 impl<E: Elements, const LOG: bool> ChunkJob<E> for Row<LOG> {
     type Out = Option<f64>;
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn run<S: Lanes, T: Logits>(&self, s: S, _: usize, mut chunk: Io<'_, T, E>) -> Option<f64> {
         let total = chunk.short_row::<S, LOG>(s)?;
         Some(settle::<LOG, _, _>(total, chunk))
@@ -57,7 +57,7 @@ impl<E: Elements, const LOG: bool> ChunkJob<E> for Row<LOG> {
 /// written) when the lengths differ, the rows span more than
 /// [`PAIR_MAX_VECTORS`] vectors, or a row's max is not finite; each row
 /// then goes alone.
-#[inline(always)]
+#[cfg_attr(not(unoptimized), inline(always))]
 pub(crate) fn softmax_pair<const LOG: bool, S: Lanes, T: Logits, E: Elements>(
     s: S,
     a: &mut Io<'_, T, E>,
@@ -77,7 +77,7 @@ pub(crate) fn softmax_pair<const LOG: bool, S: Lanes, T: Logits, E: Elements>(
 /// The sum of a row the register path has seen (`total`): finished when
 /// its max is finite and its sum not NaN; else nothing was written, and
 /// the special-value rule reads the input.
-#[inline(always)]
+#[cfg_attr(not(unoptimized), inline(always))]
 fn settle<const LOG: bool, T: Logits, E: Elements>(total: Partial, io: Io<'_, T, E>) -> f64 {
     if total.max.is_finite() && !total.sum.is_nan() {
         return total.sum;
@@ -89,7 +89,7 @@ fn settle<const LOG: bool, T: Logits, E: Elements>(total: Partial, io: Io<'_, T,
 /// The register path over `io` read through `t`: the row's `(max, sum)`,
 /// with the outputs written only when the max is finite and the sum is
 /// not NaN. `None` (nothing written) when the row is too long.
-#[inline(always)]
+#[cfg_attr(not(unoptimized), inline(always))]
 pub(super) fn row<S: Lanes, IO: Stream, T: Logits, const LOG: bool>(
     s: S,
     io: &mut IO,
@@ -115,7 +115,7 @@ pub(crate) const PAIR_MAX_VECTORS: usize = 4;
 /// the other's work. `None` (nothing written) when the rows span more than
 /// [`PAIR_MAX_VECTORS`] vectors or a row's max is not finite (+inf, or
 /// nothing above −inf but NaN): [`row`] takes those one at a time.
-#[inline(always)]
+#[cfg_attr(not(unoptimized), inline(always))]
 pub(super) fn pair<S: Lanes, IO: Stream, T: Logits, const LOG: bool>(
     s: S,
     a: (&mut IO, T),
@@ -131,7 +131,7 @@ pub(super) fn pair<S: Lanes, IO: Stream, T: Logits, const LOG: bool>(
 }
 
 /// [`row`] for a row of at most `K` vectors (and more than `K/2`).
-#[inline(always)]
+#[cfg_attr(not(unoptimized), inline(always))]
 fn fixed<S: Lanes, IO: Stream, T: Logits, const K: usize, const LOG: bool>(
     s: S,
     io: &mut IO,
@@ -150,7 +150,7 @@ fn fixed<S: Lanes, IO: Stream, T: Logits, const K: usize, const LOG: bool>(
 }
 
 /// [`fixed`] on two rows of the same length, step by step.
-#[inline(always)]
+#[cfg_attr(not(unoptimized), inline(always))]
 fn fixed_pair<S: Lanes, IO: Stream, T: Logits, const K: usize, const LOG: bool>(
     s: S,
     (a, ta): (&mut IO, T),
@@ -184,7 +184,7 @@ fn fixed_pair<S: Lanes, IO: Stream, T: Logits, const K: usize, const LOG: bool>(
 }
 
 /// The row as `K` vectors, lanes past its end −inf.
-#[inline(always)]
+#[cfg_attr(not(unoptimized), inline(always))]
 fn load<S: Lanes, IO: Stream, const K: usize>(s: S, io: &IO) -> [S::V; K] {
     let (l, n) = (S::LANES, io.len());
     // Loops, not closures (`array::from_fn`): a closure is not inlined into
@@ -203,7 +203,7 @@ fn load<S: Lanes, IO: Stream, const K: usize>(s: S, io: &IO) -> [S::V; K] {
 }
 
 /// The largest value that is not NaN.
-#[inline(always)]
+#[cfg_attr(not(unoptimized), inline(always))]
 fn row_max<S: Lanes, const K: usize>(s: S, v: &[S::V; K]) -> f32 {
     // `max(x, acc)` keeps `acc` when `x` is NaN (see `kernels::max`).
     let mut highest = s.splat(f32::NEG_INFINITY);
@@ -215,7 +215,7 @@ fn row_max<S: Lanes, const K: usize>(s: S, v: &[S::V; K]) -> f32 {
 
 /// The exponentials against the finite `max` and their sum: a balanced
 /// f32 tree over the vectors, then f64 lane by lane.
-#[inline(always)]
+#[cfg_attr(not(unoptimized), inline(always))]
 fn exps<S: Lanes, T: Logits, const K: usize>(
     s: S,
     t: T,
@@ -240,7 +240,7 @@ fn exps<S: Lanes, T: Logits, const K: usize>(
 
 /// Writes the softmax (with `LOG`, the log-softmax) of the row from its
 /// logits `v`, their exponentials `e`, its max and its (not NaN) sum.
-#[inline(always)]
+#[cfg_attr(not(unoptimized), inline(always))]
 fn write<S: Lanes, IO: Stream, T: Logits, const K: usize, const LOG: bool>(
     s: S,
     io: &mut IO,

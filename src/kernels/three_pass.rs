@@ -27,7 +27,7 @@ const LOG_STORE_FROM: usize = 4096;
 
 /// Returns the row's sum (NaN when a logit was NaN; 0 for the rows
 /// `nonfinite_row` finishes).
-#[inline(always)]
+#[cfg_attr(not(unoptimized), inline(always))]
 pub(crate) fn softmax<E: Elements>(exec: &impl Exec, mut io: Io<'_, impl Logits, E>) -> f64 {
     if let Some(sum) = short::softmax::<false, _, _>(exec, &mut io) {
         return sum;
@@ -37,7 +37,7 @@ pub(crate) fn softmax<E: Elements>(exec: &impl Exec, mut io: Io<'_, impl Logits,
 
 /// Log-softmax of a row (not short: the caller has tried `short`);
 /// returns its sum as `softmax` does.
-#[inline(always)]
+#[cfg_attr(not(unoptimized), inline(always))]
 pub(crate) fn log_softmax<E: Elements>(exec: &impl Exec, io: Io<'_, impl Logits, E>) -> f64 {
     if io.len() >= LOG_STORE_FROM {
         run::<true, true, E>(exec, io)
@@ -48,7 +48,7 @@ pub(crate) fn log_softmax<E: Elements>(exec: &impl Exec, io: Io<'_, impl Logits,
 
 /// Softmax, or with `LOG` log-softmax, of a row that is not short; `STORE`
 /// as in [`ExpSum`].
-#[inline(always)]
+#[cfg_attr(not(unoptimized), inline(always))]
 fn run<const LOG: bool, const STORE: bool, E: Elements>(
     exec: &impl Exec,
     mut io: Io<'_, impl Logits, E>,
@@ -84,7 +84,7 @@ fn run<const LOG: bool, const STORE: bool, E: Elements>(
 }
 
 /// The row's max and min.
-#[inline(always)]
+#[cfg_attr(not(unoptimized), inline(always))]
 fn max_min_of<E: Elements>(exec: &impl Exec, io: &mut Io<'_, impl Logits, E>) -> (f32, f32) {
     let lowest = (f32::NEG_INFINITY, f32::INFINITY);
     exec.fold(io, CHUNK, &MaxMin, lowest, |a, b| {
@@ -109,7 +109,7 @@ struct ShiftMinus(f32, f32);
 
 impl<E: Elements> ChunkJob<E> for MaxMin {
     type Out = (f32, f32);
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn run<S: Lanes, T: Logits>(&self, s: S, _: usize, chunk: Io<'_, T, E>) -> (f32, f32) {
         chunk.max_min(s)
     }
@@ -119,7 +119,7 @@ impl<E: Elements, const LOG: bool, const STORE: bool, const ABOVE_CUTOFF: bool> 
     for ExpSum<LOG, STORE, ABOVE_CUTOFF>
 {
     type Out = f64;
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn run<S: Lanes, T: Logits>(&self, s: S, _: usize, mut chunk: Io<'_, T, E>) -> f64 {
         let (t, m) = (chunk.logits(), s.splat(self.0));
         match (LOG, STORE, ABOVE_CUTOFF) {
@@ -136,7 +136,7 @@ impl<E: Elements, const LOG: bool, const STORE: bool, const ABOVE_CUTOFF: bool> 
 
 impl<E: Elements> ChunkJob<E> for Subtract {
     type Out = ();
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn run<S: Lanes, T: Logits>(&self, s: S, _: usize, mut chunk: Io<'_, T, E>) {
         // y·1 − c: one rounding, as a subtraction.
         map_in_place(s, chunk.output(), TimesPlus(s.splat(1.0), s.splat(-self.0)));
@@ -145,7 +145,7 @@ impl<E: Elements> ChunkJob<E> for Subtract {
 
 impl<E: Elements> ChunkJob<E> for ShiftMinus {
     type Out = ();
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn run<S: Lanes, T: Logits>(&self, s: S, _: usize, mut chunk: Io<'_, T, E>) {
         let t = chunk.logits();
         chunk.map_store(s, ShiftThenSub(s.splat(self.0), s.splat(self.1), t));
@@ -157,7 +157,7 @@ impl<E: Elements> ChunkJob<E> for ShiftMinus {
 struct ShiftThenSub<S: Lanes, T>(S::V, S::V, T);
 
 impl<S: Lanes, T: Logits> Map<S> for ShiftThenSub<S, T> {
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn apply(&self, s: S, v: S::V) -> S::V {
         s.sub(self.2.shift(s, v, self.0), self.1)
     }
@@ -165,7 +165,7 @@ impl<S: Lanes, T: Logits> Map<S> for ShiftThenSub<S, T> {
 
 impl<E: Elements> ChunkJob<E> for Scale {
     type Out = ();
-    #[inline(always)]
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn run<S: Lanes, T: Logits>(&self, s: S, _: usize, mut chunk: Io<'_, T, E>) {
         scale(s, chunk.output(), self.0);
     }
