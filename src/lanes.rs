@@ -109,6 +109,18 @@ pub(crate) trait Lanes: Copy + Send + Sync + 'static {
     fn any_greater_or_nan(self, a: Self::V, b: Self::V) -> bool;
     /// Bit `j` set where lane `j` has `a > b` (NaN: clear).
     fn greater_mask(self, a: Self::V, b: Self::V) -> u32;
+    /// Writes to `word` bit `j` set where `x[j] > b` (NaN: clear), for the
+    /// first 64 values of `x` (panics if shorter).
+    #[cfg_attr(not(unoptimized), inline(always))]
+    fn greater_bits64(self, x: &[f32], b: Self::V, word: &mut u64) {
+        let x = &x[..64];
+        let mut w = 0u64;
+        // `LANES` divides 64 on every backend.
+        for j in (0..64).step_by(Self::LANES) {
+            w |= u64::from(self.greater_mask(self.load(&x[j..]), b)) << j;
+        }
+        *word = w;
+    }
     /// Writes the lanes of `v` whose bit is set in `mask`, in lane order,
     /// to the front of `out`, and returns how many. `out` must hold
     /// `LANES` values (all of them may be written; panics if shorter).

@@ -243,6 +243,26 @@ impl Lanes for Avx512 {
         unsafe { u32::from(_mm512_cmp_ps_mask::<_CMP_GT_OQ>(a, b)) }
     }
     #[cfg_attr(not(unoptimized), inline(always))]
+    fn greater_bits64(self, x: &[f32], b: __m512, word: &mut u64) {
+        let x = &x[..64];
+        // Each compare's 16 bits stored straight from the mask register
+        // (`kmovw` to memory) into its quarter of the word: the shifts and
+        // ORs that build the word in a general register cost half again
+        // the read's time (7.5k against 5.2k cycles over 128256 values).
+        let quarters = (word as *mut u64).cast::<__mmask16>();
+        for k in 0..4 {
+            // SAFETY: `x` holds 64 readable f32 (checked above) and `word`
+            // is 8 writable bytes, aligned for u16, of which quarter `k` is
+            // bits 16k..16k+16 on this little-endian target; see the impl.
+            unsafe {
+                let v = _mm512_loadu_ps(x.as_ptr().add(16 * k));
+                quarters
+                    .add(k)
+                    .write(_mm512_cmp_ps_mask::<_CMP_GT_OQ>(v, b));
+            }
+        }
+    }
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn compress(self, v: __m512, mask: u32, out: &mut [f32]) -> usize {
         let out = &mut out[..16];
         // The register form and a full store: a compressing store to memory

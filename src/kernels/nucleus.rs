@@ -444,12 +444,7 @@ pub(crate) fn at_least<S: Lanes>(s: S, x: &[f32], floor: f32) -> Candidates {
     let mut bits = vec![0u64; x.len().div_ceil(64)];
     let mut words = x.chunks_exact(64);
     for (word, entries) in bits.iter_mut().zip(&mut words) {
-        let mut w = 0u64;
-        // `l` divides 64 on every backend.
-        for j in (0..64).step_by(l) {
-            w |= u64::from(s.greater_mask(s.load(&entries[j..]), bar)) << j;
-        }
-        *word = w;
+        s.greater_bits64(entries, bar, word);
     }
     if let Some(word) = bits.last_mut()
         && !words.remainder().is_empty()
