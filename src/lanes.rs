@@ -214,7 +214,7 @@ pub(crate) trait Job {
 /// code-generation unit of its self type's module, so each job is compiled
 /// beside its own type, and the jobs spread over the units (and the
 /// cores). As free functions, every job of a backend shared one unit: the
-/// portable and scalar entries made one of 5.5 MB of the crate's 9.6 MB,
+/// portable and scalar entries made one of 5.5 MB of the crate's 10.2 MB,
 /// which one core optimised while the other sat idle.
 pub(crate) trait Entry: Job + Sized {
     fn run_once_compiled<S: Lanes>(self, s: S) -> Self::Output;

@@ -37,9 +37,9 @@ fn first(n: usize) -> __mmask16 {
 // SAFETY (for every `unsafe` block in this impl unless it says more): the
 // intrinsics need AVX-512F, and `self` is an `Avx512`, which exists only
 // when `detect` found it on this CPU.
-/// A job's entry into code compiled for AVX-512F, AVX2, FMA and POPCNT: a method of a
-/// blanket impl, so that each job is compiled in its own module's
-/// code-generation unit (see `lanes::Entry`).
+/// A job's entry into code compiled for AVX-512F, AVX2, FMA and POPCNT: a
+/// method of a blanket impl, so that each job is compiled in its own
+/// module's code-generation unit (see `lanes::Entry`).
 pub(crate) trait Avx512Entry: Job + Sized {
     /// # Safety
     /// The CPU must have AVX-512F, AVX2, FMA and POPCNT.
