@@ -88,11 +88,37 @@ pub(crate) fn exp_above_cutoff<S: Lanes>(s: S, x: S::V) -> S::V {
     exp_reduced(s, biased, t)
 }
 
+/// [`exp`] for a term of a sum whose stated bound is relative to the sum
+/// (logsumexp): where multiply-adds fuse, the reduction is one of them,
+/// `t = x − n·ln2'` with `ln2' = f32(ln 2)/2^k` (the table's `1/16` on
+/// AVX-512), not two. `ln2'` is off by 1.19e-10 per unit of `n`, which
+/// adds at most `2^-28·|x|` relative error to `exp`'s 2 ULP: up to 4 ULP
+/// near the cutoff, but a sum weights each term's error by its share, and
+/// shares fall as `e^x` (`tests/exp_exhaustive.rs` checks that bound on
+/// every f32 of `[CUTOFF, 0]`). Without FMA it is [`exp`].
+#[cfg_attr(not(unoptimized), inline(always))]
+pub(crate) fn exp_for_sum<S: Lanes>(s: S, x: S::V) -> S::V {
+    if !S::FMA {
+        return exp(s, x);
+    }
+    let e = if S::POW2_SIXTEENTHS {
+        let biased = s.mul_add(x, s.splat(SIXTEEN_LOG2E), s.splat(MAGIC_16));
+        let n = s.sub(biased, s.splat(MAGIC_16));
+        let t = s.mul_add(n, s.splat(-LN2 / 16.0), x);
+        sixteenths_times_exp(s, biased, t)
+    } else {
+        let biased = s.mul_add(x, s.splat(LOG2E), s.splat(MAGIC_BIAS));
+        let n = s.sub(biased, s.splat(MAGIC_BIAS));
+        let t = s.mul_add(n, s.splat(-LN2), x);
+        exp_reduced(s, biased, t)
+    };
+    s.zero_where_below(x, CUTOFF, e)
+}
+
 /// [`exp_above_cutoff`] through a table of `2^(j/16)`: `n = round(16·x/ln 2)`,
 /// `t = x − n·ln2/16` (`|t| ≤ ln2/32`), then [`sixteenths_times_exp`].
 #[cfg_attr(not(unoptimized), inline(always))]
 fn exp_sixteenths<S: Lanes>(s: S, x: S::V) -> S::V {
-    const SIXTEEN_LOG2E: f32 = f32::from_bits(0x41b8_aa3b); // 16·log2 e
     const MINUS_LN2_HI_16: f32 = -f32::from_bits(0x3d31_7200);
     const MINUS_LN2_LO_16: f32 = -f32::from_bits(0x33bf_be8e);
     let biased = s.mul_add(x, s.splat(SIXTEEN_LOG2E), s.splat(MAGIC_16));
@@ -101,6 +127,8 @@ fn exp_sixteenths<S: Lanes>(s: S, x: S::V) -> S::V {
     let t = s.mul_add(n, s.splat(MINUS_LN2_LO_16), t);
     sixteenths_times_exp(s, biased, t)
 }
+
+const SIXTEEN_LOG2E: f32 = f32::from_bits(0x41b8_aa3b); // 16·log2 e
 
 /// `1.5·2^23`: `x + MAGIC_16` leaves `round(x)` in the low mantissa bits.
 const MAGIC_16: f32 = f32::from_bits(0x4b40_0000);
@@ -203,7 +231,7 @@ fn exp_reduced_of_degree<S: Lanes, const SHORT: bool>(s: S, biased: S::V, t: S::
 
 /// The slice form for the exhaustive test, the fuzz targets and the
 /// throughput tool (an entry like every public call: it lives in `lib.rs`).
-pub use crate::exp_slice;
+pub use crate::{exp_for_sum_slice, exp_slice};
 
 #[cfg(test)]
 mod tests {

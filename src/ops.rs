@@ -520,7 +520,7 @@ impl RowReduce for LogSumExp {
     type Out = f32;
     #[cfg_attr(not(unoptimized), inline(always))]
     fn reduce<S: Lanes>(self, s: S, row: &[f32]) -> f32 {
-        logsumexp_of(row_max_sum(s, row, &mut ()), row)
+        logsumexp_of(row_max_sum::<S, true>(s, row, &mut ()), row)
     }
 }
 
@@ -652,30 +652,35 @@ impl<P: PairRowOp> RowTask for PairCall<'_, P> {
     }
 }
 
-/// Our `exp` of every input value into the output (the exp's own tests).
-pub(crate) struct ExpCall<'a>(pub Io<'a>);
+/// Our `exp` of every input value into the output (the exp's own tests);
+/// `exp::exp_for_sum` when `FOR_SUM`.
+pub(crate) struct ExpCall<'a, const FOR_SUM: bool>(pub Io<'a>);
 
-impl WithLanes for ExpCall<'_> {
+impl<const FOR_SUM: bool> WithLanes for ExpCall<'_, FOR_SUM> {
     type Output = ();
     fn with<S: Lanes>(self, s: S) {
         s.vectorize(self);
     }
 }
 
-impl crate::lanes::Job for ExpCall<'_> {
+impl<const FOR_SUM: bool> crate::lanes::Job for ExpCall<'_, FOR_SUM> {
     type Output = ();
     #[cfg_attr(not(unoptimized), inline(always))]
     fn run<S: Lanes>(mut self, s: S) {
-        self.0.map_store(s, ExpMap);
+        self.0.map_store(s, ExpMap::<FOR_SUM>);
     }
 }
 
-struct ExpMap;
+struct ExpMap<const FOR_SUM: bool>;
 
-impl<S: Lanes> crate::kernels::Map<S> for ExpMap {
+impl<S: Lanes, const FOR_SUM: bool> crate::kernels::Map<S> for ExpMap<FOR_SUM> {
     #[cfg_attr(not(unoptimized), inline(always))]
     fn apply(&self, s: S, x: S::V) -> S::V {
-        crate::exp::exp(s, x)
+        if FOR_SUM {
+            crate::exp::exp_for_sum(s, x)
+        } else {
+            crate::exp::exp(s, x)
+        }
     }
 }
 

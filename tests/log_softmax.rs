@@ -5,7 +5,7 @@
 mod common;
 
 use common::check::{bits, check_log_values};
-use common::{builders, normal_row, rng};
+use common::{builders, normal, normal_row, rng};
 use simd_softmax::{Error, Softmax, reference};
 
 /// Runs log-softmax out of place and in place (same bits), checks it and
@@ -74,6 +74,47 @@ fn long_rows_and_adversarial_orders() {
         }
     }
     println!("log_softmax long rows: worst {worst:.3} of the bound");
+}
+
+/// logsumexp's exps drop the reduction's low constant (`exp_for_sum`), an
+/// error that grows with `|x − max|`; the sum weights it by each entry's
+/// share, so the worst rows hold their mass far below the max: one entry
+/// at the max and a tail `gap` below it, in values that make `x − max`
+/// exact and values that round it, the tail alone or spread.
+#[test]
+fn logsumexp_with_its_mass_far_from_the_max() {
+    let mut r = rng(42);
+    let mut worst = 0.0f64;
+    for n in [4097usize, 50257, 262144] {
+        let ln_n = (n as f32).ln();
+        for gap in [ln_n - 2.3, ln_n, ln_n + 3.0, 30.0, 80.0] {
+            for top in [0.0f32, 37.3, -1000.1] {
+                let flat: Vec<f32> = (0..n)
+                    .map(|i| if i == n / 3 { top } else { top - gap })
+                    .collect();
+                let spread: Vec<f32> = (0..n)
+                    .map(|i| {
+                        if i == 7 {
+                            top
+                        } else {
+                            top - gap + 0.5 * normal(&mut r)
+                        }
+                    })
+                    .collect();
+                for (shape, x) in [("flat", &flat), ("spread", &spread)] {
+                    let want = [reference::logsumexp_f64(x)];
+                    for sm in builders() {
+                        let mut got = [0.0f32];
+                        sm.run_logsumexp_rows(x, n, &mut got).unwrap();
+                        worst = worst.max(check_log_values(&got, &want, &|| {
+                            format!("{sm:?} n={n} gap={gap} top={top} {shape}")
+                        }));
+                    }
+                }
+            }
+        }
+    }
+    println!("logsumexp with its mass far from the max: worst {worst:.3} of the bound");
 }
 
 /// One dominant logit over a long tail: the tail's mass, 8190 terms of

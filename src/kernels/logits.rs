@@ -14,7 +14,7 @@
 
 use core::ops::Range;
 
-use crate::exp::{exp, exp_above_cutoff, exp_sum, exp2_of_product};
+use crate::exp::{exp, exp_above_cutoff, exp_for_sum, exp_sum, exp2_of_product};
 use crate::lanes::Lanes;
 
 /// A per-row transform of the input into logits.
@@ -32,6 +32,12 @@ pub(crate) trait Logits: Copy + Send + Sync {
     #[cfg_attr(not(unoptimized), inline(always))]
     fn exp_shift<S: Lanes>(self, s: S, v: S::V, m: S::V) -> S::V {
         exp(s, self.shift(s, v, m))
+    }
+    /// `exp(shift(v, m))` as a term of a sum only ([`exp_for_sum`] on the
+    /// plain input; the others keep [`Logits::exp_shift`]).
+    #[cfg_attr(not(unoptimized), inline(always))]
+    fn exp_shift_for_sum<S: Lanes>(self, s: S, v: S::V, m: S::V) -> S::V {
+        self.exp_shift(s, v, m)
     }
     /// Whether [`Logits::exp_shift_above_cutoff`] saves work, so that a
     /// row's min is worth finding with its max.
@@ -149,6 +155,10 @@ impl Logits for Plain {
     #[cfg_attr(not(unoptimized), inline(always))]
     fn shift<S: Lanes>(self, s: S, v: S::V, m: S::V) -> S::V {
         s.sub(v, m)
+    }
+    #[cfg_attr(not(unoptimized), inline(always))]
+    fn exp_shift_for_sum<S: Lanes>(self, s: S, v: S::V, m: S::V) -> S::V {
+        exp_for_sum(s, s.sub(v, m))
     }
     const ABOVE_CUTOFF_PAYS: bool = true;
     #[cfg_attr(not(unoptimized), inline(always))]

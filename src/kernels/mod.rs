@@ -688,6 +688,9 @@ pub(crate) trait Map<S: Lanes> {
 
 /// `exp(shift(v, m))`.
 pub(crate) struct ExpMinus<S: Lanes, T>(pub S::V, pub T);
+/// `exp(shift(v, m))` where only the sum is kept
+/// ([`Logits::exp_shift_for_sum`]).
+pub(crate) struct ExpMinusForSum<S: Lanes, T>(pub S::V, pub T);
 /// `exp(shift(v, m))` for rows whose every exponent is at least
 /// `exp::CUTOFF` ([`Logits::exp_shift_above_cutoff`]).
 pub(crate) struct ExpMinusAboveCutoff<S: Lanes, T>(pub S::V, pub T);
@@ -743,6 +746,13 @@ impl<S: Lanes, T: Logits> Map<S> for ExpMinus<S, T> {
     #[cfg_attr(not(unoptimized), inline(always))]
     fn apply(&self, s: S, v: S::V) -> S::V {
         self.1.exp_shift(s, v, self.0)
+    }
+}
+
+impl<S: Lanes, T: Logits> Map<S> for ExpMinusForSum<S, T> {
+    #[cfg_attr(not(unoptimized), inline(always))]
+    fn apply(&self, s: S, v: S::V) -> S::V {
+        self.1.exp_shift_for_sum(s, v, self.0)
     }
 }
 

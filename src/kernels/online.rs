@@ -4,8 +4,8 @@
 
 use super::exec::{ChunkJob, Exec};
 use super::{
-    CHUNK, ExpMinus, ExpMinusAboveCutoff, ExpMinusTimes, Io, Logits, NextMax, Partial, Plain, max,
-    max_min, nonfinite_row, sum_of, sum_of_beside,
+    CHUNK, ExpMinus, ExpMinusAboveCutoff, ExpMinusForSum, ExpMinusTimes, Io, Logits, NextMax,
+    Partial, Plain, max, max_min, nonfinite_row, sum_of, sum_of_beside,
 };
 use crate::element::{Element, Elements};
 use crate::exp::CUTOFF;
@@ -61,22 +61,29 @@ impl<E: Elements> ChunkJob<E> for MaxSum {
 /// The body of [`MaxSum`] over the logits of `x` under `t`.
 #[cfg_attr(not(unoptimized), inline(always))]
 pub(crate) fn max_sum<S: Lanes, T: Logits, X: Element>(s: S, x: &[X], t: T) -> Partial {
-    max_sum_visiting(s, x, t, 0, &mut ())
+    max_sum_visiting::<S, T, X, false>(s, x, t, 0, &mut ())
 }
 
 /// `(max, sum)` of a whole row on this thread: its fixed chunks merged in
 /// chunk order, the same bits as [`max_sum_of`] through any `Exec`. Every
 /// reduction that needs a row's (max, sum) comes here. The block starts
-/// `visitor` sees count from the row start.
+/// `visitor` sees count from the row start. `FOR_SUM` where the sum is
+/// all the caller keeps and its bound is relative to the sum (logsumexp):
+/// the exps are `exp::exp_for_sum`.
 #[cfg_attr(not(unoptimized), inline(always))]
-pub(crate) fn row_max_sum<S: Lanes>(
+pub(crate) fn row_max_sum<S: Lanes, const FOR_SUM: bool>(
     s: S,
     x: &[f32],
     visitor: &mut impl BlockVisitor<f32>,
 ) -> Partial {
+    if FOR_SUM {
+        // Such rows are never split across threads: one part.
+        return max_sum_visiting::<S, Plain, f32, true>(s, x, Plain, 0, visitor);
+    }
     let mut total = Partial::EMPTY;
     for (c, chunk) in x.chunks(CHUNK).enumerate() {
-        total = total.merge(max_sum_visiting(s, chunk, Plain, c * CHUNK, visitor), 1.0);
+        let part = max_sum_visiting::<S, Plain, f32, FOR_SUM>(s, chunk, Plain, c * CHUNK, visitor);
+        total = total.merge(part, 1.0);
     }
     total
 }
@@ -99,7 +106,7 @@ impl<X> BlockVisitor<X> for () {
 /// while the block before it runs its exponentials (the same max: a max
 /// does not round), so the block is read once for the exp, not twice.
 #[cfg_attr(not(unoptimized), inline(always))]
-fn max_sum_visiting<S: Lanes, T: Logits, X: Element>(
+fn max_sum_visiting<S: Lanes, T: Logits, X: Element, const FOR_SUM: bool>(
     s: S,
     x: &[X],
     t: T,
@@ -109,7 +116,7 @@ fn max_sum_visiting<S: Lanes, T: Logits, X: Element>(
     let c = t.factor();
     let mut m = f32::NEG_INFINITY;
     let mut sum = 0.0f64;
-    let step = RESCALE_VECTORS * S::LANES;
+    let step = if FOR_SUM { 4 } else { 1 } * RESCALE_VECTORS * S::LANES;
     let first = step.min(x.len());
     // The first block's min too (a read bound by loads): where it leaves
     // every exponent above the cutoff, a block read alone (a row of one
@@ -137,11 +144,18 @@ fn max_sum_visiting<S: Lanes, T: Logits, X: Element>(
             // Same length: the vector at `i` of this block pairs with the
             // one at `i` of the next, whole vectors and the partial one alike.
             let mut next_max = NextMax::new(s, next, nt);
-            sum += sum_of_beside(s, block, bt, exp, &mut next_max);
+            sum += if FOR_SUM {
+                let exp = ExpMinusForSum(s.splat(reference), bt);
+                sum_of_beside(s, block, bt, exp, &mut next_max)
+            } else {
+                sum_of_beside(s, block, bt, exp, &mut next_max)
+            };
             block_max = next_max.finish(s, block.len());
         } else {
             sum += if block_min - reference >= CUTOFF {
                 sum_of(s, block, bt, ExpMinusAboveCutoff(s.splat(reference), bt))
+            } else if FOR_SUM {
+                sum_of(s, block, bt, ExpMinusForSum(s.splat(reference), bt))
             } else {
                 sum_of(s, block, bt, exp)
             };
