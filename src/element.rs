@@ -1,12 +1,17 @@
 //! The element-type seam: how rows of a storage type are read into f32
 //! lanes and written back. The kernels read and write rows only through
 //! [`Element`] (in `kernels::Io` and its streams), and do their math in
-//! f32 lanes; a new storage type (f16, bf16: issue 12) is an impl here,
-//! with its conversions in registers, not a change to each kernel.
+//! f32 lanes; a new storage type is an impl here, with its conversions in
+//! registers (`Lanes::load_f16` and kin), not a change to each kernel. f32,
+//! `half::f16` and `half::bf16` have theirs (issue 12 puts the kernels and
+//! the public API on the 16-bit types).
 
 use core::marker::PhantomData;
 
-use crate::lanes::Lanes;
+use half::slice::HalfFloatSliceExt;
+use half::{bf16, f16};
+
+use crate::lanes::{Lanes, MAX_LANES};
 
 /// A storage type of logits or results.
 pub(crate) trait Element: Copy + Send + Sync + 'static {
@@ -51,6 +56,50 @@ impl Element for f32 {
     }
 }
 
+/// The 16-bit types: their lanes convert whole vectors in registers; the
+/// partial last vector of a row goes one value at a time through a buffer.
+macro_rules! half_element {
+    ($t:ty, $load:ident, $store:ident) => {
+        impl Element for $t {
+            #[cfg_attr(not(unoptimized), inline(always))]
+            fn load<S: Lanes>(s: S, x: &[$t]) -> S::V {
+                s.$load(x.reinterpret_cast())
+            }
+            #[cfg_attr(not(unoptimized), inline(always))]
+            fn load_partial<S: Lanes>(s: S, x: &[$t], fill: f32) -> S::V {
+                let mut wide = [fill; MAX_LANES];
+                for (w, v) in wide.iter_mut().zip(x) {
+                    *w = v.to_f32();
+                }
+                s.load(&wide[..S::LANES])
+            }
+            #[cfg_attr(not(unoptimized), inline(always))]
+            fn store<S: Lanes>(s: S, v: S::V, y: &mut [$t]) {
+                s.$store(v, y.reinterpret_cast_mut());
+            }
+            #[cfg_attr(not(unoptimized), inline(always))]
+            fn store_partial<S: Lanes>(s: S, v: S::V, y: &mut [$t]) {
+                let mut wide = [0.0f32; MAX_LANES];
+                s.store(v, &mut wide[..S::LANES]);
+                for (out, &w) in y.iter_mut().zip(&wide) {
+                    *out = <$t>::from_f32(w);
+                }
+            }
+            #[cfg_attr(not(unoptimized), inline(always))]
+            fn to_f32(self) -> f32 {
+                <$t>::to_f32(self)
+            }
+            #[cfg_attr(not(unoptimized), inline(always))]
+            fn from_f32(v: f32) -> $t {
+                <$t>::from_f32(v)
+            }
+        }
+    };
+}
+
+half_element!(f16, load_f16, store_f16);
+half_element!(bf16, load_bf16, store_bf16);
+
 /// The input and output element types of a row operation (in place, the
 /// data is of the output type).
 pub(crate) trait Elements: Copy + Send + Sync + 'static {
@@ -75,3 +124,118 @@ impl<X: Element, Y: Element> Elements for Pair<X, Y> {
 
 /// f32 in, f32 out: every operation today.
 pub(crate) type F32 = Pair<f32, f32>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lanes::{Job, on_every_backend};
+
+    /// Loads every bit pattern of `X` (16 bits) through the lanes and
+    /// stores f32 values spread over every exponent, the halfway points
+    /// between neighbours of `X` among them, back to `X`: the same bits as
+    /// `half`'s one-at-a-time conversions (to nearest, ties to even), and
+    /// NaN for NaN. Whole vectors and partial ones.
+    #[derive(Clone)]
+    struct Check<X>(PhantomData<X>);
+
+    fn inputs<X: Element + FromBits16>() -> Vec<f32> {
+        let mut v: Vec<f32> = (0..=u16::MAX)
+            .flat_map(|b| {
+                // Each pattern, its neighbours' halfway points and a little
+                // off them, as an X would place them.
+                let x = X::from_bits16(b).to_f32();
+                let up = X::from_bits16(b.wrapping_add(1)).to_f32();
+                let mid = (f64::from(x) + f64::from(up)) / 2.0;
+                [
+                    x,
+                    mid as f32,
+                    (mid as f32).next_up(),
+                    (mid as f32).next_down(),
+                ]
+            })
+            .collect();
+        v.extend((0..1u32 << 20).map(|i| f32::from_bits(i.wrapping_mul(4099))));
+        v.extend([
+            f32::MAX,
+            f32::MIN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+            -f32::NAN,
+        ]);
+        v.extend([f32::from_bits(0x7f80_0001), f32::from_bits(0xffbf_ffff)]);
+        v
+    }
+
+    impl<X: Element + FromBits16 + PartialEq + core::fmt::Debug> Job for Check<X> {
+        type Output = ();
+        fn run<S: Lanes>(self, s: S) {
+            let l = S::LANES;
+            let all: Vec<X> = (0..=u16::MAX).map(X::from_bits16).collect();
+            let mut lanes = vec![0.0f32; l];
+            for (k, chunk) in all.chunks(l).enumerate() {
+                let n = chunk.len() - k % l.min(chunk.len());
+                let v = if n == l {
+                    X::load(s, chunk)
+                } else {
+                    X::load_partial(s, &chunk[..n], 7.0)
+                };
+                s.store(v, &mut lanes);
+                for (j, (&got, x)) in lanes.iter().zip(chunk).enumerate() {
+                    let want = if j < n { x.to_f32() } else { 7.0 };
+                    assert!(
+                        got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
+                        "load {x:?}: {got} vs {want}"
+                    );
+                }
+            }
+            let values = inputs::<X>();
+            let mut out = vec![X::from_f32(0.0); l];
+            for (k, chunk) in values.chunks(l).enumerate() {
+                let n = chunk.len() - k % l.min(chunk.len());
+                let mut padded = chunk.to_vec();
+                padded.resize(l, 0.0);
+                let v = s.load(&padded);
+                if n == l {
+                    X::store(s, v, &mut out);
+                } else {
+                    X::store_partial(s, v, &mut out[..n]);
+                }
+                for (&got, &x) in out.iter().zip(chunk).take(n) {
+                    let want = X::from_f32(x);
+                    let (g, w) = (got.to_f32(), want.to_f32());
+                    assert!(
+                        got == want || (g.is_nan() && w.is_nan()),
+                        "store {x:e} ({:#010x}): {got:?} vs {want:?}",
+                        x.to_bits()
+                    );
+                }
+            }
+        }
+    }
+
+    /// A 16-bit type from its bit pattern (the tests' view).
+    trait FromBits16 {
+        fn from_bits16(b: u16) -> Self;
+    }
+    impl FromBits16 for f16 {
+        fn from_bits16(b: u16) -> f16 {
+            f16::from_bits(b)
+        }
+    }
+    impl FromBits16 for bf16 {
+        fn from_bits16(b: u16) -> bf16 {
+            bf16::from_bits(b)
+        }
+    }
+
+    #[test]
+    fn f16_converts_as_half_does_on_every_backend() {
+        on_every_backend(Check::<f16>(PhantomData));
+    }
+
+    #[test]
+    fn bf16_converts_as_half_does_on_every_backend() {
+        on_every_backend(Check::<bf16>(PhantomData));
+    }
+}

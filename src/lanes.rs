@@ -7,6 +7,10 @@
 
 use wide::{f32x8, i32x8};
 
+/// The most lanes any backend has (AVX-512's 16): the size of the buffers
+/// that convert a vector one value at a time.
+pub(crate) const MAX_LANES: usize = 16;
+
 /// Vector operations over `LANES` f32 values, plus the entry that compiles
 /// a kernel for this instruction set.
 pub(crate) trait Lanes: Copy + Send + Sync + 'static {
@@ -38,6 +42,46 @@ pub(crate) trait Lanes: Copy + Send + Sync + 'static {
     fn load_partial(self, s: &[f32], fill: f32) -> Self::V;
     /// Writes the first `s.len()` lanes (`s` shorter than `LANES`).
     fn store_partial(self, v: Self::V, s: &mut [f32]);
+    /// The first `LANES` values of `s`, IEEE binary16 (f16) bit patterns,
+    /// as f32: exact (panics if `s` is shorter). Here one value at a time;
+    /// the x86 backends convert in registers.
+    #[cfg_attr(not(unoptimized), inline(always))]
+    fn load_f16(self, s: &[u16]) -> Self::V {
+        let mut wide = [0.0f32; MAX_LANES];
+        for (w, &b) in wide.iter_mut().zip(&s[..Self::LANES]) {
+            *w = half::f16::from_bits(b).to_f32();
+        }
+        self.load(&wide[..Self::LANES])
+    }
+    /// Writes the first `LANES` values of `s` as f16 bit patterns, each
+    /// rounded to nearest, ties to even (beyond the range: ±inf; NaN: a
+    /// quiet NaN).
+    #[cfg_attr(not(unoptimized), inline(always))]
+    fn store_f16(self, v: Self::V, s: &mut [u16]) {
+        let mut wide = [0.0f32; MAX_LANES];
+        self.store(v, &mut wide[..Self::LANES]);
+        for (b, &w) in s[..Self::LANES].iter_mut().zip(&wide) {
+            *b = half::f16::from_f32(w).to_bits();
+        }
+    }
+    /// [`Lanes::load_f16`] for bfloat16 bit patterns (the top half of an f32).
+    #[cfg_attr(not(unoptimized), inline(always))]
+    fn load_bf16(self, s: &[u16]) -> Self::V {
+        let mut wide = [0.0f32; MAX_LANES];
+        for (w, &b) in wide.iter_mut().zip(&s[..Self::LANES]) {
+            *w = f32::from_bits(u32::from(b) << 16);
+        }
+        self.load(&wide[..Self::LANES])
+    }
+    /// [`Lanes::store_f16`] for bfloat16.
+    #[cfg_attr(not(unoptimized), inline(always))]
+    fn store_bf16(self, v: Self::V, s: &mut [u16]) {
+        let mut wide = [0.0f32; MAX_LANES];
+        self.store(v, &mut wide[..Self::LANES]);
+        for (b, &w) in s[..Self::LANES].iter_mut().zip(&wide) {
+            *b = half::bf16::from_f32(w).to_bits();
+        }
+    }
 
     fn add(self, a: Self::V, b: Self::V) -> Self::V;
     fn sub(self, a: Self::V, b: Self::V) -> Self::V;

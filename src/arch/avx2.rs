@@ -4,18 +4,19 @@ use core::arch::x86_64::*;
 
 use crate::lanes::{Job, Lanes};
 
-/// Proof that the running CPU has AVX2, FMA and POPCNT: only [`Avx2Fma::detect`]
-/// makes one.
+/// Proof that the running CPU has AVX2, FMA, POPCNT and F16C: only
+/// [`Avx2Fma::detect`] makes one.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Avx2Fma(());
 
 impl Avx2Fma {
     pub(crate) fn detect() -> Option<Self> {
-        // POPCNT counts the lanes a compare selects (every AVX2 CPU has it,
-        // unless a hypervisor masks it).
+        // POPCNT counts the lanes a compare selects, F16C converts f16
+        // (every AVX2 CPU has both, unless a hypervisor masks them).
         if is_x86_feature_detected!("avx2")
             && is_x86_feature_detected!("fma")
             && is_x86_feature_detected!("popcnt")
+            && is_x86_feature_detected!("f16c")
         {
             Some(Avx2Fma(()))
         } else {
@@ -40,17 +41,17 @@ fn partial_mask(n: usize) -> __m256i {
 // SAFETY (for every `unsafe` block in this impl unless it says more): the
 // intrinsics need AVX, AVX2 or FMA, and `self` is an `Avx2Fma`, which exists
 // only when `detect` found all of them on this CPU.
-/// A job's entry into code compiled for AVX2, FMA and POPCNT: a method of a
+/// A job's entry into code compiled for AVX2, FMA, POPCNT and F16C: a method of a
 /// blanket impl, so that each job is compiled in its own module's
 /// code-generation unit (see `lanes::Entry`).
 pub(crate) trait Avx2FmaEntry: Job + Sized {
     /// # Safety
-    /// The CPU must have AVX2, FMA and POPCNT.
+    /// The CPU must have AVX2, FMA, POPCNT and F16C.
     unsafe fn with_avx2(self, s: Avx2Fma) -> Self::Output;
 }
 
 impl<J: Job> Avx2FmaEntry for J {
-    #[target_feature(enable = "avx2,fma,popcnt")]
+    #[target_feature(enable = "avx2,fma,popcnt,f16c")]
     unsafe fn with_avx2(self, s: Avx2Fma) -> J::Output {
         self.run(s)
     }
@@ -100,6 +101,53 @@ impl Lanes for Avx2Fma {
         // SAFETY: as in `load_partial`, only the first `s.len()` lanes are
         // written; see the impl.
         unsafe { _mm256_maskstore_ps(s.as_mut_ptr(), mask, v) }
+    }
+    #[cfg_attr(not(unoptimized), inline(always))]
+    fn load_f16(self, s: &[u16]) -> __m256 {
+        let s = &s[..8];
+        // SAFETY: `s` holds 8 readable u16 (checked above); F16C is in the
+        // token; see the impl.
+        unsafe { _mm256_cvtph_ps(_mm_loadu_si128(s.as_ptr().cast())) }
+    }
+    #[cfg_attr(not(unoptimized), inline(always))]
+    fn store_f16(self, v: __m256, s: &mut [u16]) {
+        let s = &mut s[..8];
+        // SAFETY: `s` holds 8 writable u16 (checked above); F16C is in the
+        // token; see the impl.
+        unsafe {
+            let h = _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(v);
+            _mm_storeu_si128(s.as_mut_ptr().cast(), h);
+        }
+    }
+    #[cfg_attr(not(unoptimized), inline(always))]
+    fn load_bf16(self, s: &[u16]) -> __m256 {
+        let s = &s[..8];
+        // SAFETY: `s` holds 8 readable u16 (checked above); see the impl.
+        unsafe {
+            let b = _mm256_cvtepu16_epi32(_mm_loadu_si128(s.as_ptr().cast()));
+            _mm256_castsi256_ps(_mm256_slli_epi32::<16>(b))
+        }
+    }
+    #[cfg_attr(not(unoptimized), inline(always))]
+    fn store_bf16(self, v: __m256, s: &mut [u16]) {
+        let s = &mut s[..8];
+        // SAFETY: `s` holds 8 writable u16 (checked above); see the impl.
+        unsafe {
+            // As the AVX-512 lanes: to nearest, ties to even; NaN quiet.
+            let bits = _mm256_castps_si256(v);
+            let top = _mm256_srli_epi32::<16>(bits);
+            let odd = _mm256_and_si256(top, _mm256_set1_epi32(1));
+            let bias = _mm256_add_epi32(odd, _mm256_set1_epi32(0x7fff));
+            let rounded = _mm256_srli_epi32::<16>(_mm256_add_epi32(bits, bias));
+            let nan = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_UNORD_Q>(v, v));
+            let quiet = _mm256_or_si256(top, _mm256_set1_epi32(0x40));
+            let r = _mm256_blendv_epi8(rounded, quiet, nan);
+            // Every lane fits 16 bits: the unsigned pack is exact. It packs
+            // within each 128-bit half; the permute joins the halves.
+            let packed = _mm256_packus_epi32(r, r);
+            let joined = _mm256_permute4x64_epi64::<0b1000>(packed);
+            _mm_storeu_si128(s.as_mut_ptr().cast(), _mm256_castsi256_si128(joined));
+        }
     }
     #[cfg_attr(not(unoptimized), inline(always))]
     fn add(self, a: __m256, b: __m256) -> __m256 {

@@ -102,6 +102,49 @@ impl Lanes for Avx512 {
         unsafe { _mm512_mask_storeu_ps(s.as_mut_ptr(), mask, v) }
     }
     #[cfg_attr(not(unoptimized), inline(always))]
+    fn load_f16(self, s: &[u16]) -> __m512 {
+        let s = &s[..16];
+        // SAFETY: `s` holds 16 readable u16 (checked above); see the impl.
+        unsafe { _mm512_cvtph_ps(_mm256_loadu_si256(s.as_ptr().cast())) }
+    }
+    #[cfg_attr(not(unoptimized), inline(always))]
+    fn store_f16(self, v: __m512, s: &mut [u16]) {
+        let s = &mut s[..16];
+        // SAFETY: `s` holds 16 writable u16 (checked above); see the impl.
+        unsafe {
+            let h = _mm512_cvtps_ph::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(v);
+            _mm256_storeu_si256(s.as_mut_ptr().cast(), h);
+        }
+    }
+    #[cfg_attr(not(unoptimized), inline(always))]
+    fn load_bf16(self, s: &[u16]) -> __m512 {
+        let s = &s[..16];
+        // SAFETY: `s` holds 16 readable u16 (checked above); see the impl.
+        unsafe {
+            let b = _mm512_cvtepu16_epi32(_mm256_loadu_si256(s.as_ptr().cast()));
+            _mm512_castsi512_ps(_mm512_slli_epi32::<16>(b))
+        }
+    }
+    #[cfg_attr(not(unoptimized), inline(always))]
+    fn store_bf16(self, v: __m512, s: &mut [u16]) {
+        let s = &mut s[..16];
+        // SAFETY: `s` holds 16 writable u16 (checked above); see the impl.
+        unsafe {
+            // To nearest, ties to even: add 0x7fff plus the kept part's
+            // lowest bit, keep the top half. NaN keeps its top half, made
+            // quiet (the rounding could carry it into infinity).
+            let bits = _mm512_castps_si512(v);
+            let top = _mm512_srli_epi32::<16>(bits);
+            let odd = _mm512_and_si512(top, _mm512_set1_epi32(1));
+            let bias = _mm512_add_epi32(odd, _mm512_set1_epi32(0x7fff));
+            let rounded = _mm512_srli_epi32::<16>(_mm512_add_epi32(bits, bias));
+            let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v);
+            let quiet = _mm512_or_si512(top, _mm512_set1_epi32(0x40));
+            let r = _mm512_mask_mov_epi32(rounded, nan, quiet);
+            _mm256_storeu_si256(s.as_mut_ptr().cast(), _mm512_cvtepi32_epi16(r));
+        }
+    }
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn add(self, a: __m512, b: __m512) -> __m512 {
         // SAFETY: see the impl.
         unsafe { _mm512_add_ps(a, b) }
