@@ -27,11 +27,11 @@
 //! ```
 
 use crate::dispatch::{self, Backend, try_backend};
+use crate::element::{Element, Slice, SliceMut};
 use crate::error::{Argument, Mask, Parameter};
-use crate::kernels::Io;
 use crate::ops::{
-    ArgMax, Entropy, LogSoftmaxBackward, LogSumExp, PairCall, PairRowOp, ReduceCall, RowLogits,
-    RowReduce, SoftmaxBackward, SoftmaxCall,
+    self, ArgMax, Entropy, LogSoftmaxBackward, LogSumExp, PairCall, PairRowOp, ReduceCall,
+    RowLogits, RowReduce, SoftmaxBackward, SoftmaxShape,
 };
 use crate::{Algorithm, CrossEntropy, CrossEntropyOptions, Error, shape};
 
@@ -240,95 +240,122 @@ impl<L: Settings> Softmax<L> {
         }
     }
 
-    /// Softmax of one row into `output` (same length).
-    pub fn run(&self, input: &[f32], output: &mut [f32]) -> Result<(), Error> {
-        shape::same_length(input.len(), output.len())?;
-        let rows = usize::from(!input.is_empty());
-        self.softmax_call(
-            false,
-            Io::new(Some(input), output),
-            rows,
-            input.len(),
-            input.len(),
-        )
+    /// Softmax of one row into `output` (same length). The same
+    /// [`Element`] type in and out, or f16 or bf16 in and f32 out (the
+    /// other pairs are [`Error::UnsupportedElements`] for now): a 16-bit
+    /// output is the f32 result rounded once to its type; a 16-bit input
+    /// into f32 gives the bits of the f32 call on the converted values.
+    ///
+    /// ```
+    /// use half::bf16;
+    /// let x = [bf16::from_f32(1.0), bf16::from_f32(2.0)];
+    /// let mut p = [0.0f32; 2]; // bf16 logits, f32 probabilities
+    /// simd_softmax::Softmax::new().run(&x, &mut p)?;
+    /// assert!((p[1] - 0.7310586).abs() < 1e-6);
+    /// # Ok::<(), simd_softmax::Error>(())
+    /// ```
+    pub fn run<X: Element, Y: Element>(&self, input: &[X], output: &mut [Y]) -> Result<(), Error> {
+        self.softmax_call(false, Some(X::slice(input)), Y::slice_mut(output), None)
     }
 
     /// Softmax of one row, in place.
-    pub fn run_in_place(&self, data: &mut [f32]) -> Result<(), Error> {
-        let (rows, len) = (usize::from(!data.is_empty()), data.len());
-        self.softmax_call(false, Io::new(None, data), rows, len, len)
+    pub fn run_in_place<E: Element>(&self, data: &mut [E]) -> Result<(), Error> {
+        self.softmax_call(false, None, E::slice_mut(data), None)
     }
 
     /// Softmax of each row of `row_len` values, rows in parallel on the
     /// current rayon pool.
-    pub fn run_rows(&self, input: &[f32], output: &mut [f32], row_len: usize) -> Result<(), Error> {
-        shape::same_length(input.len(), output.len())?;
-        self.rows_call(false, Io::new(Some(input), output), row_len)
+    pub fn run_rows<X: Element, Y: Element>(
+        &self,
+        input: &[X],
+        output: &mut [Y],
+        row_len: usize,
+    ) -> Result<(), Error> {
+        self.softmax_call(
+            false,
+            Some(X::slice(input)),
+            Y::slice_mut(output),
+            Some(row_len),
+        )
     }
 
     /// Softmax of each row of `row_len` values, in place, rows in parallel.
-    pub fn run_rows_in_place(&self, data: &mut [f32], row_len: usize) -> Result<(), Error> {
-        self.rows_call(false, Io::new(None, data), row_len)
+    pub fn run_rows_in_place<E: Element>(
+        &self,
+        data: &mut [E],
+        row_len: usize,
+    ) -> Result<(), Error> {
+        self.softmax_call(false, None, E::slice_mut(data), Some(row_len))
     }
 
     /// Log-softmax of one row into `output` (same length):
     /// `(x − max) − ln Σ exp(x − max)`. One online pass finds max and sum,
     /// one pass writes (the algorithm setting is softmax's).
-    pub fn run_log(&self, input: &[f32], output: &mut [f32]) -> Result<(), Error> {
-        shape::same_length(input.len(), output.len())?;
-        let rows = usize::from(!input.is_empty());
-        self.softmax_call(
-            true,
-            Io::new(Some(input), output),
-            rows,
-            input.len(),
-            input.len(),
-        )
+    pub fn run_log<X: Element, Y: Element>(
+        &self,
+        input: &[X],
+        output: &mut [Y],
+    ) -> Result<(), Error> {
+        self.softmax_call(true, Some(X::slice(input)), Y::slice_mut(output), None)
     }
 
     /// Log-softmax of one row, in place.
-    pub fn run_log_in_place(&self, data: &mut [f32]) -> Result<(), Error> {
-        let (rows, len) = (usize::from(!data.is_empty()), data.len());
-        self.softmax_call(true, Io::new(None, data), rows, len, len)
+    pub fn run_log_in_place<E: Element>(&self, data: &mut [E]) -> Result<(), Error> {
+        self.softmax_call(true, None, E::slice_mut(data), None)
     }
 
     /// Log-softmax of each row of `row_len` values, rows in parallel.
-    pub fn run_log_rows(
+    pub fn run_log_rows<X: Element, Y: Element>(
         &self,
-        input: &[f32],
-        output: &mut [f32],
+        input: &[X],
+        output: &mut [Y],
         row_len: usize,
     ) -> Result<(), Error> {
-        shape::same_length(input.len(), output.len())?;
-        self.rows_call(true, Io::new(Some(input), output), row_len)
+        self.softmax_call(
+            true,
+            Some(X::slice(input)),
+            Y::slice_mut(output),
+            Some(row_len),
+        )
     }
 
     /// Log-softmax of each row of `row_len` values, in place, rows in parallel.
-    pub fn run_log_rows_in_place(&self, data: &mut [f32], row_len: usize) -> Result<(), Error> {
-        self.rows_call(true, Io::new(None, data), row_len)
+    pub fn run_log_rows_in_place<E: Element>(
+        &self,
+        data: &mut [E],
+        row_len: usize,
+    ) -> Result<(), Error> {
+        self.softmax_call(true, None, E::slice_mut(data), Some(row_len))
     }
 
-    fn rows_call(&self, log: bool, io: Io<'_>, row_len: usize) -> Result<(), Error> {
-        let stride = self.stride.unwrap_or(row_len);
-        let rows = shape::strided_rows(io.len(), row_len, stride)?;
-        self.softmax_call(log, io, rows, row_len, stride)
-    }
-
+    /// Every softmax and log-softmax call: `input` `None` is in place; rows
+    /// of `row_len` (with the builder's stride), or `None` for one row.
     fn softmax_call(
         &self,
         log: bool,
-        io: Io<'_>,
-        rows: usize,
-        row_len: usize,
-        stride: usize,
+        input: Option<Slice<'_>>,
+        output: SliceMut<'_>,
+        row_len: Option<usize>,
     ) -> Result<(), Error> {
+        let len = output.len();
+        ops::check_types(input.as_ref(), &output)?;
+        if let Some(input) = &input {
+            shape::same_length(input.len(), len)?;
+        }
+        let (rows, row_len, stride) = match row_len {
+            None => (usize::from(len > 0), len, len),
+            Some(row_len) => {
+                let stride = self.stride.unwrap_or(row_len);
+                (shape::strided_rows(len, row_len, stride)?, row_len, stride)
+            }
+        };
         let concrete = Softmax {
             algorithm: self.algorithm,
             backend: self.backend,
             stride: self.stride,
             settings: self.settings.logits(),
         };
-        concrete.run_softmax(log, io, rows, row_len, stride)
+        concrete.run_softmax(log, input, output, rows, row_len, stride)
     }
 }
 
@@ -341,7 +368,8 @@ impl Softmax<LogitSettings<'_>> {
     fn run_softmax(
         &self,
         log: bool,
-        io: Io<'_>,
+        input: Option<Slice<'_>>,
+        output: SliceMut<'_>,
         rows: usize,
         row_len: usize,
         stride: usize,
@@ -352,16 +380,15 @@ impl Softmax<LogitSettings<'_>> {
             return Ok(());
         }
         let algorithm = self.algorithm.resolve(rows * row_len, row_len);
-        let call = SoftmaxCall {
+        let shape = SoftmaxShape {
             algorithm,
             log,
-            io,
             rows,
             row_len,
             stride,
             logits,
         };
-        dispatch::run(backend, call)
+        ops::softmax_typed(backend, shape, input, output)
     }
 }
 

@@ -15,7 +15,7 @@
 //! How the rows are cut never changes a result: rows are independent, and a
 //! split row uses the same parts, merged in the same order, as a whole one.
 
-use crate::lanes::{Job, Lanes};
+use crate::lanes::Lanes;
 #[cfg(feature = "rayon")]
 use crate::pool;
 
@@ -50,20 +50,39 @@ pub(crate) trait RowTask: Send + Sized {
     /// The one row of this task, its parts across the current rayon pool
     /// (each part entering the backend on its own).
     fn run_split<S: Lanes>(self, s: S) {
+        self.enter(s);
+    }
+    /// [`RowTask::run`] as one backend entry. A task may enter through a
+    /// wrapper type of its own module (see [`in_order_entry`]).
+    fn enter<S: Lanes>(self, s: S) {
         s.vectorize(InOrder(self));
     }
 }
 
-/// [`RowTask::run`] as one backend entry.
-struct InOrder<T>(T);
+/// Defines `InOrder<T>`, [`RowTask::run`] as one backend entry, in the
+/// module that invokes it. rustc compiles a backend entry (a method of a
+/// blanket impl over the job) in the code-generation unit of the job
+/// type's module, so every task entering through one wrapper lands in one
+/// unit, optimised on one core: the softmax kernels each have their own
+/// (`ops::RowKernel::enter`), which spreads them over units and cores.
+macro_rules! in_order_entry {
+    () => {
+        /// [`RowTask::run`](crate::driver::RowTask::run) as one backend
+        /// entry, compiled in this module's code-generation unit.
+        pub(crate) struct InOrder<T>(pub T);
 
-impl<T: RowTask> Job for InOrder<T> {
-    type Output = ();
-    #[cfg_attr(not(unoptimized), inline(always))]
-    fn run<S: Lanes>(self, s: S) {
-        self.0.run(s);
-    }
+        impl<T: crate::driver::RowTask> crate::lanes::Job for InOrder<T> {
+            type Output = ();
+            #[cfg_attr(not(unoptimized), inline(always))]
+            fn run<S: crate::lanes::Lanes>(self, s: S) {
+                self.0.run(s);
+            }
+        }
+    };
 }
+pub(crate) use in_order_entry;
+
+in_order_entry!();
 
 /// Rows per task for rows of `row_len` elements.
 #[cfg(feature = "rayon")]
@@ -91,7 +110,7 @@ pub(crate) fn run<S: Lanes, T: RowTask>(s: S, task: T, row_len: usize) {
         }
     }
     let _ = row_len;
-    s.vectorize(InOrder(task));
+    task.enter(s);
 }
 
 /// Runs rows `lo..hi` of `task` on this thread, nothing else: the entry
@@ -102,7 +121,7 @@ pub(crate) fn run<S: Lanes, T: RowTask>(s: S, task: T, row_len: usize) {
 pub(crate) fn run_part<S: Lanes, T: RowTask>(s: S, task: T, lo: usize, hi: usize) {
     let (_, rest) = task.split_at(lo);
     let (part, _) = rest.split_at(hi - lo);
-    s.vectorize(InOrder(part));
+    part.enter(s);
 }
 
 /// Runs `task` across the pool in tasks of `per_task` rows (the last may
@@ -144,7 +163,7 @@ impl<S: Lanes, T: RowTask> pool::Divisible for Rows<S, T> {
     }
     fn run(&mut self) {
         if let Some(task) = self.task.take() {
-            self.s.vectorize(InOrder(task));
+            task.enter(self.s);
         }
     }
 }

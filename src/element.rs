@@ -1,20 +1,154 @@
-//! The element-type seam: how rows of a storage type are read into f32
-//! lanes and written back. The kernels read and write rows only through
-//! [`Element`] (in `kernels::Io` and its streams), and do their math in
-//! f32 lanes; a new storage type is an impl here, with its conversions in
-//! registers (`Lanes::load_f16` and kin), not a change to each kernel. f32,
-//! `half::f16` and `half::bf16` have theirs (issue 12 puts the kernels and
-//! the public API on the 16-bit types).
+//! The element types: the public, sealed [`Element`] (f32, `half::f16`,
+//! `half::bf16`), and the seam the kernels read and write rows through,
+//! [`Storage`]: how rows of a type are read into f32 lanes and written
+//! back. The kernels do their math in f32 lanes and touch rows only
+//! through [`Storage`] (in `kernels::Io` and its streams); a new element
+//! type is an impl here, with its conversions in registers
+//! (`Lanes::load_f16` and kin), not a change to each kernel.
 
 use core::marker::PhantomData;
 
 use half::slice::HalfFloatSliceExt;
 use half::{bf16, f16};
 
-use crate::lanes::{Lanes, MAX_LANES};
+use crate::lanes::{Lanes, MAX_LANES, f32_to_halves, halves_to_f32};
 
-/// A storage type of logits or results.
-pub(crate) trait Element: Copy + Send + Sync + 'static {
+/// An element type of logits or results: `f32`, [`half::f16`] or
+/// [`half::bf16`] (sealed: the kernels convert each in registers).
+///
+/// Inputs convert to f32 exactly and the math is f32's (with the sums
+/// carried in f64), so every bound of the crate holds on the converted
+/// values; a 16-bit output is the f32 result rounded once to its type, to
+/// nearest, ties to even.
+pub trait Element: Copy + Send + Sync + 'static + sealed::Sealed {
+    /// Which type this is.
+    const TYPE: ElementType;
+    #[doc(hidden)]
+    fn slice(x: &[Self]) -> Slice<'_>;
+    #[doc(hidden)]
+    fn slice_mut(x: &mut [Self]) -> SliceMut<'_>;
+}
+
+/// The element types, as values (for errors and tools).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ElementType {
+    /// IEEE binary32.
+    F32,
+    /// IEEE binary16 ([`half::f16`]).
+    F16,
+    /// bfloat16 ([`half::bf16`]): f32's exponent, 8 bits of precision.
+    Bf16,
+}
+
+impl ElementType {
+    /// Every element type.
+    pub const ALL: [ElementType; 3] = [ElementType::F32, ElementType::F16, ElementType::Bf16];
+
+    /// The short name: `f32`, `f16`, `bf16`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ElementType::F32 => "f32",
+            ElementType::F16 => "f16",
+            ElementType::Bf16 => "bf16",
+        }
+    }
+
+    /// Parses a short name.
+    pub fn from_name(name: &str) -> Option<ElementType> {
+        ElementType::ALL.into_iter().find(|t| t.name() == name)
+    }
+}
+
+impl core::fmt::Display for ElementType {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for f32 {}
+    impl Sealed for half::f16 {}
+    impl Sealed for half::bf16 {}
+}
+
+/// A row of some element type (how the generic public calls hand their
+/// data to the crate's compiled code).
+#[doc(hidden)]
+#[derive(Debug)]
+pub enum Slice<'a> {
+    F32(&'a [f32]),
+    F16(&'a [f16]),
+    Bf16(&'a [bf16]),
+}
+
+/// [`Slice`], writable.
+#[doc(hidden)]
+#[derive(Debug)]
+pub enum SliceMut<'a> {
+    F32(&'a mut [f32]),
+    F16(&'a mut [f16]),
+    Bf16(&'a mut [bf16]),
+}
+
+impl Slice<'_> {
+    pub(crate) fn element_type(&self) -> ElementType {
+        match self {
+            Slice::F32(_) => ElementType::F32,
+            Slice::F16(_) => ElementType::F16,
+            Slice::Bf16(_) => ElementType::Bf16,
+        }
+    }
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Slice::F32(x) => x.len(),
+            Slice::F16(x) => x.len(),
+            Slice::Bf16(x) => x.len(),
+        }
+    }
+}
+
+impl SliceMut<'_> {
+    pub(crate) fn element_type(&self) -> ElementType {
+        match self {
+            SliceMut::F32(_) => ElementType::F32,
+            SliceMut::F16(_) => ElementType::F16,
+            SliceMut::Bf16(_) => ElementType::Bf16,
+        }
+    }
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            SliceMut::F32(x) => x.len(),
+            SliceMut::F16(x) => x.len(),
+            SliceMut::Bf16(x) => x.len(),
+        }
+    }
+}
+
+macro_rules! element {
+    ($t:ty, $variant:ident) => {
+        impl Element for $t {
+            const TYPE: ElementType = ElementType::$variant;
+            fn slice(x: &[$t]) -> Slice<'_> {
+                Slice::$variant(x)
+            }
+            fn slice_mut(x: &mut [$t]) -> SliceMut<'_> {
+                SliceMut::$variant(x)
+            }
+        }
+    };
+}
+
+element!(f32, F32);
+element!(f16, F16);
+element!(bf16, Bf16);
+
+/// How the kernels read and write rows of an element type.
+pub(crate) trait Storage: Copy + Send + Sync + 'static {
+    /// Whether this is f32 (whose rows get every kernel and transform
+    /// compiled; the 16-bit types get fewer, see `ops::SoftmaxCall`).
+    const IS_F32: bool = false;
     /// The first `LANES` values of `x` as f32 lanes (panics if shorter).
     fn load<S: Lanes>(s: S, x: &[Self]) -> S::V;
     /// `x` (shorter than `LANES`) as f32 lanes, the rest `fill`.
@@ -29,7 +163,8 @@ pub(crate) trait Element: Copy + Send + Sync + 'static {
     fn from_f32(v: f32) -> Self;
 }
 
-impl Element for f32 {
+impl Storage for f32 {
+    const IS_F32: bool = true;
     #[cfg_attr(not(unoptimized), inline(always))]
     fn load<S: Lanes>(s: S, x: &[f32]) -> S::V {
         s.load(x)
@@ -59,8 +194,8 @@ impl Element for f32 {
 /// The 16-bit types: their lanes convert whole vectors in registers; the
 /// partial last vector of a row goes one value at a time through a buffer.
 macro_rules! half_element {
-    ($t:ty, $load:ident, $store:ident) => {
-        impl Element for $t {
+    ($t:ty, $bf16:literal, $load:ident, $store:ident) => {
+        impl Storage for $t {
             #[cfg_attr(not(unoptimized), inline(always))]
             fn load<S: Lanes>(s: S, x: &[$t]) -> S::V {
                 s.$load(x.reinterpret_cast())
@@ -68,9 +203,7 @@ macro_rules! half_element {
             #[cfg_attr(not(unoptimized), inline(always))]
             fn load_partial<S: Lanes>(s: S, x: &[$t], fill: f32) -> S::V {
                 let mut wide = [fill; MAX_LANES];
-                for (w, v) in wide.iter_mut().zip(x) {
-                    *w = v.to_f32();
-                }
+                halves_to_f32::<$bf16>(x.reinterpret_cast(), &mut wide[..x.len()]);
                 s.load(&wide[..S::LANES])
             }
             #[cfg_attr(not(unoptimized), inline(always))]
@@ -81,9 +214,8 @@ macro_rules! half_element {
             fn store_partial<S: Lanes>(s: S, v: S::V, y: &mut [$t]) {
                 let mut wide = [0.0f32; MAX_LANES];
                 s.store(v, &mut wide[..S::LANES]);
-                for (out, &w) in y.iter_mut().zip(&wide) {
-                    *out = <$t>::from_f32(w);
-                }
+                let n = y.len();
+                f32_to_halves::<$bf16>(&wide[..n], y.reinterpret_cast_mut());
             }
             #[cfg_attr(not(unoptimized), inline(always))]
             fn to_f32(self) -> f32 {
@@ -97,14 +229,16 @@ macro_rules! half_element {
     };
 }
 
-half_element!(f16, load_f16, store_f16);
-half_element!(bf16, load_bf16, store_bf16);
+half_element!(f16, false, load_f16, store_f16);
+half_element!(bf16, true, load_bf16, store_bf16);
 
 /// The input and output element types of a row operation (in place, the
 /// data is of the output type).
 pub(crate) trait Elements: Copy + Send + Sync + 'static {
-    type In: Element;
-    type Out: Element;
+    type In: Storage;
+    type Out: Storage;
+    /// f32 in and out.
+    const F32: bool = Self::In::IS_F32 && Self::Out::IS_F32;
 }
 
 /// Input of type `X`, output of type `Y`.
@@ -117,7 +251,7 @@ impl<X, Y> Clone for Pair<X, Y> {
 }
 impl<X, Y> Copy for Pair<X, Y> {}
 
-impl<X: Element, Y: Element> Elements for Pair<X, Y> {
+impl<X: Storage, Y: Storage> Elements for Pair<X, Y> {
     type In = X;
     type Out = Y;
 }
@@ -138,7 +272,7 @@ mod tests {
     #[derive(Clone)]
     struct Check<X>(PhantomData<X>);
 
-    fn inputs<X: Element + FromBits16>() -> Vec<f32> {
+    fn inputs<X: Storage + FromBits16>() -> Vec<f32> {
         let mut v: Vec<f32> = (0..=u16::MAX)
             .flat_map(|b| {
                 // Each pattern, its neighbours' halfway points and a little
@@ -167,7 +301,7 @@ mod tests {
         v
     }
 
-    impl<X: Element + FromBits16 + PartialEq + core::fmt::Debug> Job for Check<X> {
+    impl<X: Storage + FromBits16 + PartialEq + core::fmt::Debug> Job for Check<X> {
         type Output = ();
         fn run<S: Lanes>(self, s: S) {
             let l = S::LANES;

@@ -1,6 +1,6 @@
 use core::fmt;
 
-use crate::Backend;
+use crate::{Backend, ElementType};
 
 /// What can go wrong before a kernel runs. Nothing is written when a call
 /// returns an error.
@@ -105,6 +105,15 @@ pub enum Error {
         /// The longest row the operation takes.
         max: usize,
     },
+    /// An (input, output) pair of element types this call does not take
+    /// yet: softmax and log-softmax take the same type in and out, or f16
+    /// or bf16 in and f32 out.
+    UnsupportedElements {
+        /// The input's type.
+        input: ElementType,
+        /// The output's type.
+        output: ElementType,
+    },
     /// The requested backend needs instructions this CPU lacks.
     BackendUnavailable(Backend),
     /// `SIMD_SOFTMAX_BACKEND` holds a name that is no backend.
@@ -190,6 +199,10 @@ impl fmt::Display for Error {
                     "a row of {len} entries is longer than the {max} this call takes"
                 )
             }
+            Error::UnsupportedElements { input, output } => write!(
+                f,
+                "{input} in and {output} out is not supported yet: the same type in and out, or f16 or bf16 in and f32 out"
+            ),
             Error::BackendUnavailable(b) => write!(
                 f,
                 "backend {} ({b}) is not available on this CPU; available: {}",

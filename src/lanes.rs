@@ -21,6 +21,9 @@ pub(crate) trait Lanes: Copy + Send + Sync + 'static {
     const LANES: usize;
     /// Whether `mul_add` is fused (one rounding).
     const FMA: bool;
+    /// Whether f16 and bf16 convert in registers (whole vectors): the
+    /// backends where 16-bit rows get their own plain-row kernels.
+    const HALF_IN_REGISTERS: bool = false;
 
     /// Runs `job` inside a function compiled for this instruction set, so
     /// that the `#[inline(always)]` kernel and lane methods inline into code
@@ -43,14 +46,13 @@ pub(crate) trait Lanes: Copy + Send + Sync + 'static {
     /// Writes the first `s.len()` lanes (`s` shorter than `LANES`).
     fn store_partial(self, v: Self::V, s: &mut [f32]);
     /// The first `LANES` values of `s`, IEEE binary16 (f16) bit patterns,
-    /// as f32: exact (panics if `s` is shorter). Here one value at a time;
-    /// the x86 backends convert in registers.
+    /// as f32: exact (panics if `s` is shorter). Here one value at a time,
+    /// out of line (see [`halves_to_f32`]); the x86 backends convert in
+    /// registers.
     #[cfg_attr(not(unoptimized), inline(always))]
     fn load_f16(self, s: &[u16]) -> Self::V {
         let mut wide = [0.0f32; MAX_LANES];
-        for (w, &b) in wide.iter_mut().zip(&s[..Self::LANES]) {
-            *w = half::f16::from_bits(b).to_f32();
-        }
+        halves_to_f32::<false>(&s[..Self::LANES], &mut wide[..Self::LANES]);
         self.load(&wide[..Self::LANES])
     }
     /// Writes the first `LANES` values of `s` as f16 bit patterns, each
@@ -60,17 +62,13 @@ pub(crate) trait Lanes: Copy + Send + Sync + 'static {
     fn store_f16(self, v: Self::V, s: &mut [u16]) {
         let mut wide = [0.0f32; MAX_LANES];
         self.store(v, &mut wide[..Self::LANES]);
-        for (b, &w) in s[..Self::LANES].iter_mut().zip(&wide) {
-            *b = half::f16::from_f32(w).to_bits();
-        }
+        f32_to_halves::<false>(&wide[..Self::LANES], &mut s[..Self::LANES]);
     }
     /// [`Lanes::load_f16`] for bfloat16 bit patterns (the top half of an f32).
     #[cfg_attr(not(unoptimized), inline(always))]
     fn load_bf16(self, s: &[u16]) -> Self::V {
         let mut wide = [0.0f32; MAX_LANES];
-        for (w, &b) in wide.iter_mut().zip(&s[..Self::LANES]) {
-            *w = f32::from_bits(u32::from(b) << 16);
-        }
+        halves_to_f32::<true>(&s[..Self::LANES], &mut wide[..Self::LANES]);
         self.load(&wide[..Self::LANES])
     }
     /// [`Lanes::store_f16`] for bfloat16.
@@ -78,9 +76,7 @@ pub(crate) trait Lanes: Copy + Send + Sync + 'static {
     fn store_bf16(self, v: Self::V, s: &mut [u16]) {
         let mut wide = [0.0f32; MAX_LANES];
         self.store(v, &mut wide[..Self::LANES]);
-        for (b, &w) in s[..Self::LANES].iter_mut().zip(&wide) {
-            *b = half::bf16::from_f32(w).to_bits();
-        }
+        f32_to_halves::<true>(&wide[..Self::LANES], &mut s[..Self::LANES]);
     }
 
     fn add(self, a: Self::V, b: Self::V) -> Self::V;
@@ -238,6 +234,37 @@ fn compress_bits<T: Copy>(lanes: &[T], mask: u32, out: &mut [T]) -> usize {
         bits &= bits - 1;
     }
     n
+}
+
+/// f16 (or, with `BF16`, bfloat16) bit patterns to f32, one value at a
+/// time through `half`. Out of line on purpose: inlined into every
+/// unrolled loop of every kernel, the branchy conversions (and the vector
+/// code LLVM then tried to make of them) made the library's build run for
+/// half an hour in 12 GB; the scalar and portable backends pay a call per
+/// vector instead.
+#[inline(never)]
+pub(crate) fn halves_to_f32<const BF16: bool>(bits: &[u16], out: &mut [f32]) {
+    for (w, &b) in out.iter_mut().zip(bits) {
+        *w = if BF16 {
+            half::bf16::from_bits(b).to_f32()
+        } else {
+            half::f16::from_bits(b).to_f32()
+        };
+    }
+}
+
+/// f32 to f16 (or bfloat16) bit patterns, rounded to nearest, ties to
+/// even, one value at a time through `half` (out of line, as
+/// [`halves_to_f32`]).
+#[inline(never)]
+pub(crate) fn f32_to_halves<const BF16: bool>(v: &[f32], out: &mut [u16]) {
+    for (b, &w) in out.iter_mut().zip(v) {
+        *b = if BF16 {
+            half::bf16::from_f32(w).to_bits()
+        } else {
+            half::f16::from_f32(w).to_bits()
+        };
+    }
 }
 
 /// A kernel call, generic over the lanes. Its `run` must be

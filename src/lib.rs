@@ -36,7 +36,7 @@
 //! backend and algorithm (CI runs the suite once per backend), and by the
 //! fuzz targets `softmax_diff`, `log_softmax_diff`, `argmax_diff`,
 //! `settings_diff`, `cross_entropy_diff`, `backward_diff`, `entropy_diff`,
-//! `sample_diff` and `exp_diff`, whose bodies (`tests/check/mod.rs`) also run on stable
+//! `sample_diff`, `half_diff` and `exp_diff`, whose bodies (`tests/check/mod.rs`) also run on stable
 //! in `tests/fuzz_cases.rs`.
 //!
 //! **Special values** (`tests/semantics.rs`):
@@ -65,6 +65,23 @@
 //! probabilities of a 256k row come out within about 1e-6 relative (worst
 //! seen: 2e-6 where `|x − max|` is small), and a row's probabilities sum to
 //! 1 within 17·2^-24 (`probabilities_sum_to_one`).
+//!
+//! **Element types** ([`Element`]: `f32`, [`half::f16`], [`half::bf16`];
+//! `tests/half.rs`): softmax and log-softmax take the same element type
+//! in and out, or f16 or bf16 in and f32 out ([`Softmax::run`] and kin;
+//! the free functions take one type for both; f32 into a 16-bit type and
+//! f16 into bf16 are [`Error::UnsupportedElements`] for now). Inputs convert to f32 exactly, so every bound here holds on the
+//! converted logits; a 16-bit output is the f32 result rounded once to its
+//! type (to nearest, ties to even), so its bound adds half an ULP of that
+//! type at the value (half its smallest subnormal below its normal range),
+//! and a log-probability beyond f16's range (below −65504) is −inf. The
+//! conversions happen in registers (F16C and AVX-512 `vcvtph2ps`/`vcvtps2ph`,
+//! bf16 by shifts), never through an f32 copy of the row; the scalar and
+//! portable backends convert one value at a time. Rows of a 16-bit type
+//! in and out run the three-pass algorithm whatever [`Algorithm`] says;
+//! f16 or bf16 into f32 is converted into the output first and then runs
+//! as f32 rows in place, with their bits. The reductions,
+//! backward passes, cross-entropy and the sampler take f32 rows for now.
 //!
 //! **Log-softmax and logsumexp** ([`log_softmax`], [`logsumexp`];
 //! `tests/log_softmax.rs`): `|y − y_ref| ≤ 2^-22·|y_ref| + 2^-21`
@@ -213,7 +230,11 @@ pub use algorithm::Algorithm;
 pub use builder::{LogitSettings, NoSettings, Settings, Softmax};
 pub use cross_entropy::{CrossEntropy, CrossEntropyOptions, Reduction, cross_entropy};
 pub use dispatch::{BACKEND_ENV, Backend, backend, backends_that_ran, try_backend};
+pub use element::{Element, ElementType};
 pub use error::{Argument, Error, Mask, Parameter, SampleFailure};
+/// The `half` crate, whose [`f16`](half::f16) and [`bf16`](half::bf16) are
+/// element types here.
+pub use half;
 pub use sample::{Sampler, SamplerBuilder, top_k_log_probs, top_k_probs};
 
 /// Softmax of one row: `output[i] = exp(input[i] − max) / Σ exp(input − max)`.
@@ -228,7 +249,7 @@ pub use sample::{Sampler, SamplerBuilder, top_k_log_probs, top_k_probs};
 /// assert!(simd_softmax::softmax(&[0.0; 3], &mut p).is_err());
 /// # Ok::<(), simd_softmax::Error>(())
 /// ```
-pub fn softmax(input: &[f32], output: &mut [f32]) -> Result<(), Error> {
+pub fn softmax<E: Element>(input: &[E], output: &mut [E]) -> Result<(), Error> {
     Softmax::new().run(input, output)
 }
 
@@ -241,7 +262,7 @@ pub fn softmax(input: &[f32], output: &mut [f32]) -> Result<(), Error> {
 /// assert_eq!(x[2], 0.0);
 /// # Ok::<(), simd_softmax::Error>(())
 /// ```
-pub fn softmax_in_place(data: &mut [f32]) -> Result<(), Error> {
+pub fn softmax_in_place<E: Element>(data: &mut [E]) -> Result<(), Error> {
     Softmax::new().run_in_place(data)
 }
 
@@ -257,12 +278,16 @@ pub fn softmax_in_place(data: &mut [f32]) -> Result<(), Error> {
 /// assert!(simd_softmax::softmax_rows(&logits, &mut p, 4).is_err());
 /// # Ok::<(), simd_softmax::Error>(())
 /// ```
-pub fn softmax_rows(input: &[f32], output: &mut [f32], row_len: usize) -> Result<(), Error> {
+pub fn softmax_rows<E: Element>(
+    input: &[E],
+    output: &mut [E],
+    row_len: usize,
+) -> Result<(), Error> {
     Softmax::new().run_rows(input, output, row_len)
 }
 
 /// Softmax of each row of `row_len` values, in place, rows in parallel.
-pub fn softmax_rows_in_place(data: &mut [f32], row_len: usize) -> Result<(), Error> {
+pub fn softmax_rows_in_place<E: Element>(data: &mut [E], row_len: usize) -> Result<(), Error> {
     Softmax::new().run_rows_in_place(data, row_len)
 }
 
@@ -275,23 +300,27 @@ pub fn softmax_rows_in_place(data: &mut [f32], row_len: usize) -> Result<(), Err
 /// assert_eq!(y, [-std::f32::consts::LN_2; 2]);
 /// # Ok::<(), simd_softmax::Error>(())
 /// ```
-pub fn log_softmax(input: &[f32], output: &mut [f32]) -> Result<(), Error> {
+pub fn log_softmax<E: Element>(input: &[E], output: &mut [E]) -> Result<(), Error> {
     Softmax::new().run_log(input, output)
 }
 
 /// Log-softmax of one row, in place.
-pub fn log_softmax_in_place(data: &mut [f32]) -> Result<(), Error> {
+pub fn log_softmax_in_place<E: Element>(data: &mut [E]) -> Result<(), Error> {
     Softmax::new().run_log_in_place(data)
 }
 
 /// Log-softmax of each row of `row_len` values, rows in parallel on the
 /// current rayon pool.
-pub fn log_softmax_rows(input: &[f32], output: &mut [f32], row_len: usize) -> Result<(), Error> {
+pub fn log_softmax_rows<E: Element>(
+    input: &[E],
+    output: &mut [E],
+    row_len: usize,
+) -> Result<(), Error> {
     Softmax::new().run_log_rows(input, output, row_len)
 }
 
 /// Log-softmax of each row of `row_len` values, in place, rows in parallel.
-pub fn log_softmax_rows_in_place(data: &mut [f32], row_len: usize) -> Result<(), Error> {
+pub fn log_softmax_rows_in_place<E: Element>(data: &mut [E], row_len: usize) -> Result<(), Error> {
     Softmax::new().run_log_rows_in_place(data, row_len)
 }
 

@@ -4,21 +4,24 @@
 //! per-row reductions and the backward passes live here; cross-entropy and
 //! sampling keep theirs next to their public API.
 
-use crate::Algorithm;
-use crate::dispatch::WithLanes;
+use half::{bf16, f16};
+
+use crate::dispatch::{self, Backend, WithLanes};
 use crate::driver::{self, RowTask};
-use crate::element::{Element, Elements, F32};
+use crate::element::{Elements, F32, Storage};
+use crate::element::{Pair, Slice, SliceMut};
 use crate::kernels::argmax::argmax;
 #[cfg(feature = "rayon")]
 use crate::kernels::exec::Parallel;
 use crate::kernels::exec::{Exec, Sequential};
-use crate::kernels::log_softmax::{log_softmax, logsumexp_of};
+use crate::kernels::log_softmax::{self, log_softmax, logsumexp_of};
 use crate::kernels::online::row_max_sum;
 use crate::kernels::short;
 use crate::kernels::{
     Factor, Io, Logits, Masked, Plain, Scaled, backward, blocked, online, three_pass,
 };
 use crate::lanes::Lanes;
+use crate::{Algorithm, Error};
 
 /// How each row's input becomes logits: the builder's scale, temperature
 /// and masks, already checked.
@@ -64,6 +67,158 @@ impl RowLogits<'_> {
     }
 }
 
+/// A softmax or log-softmax call apart from its data.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SoftmaxShape<'a> {
+    pub algorithm: Algorithm,
+    pub log: bool,
+    pub rows: usize,
+    pub row_len: usize,
+    pub stride: usize,
+    pub logits: RowLogits<'a>,
+}
+
+/// Runs the call on `backend` with its data's element types (`input`
+/// `None`: in place; lengths already checked). Each (input, output) pair
+/// is its own compiled code, chosen here: f32 rows and rows of one 16-bit
+/// type in and out each have theirs. f16 or bf16 rows into f32 are first
+/// converted into the output (exact, in registers), which then runs as
+/// f32 rows in place: the same bits as the f32 call on the converted
+/// values, for one more pass and no more compiled kernels. Other pairs are
+/// an error for now.
+pub(crate) fn softmax_typed(
+    backend: Backend,
+    shape: SoftmaxShape<'_>,
+    input: Option<Slice<'_>>,
+    output: SliceMut<'_>,
+) -> Result<(), Error> {
+    fn typed<E: Storage>(
+        backend: Backend,
+        shape: SoftmaxShape<'_>,
+        input: Option<&[E]>,
+        output: &mut [E],
+    ) -> Result<(), Error> {
+        let call = SoftmaxCall::<Pair<E, E>> {
+            algorithm: shape.algorithm,
+            log: shape.log,
+            io: Io::of(input, output),
+            rows: shape.rows,
+            row_len: shape.row_len,
+            stride: shape.stride,
+            logits: shape.logits,
+        };
+        dispatch::run(backend, call)
+    }
+    fn widened<X: Storage>(
+        backend: Backend,
+        shape: SoftmaxShape<'_>,
+        input: &[X],
+        output: &mut [f32],
+    ) -> Result<(), Error> {
+        let convert = ConvertRows {
+            input,
+            output: &mut *output,
+            rows: shape.rows,
+            row_len: shape.row_len,
+            stride: shape.stride,
+        };
+        dispatch::run(backend, convert)?;
+        typed(backend, shape, None, output)
+    }
+    use Slice as I;
+    use SliceMut as O;
+    match (input, output) {
+        (None, O::F32(y)) => typed::<f32>(backend, shape, None, y),
+        (None, O::F16(y)) => typed::<f16>(backend, shape, None, y),
+        (None, O::Bf16(y)) => typed::<bf16>(backend, shape, None, y),
+        (Some(I::F32(x)), O::F32(y)) => typed(backend, shape, Some(x), y),
+        (Some(I::F16(x)), O::F16(y)) => typed(backend, shape, Some(x), y),
+        (Some(I::Bf16(x)), O::Bf16(y)) => typed(backend, shape, Some(x), y),
+        (Some(I::F16(x)), O::F32(y)) => widened(backend, shape, x, y),
+        (Some(I::Bf16(x)), O::F32(y)) => widened(backend, shape, x, y),
+        (Some(x), y) => Err(Error::UnsupportedElements {
+            input: x.element_type(),
+            output: y.element_type(),
+        }),
+    }
+}
+
+/// Whether [`softmax_typed`] takes these types (checked before anything
+/// else, so that an empty call errs too).
+pub(crate) fn check_types(input: Option<&Slice<'_>>, output: &SliceMut<'_>) -> Result<(), Error> {
+    let (x, y) = match input {
+        None => return Ok(()),
+        Some(x) => (x.element_type(), output.element_type()),
+    };
+    if x == y || y == crate::ElementType::F32 {
+        Ok(())
+    } else {
+        Err(Error::UnsupportedElements {
+            input: x,
+            output: y,
+        })
+    }
+}
+
+/// The rows of a call, converted exactly from `X` into the f32 output
+/// (nothing between rows is read or written).
+struct ConvertRows<'a, X> {
+    input: &'a [X],
+    output: &'a mut [f32],
+    rows: usize,
+    row_len: usize,
+    stride: usize,
+}
+
+impl<X: Storage> WithLanes for ConvertRows<'_, X> {
+    type Output = ();
+    fn with<S: Lanes>(self, s: S) {
+        let row_len = self.row_len;
+        driver::run(s, self, row_len);
+    }
+}
+
+impl<X: Storage> RowTask for ConvertRows<'_, X> {
+    fn rows(&self) -> usize {
+        self.rows
+    }
+
+    fn split_at(self, n: usize) -> (Self, Self) {
+        let at = (n * self.stride).min(self.input.len());
+        let (ia, ib) = self.input.split_at(at);
+        let (oa, ob) = self.output.split_at_mut(at);
+        let part = |input, output, rows| ConvertRows {
+            input,
+            output,
+            rows,
+            ..self
+        };
+        (part(ia, oa, n), part(ib, ob, self.rows - n))
+    }
+
+    #[cfg_attr(not(unoptimized), inline(always))]
+    fn run<S: Lanes>(self, s: S) {
+        for r in 0..self.rows {
+            let span = r * self.stride..r * self.stride + self.row_len;
+            let mut io = Io::<Plain, Pair<X, f32>>::of(
+                Some(&self.input[span.clone()]),
+                &mut self.output[span],
+            );
+            io.map_store(s, Identity);
+        }
+    }
+}
+
+/// The logits as they are.
+struct Identity;
+
+impl<S: Lanes> crate::kernels::Map<S> for Identity {
+    #[cfg_attr(not(unoptimized), inline(always))]
+    fn apply(&self, _: S, x: S::V) -> S::V {
+        x
+    }
+}
+
 /// Softmax (with `algorithm`, resolved, not `Auto`) or log-softmax of
 /// every row of `io` under `logits`: row `r` is `row_len` values at
 /// `r·stride`, and nothing between rows is read or written.
@@ -83,11 +238,17 @@ impl<E: Elements> WithLanes for SoftmaxCall<'_, E> {
         if self.logits.c == 0.0 || self.logits.c == f64::INFINITY {
             return limit_rows(self);
         }
-        match (self.log, self.algorithm) {
-            (true, _) => by_logits(s, LogSoftmax, self),
-            (false, Algorithm::Online) => by_logits(s, Online, self),
-            (false, Algorithm::Blocked) => by_logits(s, Blocked, self),
-            (false, Algorithm::ThreePass | Algorithm::Auto) => by_logits(s, ThreePass, self),
+        // A constant condition, so that 16-bit pairs do not compile the
+        // f32 rows' kernels (and f32 not theirs).
+        if E::F32 {
+            match (self.log, self.algorithm) {
+                (true, _) => by_logits(s, LogSoftmax, self),
+                (false, Algorithm::Online) => by_logits(s, Online, self),
+                (false, Algorithm::Blocked) => by_logits(s, Blocked, self),
+                (false, Algorithm::ThreePass | Algorithm::Auto) => by_logits(s, ThreePass, self),
+            }
+        } else {
+            narrow_rows(s, self);
         }
     }
 }
@@ -130,6 +291,59 @@ fn by_logits<S: Lanes, K: RowKernel, E: Elements>(s: S, k: K, call: SoftmaxCall<
     }
 }
 
+/// Rows of a 16-bit type in and out: softmax or log-softmax whatever the
+/// algorithm setting, through the kernels' paths that never store an
+/// intermediate value in the output (it would be rounded to 16 bits):
+/// online softmax, three-pass log-softmax without stored differences, and
+/// the register path for short rows. Plain rows on the backends that convert
+/// in registers get the plain transform; every other row (and every row on
+/// the scalar and portable backends) the general one, which applies scale,
+/// temperature and masks at run time. Each (kernel, transform, pair) is a
+/// compiled entry per backend, and the crate's build time is their sum.
+#[allow(clippy::collapsible_if)] // a constant test alone prunes what it guards
+fn narrow_rows<S: Lanes, E: Elements>(s: S, call: SoftmaxCall<'_, E>) {
+    let geometry = Geometry {
+        rows: call.rows,
+        row_len: call.row_len,
+        stride: call.stride,
+    };
+    let logits = &call.logits;
+    let plain = logits.keep.is_none() && logits.add.is_none() && logits.c == 1.0;
+    // Constant conditions outside, so that the pairs and backends without
+    // plain kernels do not compile them.
+    if S::HALF_IN_REGISTERS {
+        if plain {
+            return if call.log {
+                driver::run(
+                    s,
+                    SoftmaxRows::new(call.io, geometry, LogSoftmax, PlainRows, logits),
+                    call.row_len,
+                )
+            } else {
+                driver::run(
+                    s,
+                    SoftmaxRows::new(call.io, geometry, ThreePass, PlainRows, logits),
+                    call.row_len,
+                )
+            };
+        }
+    }
+    let general = MaskedRows(logits);
+    if call.log {
+        driver::run(
+            s,
+            SoftmaxRows::new(call.io, geometry, LogSoftmax, general, logits),
+            call.row_len,
+        );
+    } else {
+        driver::run(
+            s,
+            SoftmaxRows::new(call.io, geometry, ThreePass, general, logits),
+            call.row_len,
+        );
+    }
+}
+
 /// Where the rows of a softmax call are: `rows` rows of `row_len` values,
 /// row `r` at `r·stride`.
 #[derive(Clone, Copy)]
@@ -145,6 +359,9 @@ pub(crate) trait RowKernel: Copy + Send + Sync {
     const MASKED: f32;
     /// Returns the row's sum: NaN when a kept logit was NaN.
     fn run<T: Logits, E: Elements>(self, exec: &impl Exec, row: Io<'_, T, E>) -> f64;
+    /// Enters the backend with `task` through the kernel module's own
+    /// wrapper (see `driver::in_order_entry`).
+    fn enter<S: Lanes, R: RowTask>(s: S, task: R);
     /// Whether [`RowKernel::run_pair`] may take two short rows at once.
     const PAIRS: bool = false;
     /// Two rows of the same length on this thread, with the same bits as
@@ -171,6 +388,9 @@ struct Blocked;
 struct LogSoftmax;
 
 impl RowKernel for ThreePass {
+    fn enter<S: Lanes, R: RowTask>(s: S, task: R) {
+        s.vectorize(three_pass::InOrder(task));
+    }
     const MASKED: f32 = 0.0;
     #[cfg_attr(not(unoptimized), inline(always))]
     fn run<T: Logits, E: Elements>(self, exec: &impl Exec, row: Io<'_, T, E>) -> f64 {
@@ -188,6 +408,9 @@ impl RowKernel for ThreePass {
     }
 }
 impl RowKernel for Online {
+    fn enter<S: Lanes, R: RowTask>(s: S, task: R) {
+        s.vectorize(online::InOrder(task));
+    }
     const MASKED: f32 = 0.0;
     #[cfg_attr(not(unoptimized), inline(always))]
     fn run<T: Logits, E: Elements>(self, exec: &impl Exec, row: Io<'_, T, E>) -> f64 {
@@ -195,6 +418,9 @@ impl RowKernel for Online {
     }
 }
 impl RowKernel for Blocked {
+    fn enter<S: Lanes, R: RowTask>(s: S, task: R) {
+        s.vectorize(blocked::InOrder(task));
+    }
     const MASKED: f32 = 0.0;
     #[cfg_attr(not(unoptimized), inline(always))]
     fn run<T: Logits, E: Elements>(self, exec: &impl Exec, row: Io<'_, T, E>) -> f64 {
@@ -202,6 +428,9 @@ impl RowKernel for Blocked {
     }
 }
 impl RowKernel for LogSoftmax {
+    fn enter<S: Lanes, R: RowTask>(s: S, task: R) {
+        s.vectorize(log_softmax::InOrder(task));
+    }
     const MASKED: f32 = f32::NEG_INFINITY;
     #[cfg_attr(not(unoptimized), inline(always))]
     fn run<T: Logits, E: Elements>(self, exec: &impl Exec, row: Io<'_, T, E>) -> f64 {
@@ -350,6 +579,10 @@ impl<K: RowKernel, R: RowTransform, E: Elements> RowTask for SoftmaxRows<'_, K, 
 
     fn splits(&self) -> bool {
         true
+    }
+
+    fn enter<S: Lanes>(self, s: S) {
+        K::enter(s, self);
     }
 
     #[cfg(feature = "rayon")]
@@ -692,12 +925,14 @@ mod tests {
 
     /// A storage type the kernels have never seen: f32 behind a newtype,
     /// loaded and stored through a copy. If the kernels read and wrote rows
-    /// anywhere but through `Element`, this would not compile or would
+    /// anywhere but through `Storage`, this would not compile or would
     /// differ.
     #[derive(Clone, Copy, Debug, PartialEq)]
     struct Stored(f32);
 
-    impl Element for Stored {
+    impl Storage for Stored {
+        // f32 behind a newtype: it takes the f32 rows' kernels.
+        const IS_F32: bool = true;
         fn load<S: Lanes>(s: S, x: &[Self]) -> S::V {
             let v: Vec<f32> = x[..S::LANES].iter().map(|v| v.0).collect();
             s.load(&v)

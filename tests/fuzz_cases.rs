@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 
 use arbitrary::{Arbitrary, Unstructured};
 use check::{
-    BackwardCase, CrossEntropyCase, Encode, ExpCase, HasRows, Long, SampleCase, SettingsCase,
-    Short, SoftmaxCase,
+    BackwardCase, CrossEntropyCase, Encode, ExpCase, HalfCase, HasRows, Long, SampleCase,
+    SettingsCase, Short, SoftmaxCase,
 };
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -65,7 +65,7 @@ type ReplayOne = fn(&[u8]) -> bool;
 
 /// Every fuzz target with its check, as `fuzz/fuzz_targets/<name>.rs` runs
 /// it on one input.
-const TARGETS: [(&str, ReplayOne); 17] = [
+const TARGETS: [(&str, ReplayOne); 19] = [
     ("softmax_diff", |b| {
         long::<SoftmaxCase, _>(b, SoftmaxCase::check)
     }),
@@ -90,6 +90,7 @@ const TARGETS: [(&str, ReplayOne); 17] = [
     ("sample_diff", |b| {
         long::<SampleCase, _>(b, SampleCase::check)
     }),
+    ("half_diff", |b| long::<HalfCase, _>(b, HalfCase::check)),
     ("exp_diff", |b| run(b, ExpCase::check).is_some()),
     ("softmax_short", |b| {
         short::<SoftmaxCase, _>(b, SoftmaxCase::check)
@@ -124,6 +125,7 @@ const TARGETS: [(&str, ReplayOne); 17] = [
     ("sample_short", |b| {
         short::<SampleCase, _>(b, SampleCase::check)
     }),
+    ("half_short", |b| short::<HalfCase, _>(b, HalfCase::check)),
 ];
 
 /// One input through a long target's check, in every configuration (the
@@ -293,6 +295,16 @@ fn sample_diff_random_cases() {
     let worst = results.iter().fold(0.0f64, |a, &e| a.max(e));
     println!(
         "sample_diff: {} random cases, worst relative error {worst:.2e}",
+        results.len()
+    );
+}
+
+#[test]
+fn half_diff_random_cases() {
+    let results = random_cases(42, |c: &HalfCase| &c.rows, HalfCase::check);
+    let worst = results.iter().fold(0.0f64, |a, &e| a.max(e));
+    println!(
+        "half_diff: {} random cases, worst {worst:.3} of the bound",
         results.len()
     );
 }

@@ -180,13 +180,14 @@ fn all_equal_is_uniform() {
 fn empty_is_ok() {
     for sm in configs() {
         let mut out: [f32; 0] = [];
-        assert_eq!(sm.run(&[], &mut out), Ok(()));
-        assert_eq!(sm.run_in_place(&mut []), Ok(()));
-        assert_eq!(sm.run_rows(&[], &mut out, 0), Ok(()));
-        assert_eq!(sm.run_rows(&[], &mut out, 5), Ok(()));
-        assert_eq!(sm.run_rows_in_place(&mut [], 3), Ok(()));
+        let none: &[f32] = &[];
+        assert_eq!(sm.run(none, &mut out), Ok(()));
+        assert_eq!(sm.run_in_place::<f32>(&mut []), Ok(()));
+        assert_eq!(sm.run_rows(none, &mut out, 0), Ok(()));
+        assert_eq!(sm.run_rows(none, &mut out, 5), Ok(()));
+        assert_eq!(sm.run_rows_in_place::<f32>(&mut [], 3), Ok(()));
     }
-    simd_softmax::softmax_in_place(&mut []).unwrap();
+    simd_softmax::softmax_in_place::<f32>(&mut []).unwrap();
 }
 
 #[test]

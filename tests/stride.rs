@@ -180,5 +180,9 @@ fn bad_strides_are_errors_and_write_nothing() {
     // 10 = 3·3 + 1 rows of 1 every 3, and 10 = 2·4 + 2 rows of 2 every 4.
     assert!(sm.row_stride(3).run_rows(&x, &mut y, 1).is_ok());
     assert!(sm.row_stride(4).run_rows_in_place(&mut y, 2).is_ok());
-    assert!(sm.row_stride(5).run_rows(&[], &mut [], 3).is_ok());
+    assert!(
+        sm.row_stride(5)
+            .run_rows::<f32, f32>(&[], &mut [], 3)
+            .is_ok()
+    );
 }

@@ -14,6 +14,12 @@
 //! elements per call and once as a single row. `--plot FILE.svg` draws
 //! Gelem/s against row length for each thread count, with the copy and exp
 //! limits of the batches and this CPU's cache sizes marked.
+//!
+//! `--dtype f32|f16|bf16` sets the element type of softmax and log-softmax
+//! rows (`--out-dtype` the output's, by default the same); the GB/s column
+//! counts the bytes of both. `--op softmax_convert` is the workaround the
+//! 16-bit rows replace: the batch converted to f32 with `half`'s slice
+//! conversion, our f32 softmax in place, converted back.
 
 use std::time::{Duration, Instant};
 
@@ -21,8 +27,13 @@ use std::time::{Duration, Instant};
 mod logits;
 mod plot;
 
+use half::slice::HalfFloatSliceExt;
 use simd_softmax::exp::exp_slice;
-use simd_softmax::{Algorithm, Backend, CrossEntropyOptions, Sampler, Softmax, top_k_probs};
+use simd_softmax::half::{bf16, f16};
+use simd_softmax::{
+    Algorithm, Backend, CrossEntropyOptions, ElementType, LogitSettings, Sampler, Softmax,
+    top_k_probs,
+};
 
 /// The operations `--op` takes. Only softmax has algorithms to choose.
 /// `cross_entropy` is the forward pass with its gradient (targets spread
@@ -32,8 +43,9 @@ use simd_softmax::{Algorithm, Backend, CrossEntropyOptions, Sampler, Softmax, to
 /// `--top-k`, `--top-p`, `--min-p`); `sort_sample` is the path it replaces:
 /// our softmax, a full sort of the row, the filters, a draw; `top_k` is
 /// `top_k_probs` with `--top-k` (default 20).
-const OPS: [&str; 11] = [
+const OPS: [&str; 12] = [
     "softmax",
+    "softmax_convert",
     "log_softmax",
     "logsumexp",
     "argmax",
@@ -72,6 +84,9 @@ struct Args {
     plot: Option<String>,
     /// The elements per call of `--sweep`'s batches.
     elements: usize,
+    /// Element types of softmax and log-softmax rows, in and out.
+    dtype: ElementType,
+    out_dtype: Option<ElementType>,
 }
 
 fn usage() -> ! {
@@ -131,6 +146,8 @@ fn parse_args() -> Args {
         min_p: None,
         plot: None,
         elements: 4 << 20,
+        dtype: ElementType::F32,
+        out_dtype: None,
     };
     let mut shapes = None;
     let mut sweep = false;
@@ -162,6 +179,8 @@ fn parse_args() -> Args {
             "--top-p" => args.top_p = Some(parse_one(&value(), "top-p")),
             "--min-p" => args.min_p = Some(parse_one(&value(), "min-p")),
             "--no-limits" => args.limits = false,
+            "--dtype" => args.dtype = parse_dtype(&value()),
+            "--out-dtype" => args.out_dtype = Some(parse_dtype(&value())),
             "-h" | "--help" => usage(),
             _ => {
                 eprintln!("unknown flag {flag:?}");
@@ -208,6 +227,13 @@ fn parse_args() -> Args {
     args
 }
 
+fn parse_dtype(name: &str) -> ElementType {
+    ElementType::from_name(name).unwrap_or_else(|| {
+        eprintln!("bad element type {name:?}");
+        usage()
+    })
+}
+
 /// `--sweep`'s shapes, shortest rows first: for each row length a batch of
 /// about `elements` elements (at least one row) and a single row.
 fn sweep_shapes(elements: usize) -> Vec<(usize, usize)> {
@@ -246,16 +272,17 @@ const Y_AT: usize = 2048;
 /// 1040..1104 bytes past x than at 512..1024 or 2048, before and after the
 /// row engine alike. So x at 0 and y half a page away ([`Y_AT`]), the
 /// placement farthest from aliasing either way.
-struct Placed {
-    buf: Vec<f32>,
+struct Placed<T = f32> {
+    buf: Vec<T>,
     start: usize,
     len: usize,
 }
 
-impl Placed {
-    fn new(values: &[f32], at: usize) -> Self {
-        let mut buf = vec![0.0f32; values.len() + 2048];
-        let start = buf.as_ptr().align_offset(4096) + at / 4;
+impl<T: Copy> Placed<T> {
+    fn new(values: &[T], at: usize) -> Self {
+        let size = size_of::<T>();
+        let mut buf = vec![values[0]; values.len() + 8192 / size];
+        let start = buf.as_ptr().align_offset(4096) + at / size;
         buf[start..start + values.len()].copy_from_slice(values);
         Placed {
             buf,
@@ -265,16 +292,94 @@ impl Placed {
     }
 }
 
-impl std::ops::Deref for Placed {
-    type Target = [f32];
-    fn deref(&self) -> &[f32] {
+impl<T> std::ops::Deref for Placed<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
         &self.buf[self.start..self.start + self.len]
     }
 }
 
-impl std::ops::DerefMut for Placed {
-    fn deref_mut(&mut self) -> &mut [f32] {
+impl<T> std::ops::DerefMut for Placed<T> {
+    fn deref_mut(&mut self) -> &mut [T] {
         &mut self.buf[self.start..self.start + self.len]
+    }
+}
+
+/// Rows of one of the element types, placed.
+enum Typed {
+    F32(Placed<f32>),
+    F16(Placed<f16>),
+    Bf16(Placed<bf16>),
+}
+
+impl Typed {
+    fn new(t: ElementType, values: &[f32], at: usize) -> Typed {
+        match t {
+            ElementType::F16 => {
+                let v: Vec<f16> = values.iter().map(|&v| f16::from_f32(v)).collect();
+                Typed::F16(Placed::new(&v, at))
+            }
+            ElementType::Bf16 => {
+                let v: Vec<bf16> = values.iter().map(|&v| bf16::from_f32(v)).collect();
+                Typed::Bf16(Placed::new(&v, at))
+            }
+            _ => Typed::F32(Placed::new(values, at)),
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        match self {
+            Typed::F32(_) => 4,
+            _ => 2,
+        }
+    }
+}
+
+/// Softmax or log-softmax of typed rows.
+fn run_typed(sm: &Softmax<LogitSettings<'_>>, log: bool, x: &Typed, y: &mut Typed, cols: usize) {
+    macro_rules! go {
+        ($x:expr, $y:expr) => {
+            if log {
+                sm.run_log_rows($x, $y, cols)
+            } else {
+                sm.run_rows($x, $y, cols)
+            }
+        };
+    }
+    use Typed::*;
+    match (x, y) {
+        (F32(x), F32(y)) => go!(x, y),
+        (F32(x), F16(y)) => go!(x, y),
+        (F32(x), Bf16(y)) => go!(x, y),
+        (F16(x), F32(y)) => go!(x, y),
+        (F16(x), F16(y)) => go!(x, y),
+        (F16(x), Bf16(y)) => go!(x, y),
+        (Bf16(x), F32(y)) => go!(x, y),
+        (Bf16(x), F16(y)) => go!(x, y),
+        (Bf16(x), Bf16(y)) => go!(x, y),
+    }
+    .unwrap()
+}
+
+/// The workaround 16-bit rows replace: the batch to f32 with `half`'s
+/// slice conversion, our f32 softmax in place, back to the input's type.
+fn softmax_convert(
+    sm: &Softmax<LogitSettings<'_>>,
+    x: &Typed,
+    y: &mut Typed,
+    tmp: &mut [f32],
+    cols: usize,
+) {
+    match x {
+        Typed::F16(x) => x.convert_to_f32_slice(tmp),
+        Typed::Bf16(x) => x.convert_to_f32_slice(tmp),
+        Typed::F32(x) => tmp.copy_from_slice(x),
+    }
+    sm.run_rows_in_place(tmp, cols).unwrap();
+    match y {
+        Typed::F16(y) => y.convert_from_f32_slice(tmp),
+        Typed::Bf16(y) => y.convert_from_f32_slice(tmp),
+        Typed::F32(y) => y.copy_from_slice(tmp),
     }
 }
 
@@ -325,6 +430,27 @@ fn main() {
             0,
         );
         let mut y = Placed::new(&vec![0.0f32; rows * cols], Y_AT);
+        // The typed rows of softmax and log-softmax (`--dtype`).
+        let out_dtype = args.out_dtype.unwrap_or(args.dtype);
+        let typed = args.dtype != ElementType::F32 || out_dtype != ElementType::F32;
+        let (xt, mut yt, mut tmp) = if typed || args.op == "softmax_convert" {
+            (
+                Typed::new(args.dtype, &x, 0),
+                Typed::new(out_dtype, &vec![0.0f32; rows * cols], Y_AT),
+                vec![0.0f32; rows * cols],
+            )
+        } else {
+            (
+                Typed::F32(Placed::new(&[0.0], 0)),
+                Typed::F32(Placed::new(&[0.0], 0)),
+                Vec::new(),
+            )
+        };
+        let bytes_per_element = if typed || args.op == "softmax_convert" {
+            (xt.bytes() + yt.bytes()) as f64
+        } else {
+            8.0
+        };
         for &threads in &args.threads {
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)
@@ -405,6 +531,9 @@ fn main() {
                 );
                 let seconds = pool.install(|| {
                     median_seconds(|| match args.op.as_str() {
+                        "log_softmax" if typed => run_typed(&sm, true, &xt, &mut yt, cols),
+                        "softmax" if typed => run_typed(&sm, false, &xt, &mut yt, cols),
+                        "softmax_convert" => softmax_convert(&sm, &xt, &mut yt, &mut tmp, cols),
                         "log_softmax" => sm.run_log_rows(&x, &mut y, cols).unwrap(),
                         "logsumexp" => plain.run_logsumexp_rows(&x, cols, &mut per_row).unwrap(),
                         "argmax" => plain.run_argmax_rows(&x, cols, &mut indices).unwrap(),
@@ -457,7 +586,8 @@ fn main() {
                     exp_s,
                 });
                 let resolved = match args.op.as_str() {
-                    "softmax" => algorithm.resolve_name(rows * cols, cols),
+                    "softmax" | "log_softmax" if typed => "three-pass",
+                    "softmax" | "softmax_convert" => algorithm.resolve_name(rows * cols, cols),
                     "argmax" => "one-pass",
                     "log_softmax" => Algorithm::Auto.resolve_name(rows * cols, cols),
                     "cross_entropy" => "blocked",
@@ -471,6 +601,11 @@ fn main() {
                 let name = match algorithm {
                     Algorithm::Auto => format!("auto({resolved})"),
                     a => a.name().to_string(),
+                };
+                let name = if typed || args.op == "softmax_convert" {
+                    format!("{}>{} {name}", args.dtype, out_dtype)
+                } else {
+                    name
                 };
                 // Limits not measured (`--no-limits`): JSON null, `-` in the table.
                 let json_us = |s: f64| {
@@ -489,12 +624,14 @@ fn main() {
                 };
                 if args.json {
                     println!(
-                        "{{\"op\":\"{}\",\"rows\":{rows},\"cols\":{cols},\"threads\":{threads},\"backend\":\"{}\",\"algorithm\":\"{}\",\"resolved\":\"{}\",\"median_us\":{us:.3},\"gelem_s\":{gelem:.4},\"gb_s\":{:.3},\"copy_us\":{},\"exp_us\":{}}}",
+                        "{{\"op\":\"{}\",\"rows\":{rows},\"cols\":{cols},\"threads\":{threads},\"backend\":\"{}\",\"dtype\":\"{}\",\"out_dtype\":\"{}\",\"algorithm\":\"{}\",\"resolved\":\"{}\",\"median_us\":{us:.3},\"gelem_s\":{gelem:.4},\"gb_s\":{:.3},\"copy_us\":{},\"exp_us\":{}}}",
                         args.op,
                         args.backend,
+                        args.dtype,
+                        out_dtype,
                         algorithm.name(),
                         resolved,
-                        gelem * 8.0,
+                        gelem * bytes_per_element,
                         json_us(copy_s),
                         json_us(exp_s)
                     );
@@ -507,7 +644,7 @@ fn main() {
                         threads,
                         us,
                         gelem,
-                        gelem * 8.0,
+                        gelem * bytes_per_element,
                         share(copy_s),
                         share(exp_s)
                     );

@@ -62,6 +62,7 @@ impl Lanes for Avx2Fma {
     type Wide = (__m256d, __m256d);
     const LANES: usize = 8;
     const FMA: bool = true;
+    const HALF_IN_REGISTERS: bool = true;
 
     #[cfg_attr(not(unoptimized), inline(always))]
     fn vectorize<J: Job>(self, job: J) -> J::Output {

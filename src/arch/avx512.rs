@@ -58,6 +58,7 @@ impl Lanes for Avx512 {
     type Wide = (__m512d, __m512d);
     const LANES: usize = 16;
     const FMA: bool = true;
+    const HALF_IN_REGISTERS: bool = true;
 
     #[cfg_attr(not(unoptimized), inline(always))]
     fn vectorize<J: Job>(self, job: J) -> J::Output {

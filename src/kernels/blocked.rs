@@ -27,6 +27,8 @@ use crate::exp::CUTOFF;
 use crate::lanes::Lanes;
 use core::ops::Range;
 
+crate::driver::in_order_entry!();
+
 /// Values per block: the running max moves, and the next block's max is
 /// read, a block at a time.
 pub(crate) const BLOCK: usize = 1024;

@@ -10,7 +10,9 @@
 use super::exec::Exec;
 use super::{Io, Logits, Partial, RowClass, blocked, short, three_pass};
 use crate::Algorithm;
-use crate::element::Elements;
+use crate::element::{Elements, Storage};
+
+crate::driver::in_order_entry!();
 
 /// Returns the row's sum (NaN when a logit was NaN; 0 for the rows
 /// `nonfinite_row` finishes).
@@ -20,9 +22,14 @@ pub(crate) fn log_softmax<E: Elements>(exec: &impl Exec, mut io: Io<'_, impl Log
         return sum;
     }
     let n = io.len();
-    match Algorithm::Auto.resolve(n, n) {
-        Algorithm::ThreePass => three_pass::log_softmax(exec, io),
-        _ => blocked::log_softmax(exec, io),
+    // Blocked stores differences in the output: not in a 16-bit one.
+    if <E::Out as Storage>::IS_F32 {
+        match Algorithm::Auto.resolve(n, n) {
+            Algorithm::ThreePass => three_pass::log_softmax(exec, io),
+            _ => blocked::log_softmax(exec, io),
+        }
+    } else {
+        three_pass::log_softmax(exec, io)
     }
 }
 

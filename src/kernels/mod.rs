@@ -21,7 +21,7 @@ pub(crate) mod three_pass;
 
 use core::ops::Range;
 
-use crate::element::{Element, Elements, F32, Pair};
+use crate::element::{Elements, F32, Pair, Storage};
 use crate::lanes::Lanes;
 pub(crate) use logits::{Factor, Logits, Masked, Plain, Scaled};
 
@@ -383,13 +383,13 @@ impl<'a, T: Logits, E: Elements> Io<'a, T, E> {
 /// The f64 sum of `f(v)` over the vectors `v` of logits of `x` under `t`,
 /// nothing written; `f(−inf)` must be 0.
 #[cfg_attr(not(unoptimized), inline(always))]
-pub(crate) fn sum_of<S: Lanes, X: Element>(s: S, x: &[X], t: impl Logits, f: impl Map<S>) -> f64 {
+pub(crate) fn sum_of<S: Lanes, X: Storage>(s: S, x: &[X], t: impl Logits, f: impl Map<S>) -> f64 {
     map_sum::<S, _, _, false, true>(s, &mut ReadOnly(x, t), f)
 }
 
 /// [`sum_of`], with `beside.at(i)` for every whole vector `i` of `x`.
 #[cfg_attr(not(unoptimized), inline(always))]
-pub(crate) fn sum_of_beside<S: Lanes, X: Element>(
+pub(crate) fn sum_of_beside<S: Lanes, X: Storage>(
     s: S,
     x: &[X],
     t: impl Logits,
@@ -410,7 +410,7 @@ pub(crate) struct NextMax<'a, S: Lanes, X, T> {
     acc: [S::V; 4],
 }
 
-impl<'a, S: Lanes, X: Element, T: Logits> NextMax<'a, S, X, T> {
+impl<'a, S: Lanes, X: Storage, T: Logits> NextMax<'a, S, X, T> {
     /// For the logits of `next` under `t` (`t` of `next` alone).
     #[cfg_attr(not(unoptimized), inline(always))]
     pub(crate) fn new(s: S, next: &'a [X], t: T) -> Self {
@@ -447,7 +447,7 @@ impl<'a, S: Lanes, X: Element, T: Logits> NextMax<'a, S, X, T> {
     }
 }
 
-impl<S: Lanes, X: Element, T: Logits> Beside<S> for NextMax<'_, S, X, T> {
+impl<S: Lanes, X: Storage, T: Logits> Beside<S> for NextMax<'_, S, X, T> {
     #[cfg_attr(not(unoptimized), inline(always))]
     fn at(&mut self, s: S, i: usize) {
         if let Some(v) = self.next.get(i..i + S::LANES) {
@@ -474,33 +474,33 @@ impl<S: Lanes, X: Element, T: Logits> Beside<S> for NextMax<'_, S, X, T> {
 
 /// Multiplies every value of `y` by `r`.
 #[cfg_attr(not(unoptimized), inline(always))]
-pub(crate) fn scale<S: Lanes, Y: Element>(s: S, y: &mut [Y], r: f32) {
+pub(crate) fn scale<S: Lanes, Y: Storage>(s: S, y: &mut [Y], r: f32) {
     map_in_place(s, y, Times(s.splat(r)));
 }
 
 /// `y = f(y)` for every vector of `y`.
 #[cfg_attr(not(unoptimized), inline(always))]
-pub(crate) fn map_in_place<S: Lanes, Y: Element>(s: S, y: &mut [Y], f: impl Map<S>) {
+pub(crate) fn map_in_place<S: Lanes, Y: Storage>(s: S, y: &mut [Y], f: impl Map<S>) {
     Io::<Plain, Pair<Y, Y>>::of(None, y).map_store(s, f);
 }
 
 /// The largest logit of `x` under `t` that is not NaN (−inf for an empty
 /// slice). NaN is found later, through the exponentials.
 #[cfg_attr(not(unoptimized), inline(always))]
-pub(crate) fn max<S: Lanes, X: Element>(s: S, x: &[X], t: impl Logits) -> f32 {
+pub(crate) fn max<S: Lanes, X: Storage>(s: S, x: &[X], t: impl Logits) -> f32 {
     extremes::<S, X, false>(s, x, t).0
 }
 
 /// The largest and the smallest logit of `x` under `t` that are not NaN
 /// (−inf and +inf for an empty slice), in one read.
 #[cfg_attr(not(unoptimized), inline(always))]
-pub(crate) fn max_min<S: Lanes, X: Element>(s: S, x: &[X], t: impl Logits) -> (f32, f32) {
+pub(crate) fn max_min<S: Lanes, X: Storage>(s: S, x: &[X], t: impl Logits) -> (f32, f32) {
     extremes::<S, X, true>(s, x, t)
 }
 
 /// [`max`], and with `MIN` the smallest logit too (else +inf).
 #[cfg_attr(not(unoptimized), inline(always))]
-fn extremes<S: Lanes, X: Element, const MIN: bool>(s: S, x: &[X], t: impl Logits) -> (f32, f32) {
+fn extremes<S: Lanes, X: Storage, const MIN: bool>(s: S, x: &[X], t: impl Logits) -> (f32, f32) {
     let l = S::LANES;
     let lowest = s.splat(f32::NEG_INFINITY);
     let highest = s.splat(f32::INFINITY);
@@ -584,17 +584,17 @@ macro_rules! reads_from {
         }
         #[cfg_attr(not(unoptimized), inline(always))]
         fn read<S: Lanes>(&self, s: S, i: usize) -> S::V {
-            self.$t.read(s, Element::load(s, &self.$x[i..]), i)
+            self.$t.read(s, Storage::load(s, &self.$x[i..]), i)
         }
         #[cfg_attr(not(unoptimized), inline(always))]
         fn read_partial<S: Lanes>(&self, s: S, i: usize) -> S::V {
-            let x = Element::load_partial(s, &self.$x[i..], f32::NEG_INFINITY);
+            let x = Storage::load_partial(s, &self.$x[i..], f32::NEG_INFINITY);
             self.$t.read_partial(s, x, i)
         }
     };
 }
 
-impl<X: Element, T: Logits> Stream for ReadOnly<'_, X, T> {
+impl<X: Storage, T: Logits> Stream for ReadOnly<'_, X, T> {
     type Block<'b>
         = ReadOnly<'b, X, T>
     where
@@ -614,7 +614,7 @@ impl<X: Element, T: Logits> Stream for ReadOnly<'_, X, T> {
     fn write_partial<S: Lanes>(&mut self, _s: S, _i: usize, _v: S::V) {}
 }
 
-impl<Y: Element, T: Logits> Stream for InPlace<'_, Y, T> {
+impl<Y: Storage, T: Logits> Stream for InPlace<'_, Y, T> {
     type Block<'b>
         = InPlace<'b, Y, T>
     where
@@ -637,7 +637,7 @@ impl<Y: Element, T: Logits> Stream for InPlace<'_, Y, T> {
     }
 }
 
-impl<X: Element, Y: Element, T: Logits> Stream for OutOfPlace<'_, X, Y, T> {
+impl<X: Storage, Y: Storage, T: Logits> Stream for OutOfPlace<'_, X, Y, T> {
     type Block<'b>
         = OutOfPlace<'b, X, Y, T>
     where

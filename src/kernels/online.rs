@@ -7,9 +7,11 @@ use super::{
     CHUNK, ExpMinus, ExpMinusAboveCutoff, ExpMinusForSum, ExpMinusTimes, Io, Logits, NextMax,
     Partial, Plain, max, max_min, nonfinite_row, sum_of, sum_of_beside,
 };
-use crate::element::{Element, Elements};
+use crate::element::{Elements, Storage};
 use crate::exp::CUTOFF;
 use crate::lanes::Lanes;
+
+crate::driver::in_order_entry!();
 
 /// Returns the row's sum (NaN when a logit was NaN; 0 for the rows
 /// `nonfinite_row` finishes).
@@ -60,7 +62,7 @@ impl<E: Elements> ChunkJob<E> for MaxSum {
 
 /// The body of [`MaxSum`] over the logits of `x` under `t`.
 #[cfg_attr(not(unoptimized), inline(always))]
-pub(crate) fn max_sum<S: Lanes, T: Logits, X: Element>(s: S, x: &[X], t: T) -> Partial {
+pub(crate) fn max_sum<S: Lanes, T: Logits, X: Storage>(s: S, x: &[X], t: T) -> Partial {
     max_sum_visiting::<S, T, X, false>(s, x, t, 0, &mut ())
 }
 
@@ -106,7 +108,7 @@ impl<X> BlockVisitor<X> for () {
 /// while the block before it runs its exponentials (the same max: a max
 /// does not round), so the block is read once for the exp, not twice.
 #[cfg_attr(not(unoptimized), inline(always))]
-fn max_sum_visiting<S: Lanes, T: Logits, X: Element, const FOR_SUM: bool>(
+fn max_sum_visiting<S: Lanes, T: Logits, X: Storage, const FOR_SUM: bool>(
     s: S,
     x: &[X],
     t: T,

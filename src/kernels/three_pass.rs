@@ -10,9 +10,11 @@ use super::{
     CHUNK, ExpMinus, ExpMinusAboveCutoff, Io, Logits, Map, ShiftExp, TimesPlus, map_in_place,
     nonfinite_row, scale, short,
 };
-use crate::element::Elements;
+use crate::element::{Elements, Storage};
 use crate::exp::CUTOFF;
 use crate::lanes::Lanes;
+
+crate::driver::in_order_entry!();
 
 /// Log-softmax rows of at least this many values store `x − max` while
 /// their exps are summed and subtract `ln(sum)` in place; shorter rows sum
@@ -32,18 +34,28 @@ pub(crate) fn softmax<E: Elements>(exec: &impl Exec, mut io: Io<'_, impl Logits,
     if let Some(sum) = short::softmax::<false, _, _>(exec, &mut io) {
         return sum;
     }
-    run::<false, true, E>(exec, io)
+    // The exps stored for the scale pass would be rounded to a 16-bit
+    // output: there the online kernel, which stores only results.
+    if <E::Out as Storage>::IS_F32 {
+        run::<false, true, E>(exec, io)
+    } else {
+        super::online::softmax(exec, io)
+    }
 }
 
 /// Log-softmax of a row (not short: the caller has tried `short`);
 /// returns its sum as `softmax` does.
 #[cfg_attr(not(unoptimized), inline(always))]
+#[allow(clippy::collapsible_if)] // a constant test alone prunes what it guards
 pub(crate) fn log_softmax<E: Elements>(exec: &impl Exec, io: Io<'_, impl Logits, E>) -> f64 {
-    if io.len() >= LOG_STORE_FROM {
-        run::<true, true, E>(exec, io)
-    } else {
-        run::<true, false, E>(exec, io)
+    // Differences stored in a 16-bit output would be rounded there (the
+    // constant test apart, so that 16-bit rows do not compile that path).
+    if <E::Out as Storage>::IS_F32 {
+        if io.len() >= LOG_STORE_FROM {
+            return run::<true, true, E>(exec, io);
+        }
     }
+    run::<true, false, E>(exec, io)
 }
 
 /// Softmax, or with `LOG` log-softmax, of a row that is not short; `STORE`

@@ -6,18 +6,19 @@
 //! thousands of `rand`-generated cases.
 #![allow(dead_code)]
 
-use std::fmt;
+use std::fmt::{self, Debug};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use arbitrary::Arbitrary;
 use simd_softmax::exp::{CUTOFF, DOMAIN_MAX, exp_slice};
+use simd_softmax::half::{bf16, f16};
 use simd_softmax::reference::{
     LogitSettings, SamplingSettings, sample_distribution, softmax_row_with,
 };
 use simd_softmax::{
-    Algorithm, BACKEND_ENV, Backend, CrossEntropyOptions, Error, Reduction, Sampler, Softmax,
-    reference,
+    Algorithm, BACKEND_ENV, Backend, CrossEntropyOptions, Element, Error, Reduction, Sampler,
+    Softmax, reference,
 };
 
 /// Longest row a case expands to: long enough for blocks, chunks and the
@@ -1558,6 +1559,252 @@ impl SampleCase {
     }
 }
 
+// ------------------------------------------------------------ half_diff: f16 and bf16 rows
+
+/// A test's view of an element type.
+pub trait Ty: Element + Debug + PartialEq {
+    const NAME: &'static str;
+    /// Significand bits, the implicit one included.
+    const DIGITS: i32;
+    /// Exponent of the smallest normal value.
+    const MIN_EXP: i32;
+    /// The largest finite value.
+    const MAX: f64;
+    fn of(v: f32) -> Self;
+    fn f32(self) -> f32;
+}
+
+impl Ty for f32 {
+    const NAME: &'static str = "f32";
+    const DIGITS: i32 = 24;
+    const MIN_EXP: i32 = -126;
+    const MAX: f64 = f32::MAX as f64;
+    fn of(v: f32) -> f32 {
+        v
+    }
+    fn f32(self) -> f32 {
+        self
+    }
+}
+
+impl Ty for f16 {
+    const NAME: &'static str = "f16";
+    const DIGITS: i32 = 11;
+    const MIN_EXP: i32 = -14;
+    const MAX: f64 = 65504.0;
+    fn of(v: f32) -> f16 {
+        f16::from_f32(v)
+    }
+    fn f32(self) -> f32 {
+        self.to_f32()
+    }
+}
+
+impl Ty for bf16 {
+    const NAME: &'static str = "bf16";
+    const DIGITS: i32 = 8;
+    const MIN_EXP: i32 = -126;
+    const MAX: f64 = 3.3895313892515355e38;
+    fn of(v: f32) -> bf16 {
+        bf16::from_f32(v)
+    }
+    fn f32(self) -> f32 {
+        self.to_f32()
+    }
+}
+
+/// Half an ULP of `Y` at magnitude `v` (f32 results carry their own
+/// rounding in the f32 bound: 0 there).
+pub fn half_ulp<Y: Ty>(v: f64) -> f64 {
+    if Y::DIGITS == 24 {
+        return 0.0;
+    }
+    let e = if v > 0.0 {
+        (v.log2().floor() as i32).max(Y::MIN_EXP)
+    } else {
+        Y::MIN_EXP
+    };
+    2f64.powi(e - (Y::DIGITS - 1)) / 2.0
+}
+
+/// The worst error of `got` (of element type `Y`) (softmax or log-softmax of `x`, already
+/// converted to f32) as a share of its bound; panics beyond it.
+pub fn check_typed<Y: Ty>(x: &[f32], got: &[Y], log: bool, what: &dyn Fn() -> String) -> f64 {
+    assert_eq!(x.len(), got.len());
+    let max = x
+        .iter()
+        .copied()
+        .filter(|v| !v.is_nan())
+        .fold(f32::NEG_INFINITY, f32::max);
+    let want = if log {
+        reference::log_softmax_f64(x)
+    } else {
+        reference::softmax_f64(x)
+    };
+    let mut worst = 0.0f64;
+    for (i, (&g, &w)) in got.iter().zip(&want).enumerate() {
+        let g = g.f32();
+        let ctx = || format!("{}: [{i}] x {:e} got {g:e} want {w:e}", what(), x[i]);
+        if w.is_nan() {
+            assert!(g.is_nan(), "{}", ctx());
+            continue;
+        }
+        if w.is_infinite() || (g.is_infinite() && !w.is_finite()) {
+            assert_eq!(f64::from(g), w, "{}", ctx());
+            continue;
+        }
+        let f32_bound = if log {
+            reference::log_tolerance(w)
+        } else if max == f32::INFINITY {
+            // +inf entries split the mass: 1/k (or 0) rounded once to f32.
+            w * 2f64.powi(-24)
+        } else {
+            reference::tolerance(x[i], max, w)
+        };
+        let bound = f32_bound + half_ulp::<Y>(w.abs() + f32_bound);
+        if g.is_infinite() {
+            // Rounded beyond the output type's range (log-softmax of f16
+            // rows whose values reach past 65504): only where the exact
+            // value is within the bound of that range's end.
+            assert!(g.is_sign_negative() && w <= -Y::MAX + bound, "{}", ctx());
+            continue;
+        }
+        let err = (f64::from(g) - w).abs();
+        assert!(err <= bound, "{} (error {err:e}, bound {bound:e})", ctx());
+        worst = worst.max(err / bound);
+    }
+    worst
+}
+
+/// A batch of rows for `half_diff`: the values rounded to the input type,
+/// softmax and log-softmax into the output type (`types` picks one of the
+/// eight pairs other than f32 to f32; four of them are errors for now).
+#[derive(Arbitrary, Clone, PartialEq)]
+pub struct HalfCase {
+    pub rows: SoftmaxCase,
+    pub types: u8,
+}
+
+impl fmt::Debug for HalfCase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let x = expand(&self.rows.items);
+        write!(f, "check::check_half(")?;
+        write_runs(f, &x)?;
+        write!(
+            f,
+            ", {}, {});",
+            self.rows.row_len.resolve(x.len()),
+            self.types
+        )
+    }
+}
+
+impl HalfCase {
+    pub fn check(&self) -> f64 {
+        let x = expand(&self.rows.items);
+        check_half(&x, self.rows.row_len.resolve(x.len()), self.types)
+    }
+}
+
+/// The `half_diff` body: `x` rounded to the input type of pair `types`,
+/// softmax and log-softmax rows into the output type on every backend and
+/// algorithm, 1 and 2 threads (the same bits), against the reference on
+/// the rounded inputs; a bad shape must be `Err` and write nothing.
+pub fn check_half(x: &[f32], row_len: usize, types: u8) -> f64 {
+    fn pair<X: Ty, Y: Ty>(x: &[f32], row_len: usize) -> f64 {
+        let input: Vec<X> = x.iter().map(|&v| X::of(v)).collect();
+        let exact: Vec<f32> = input.iter().map(|v| v.f32()).collect();
+        let ok = expected(x.len(), row_len).is_ok();
+        let mut worst = 0.0f64;
+        for b in backends() {
+            for a in algorithms() {
+                let sm = Softmax::new().backend(b).algorithm(a);
+                for log in [false, true] {
+                    let what = || {
+                        format!(
+                            "{b} {a:?} log={log} {}>{} row_len={row_len}",
+                            X::NAME,
+                            Y::NAME
+                        )
+                    };
+                    let run = |threads: usize| {
+                        let sentinel = Y::of(12345.0);
+                        let mut out = vec![sentinel; x.len()];
+                        let got = pool(threads).install(|| {
+                            if log {
+                                sm.run_log_rows(&input, &mut out, row_len)
+                            } else {
+                                sm.run_rows(&input, &mut out, row_len)
+                            }
+                        });
+                        assert_eq!(got.is_ok(), ok, "{}: {got:?}", what());
+                        if !ok {
+                            assert!(
+                                out.iter().all(|v| *v == sentinel),
+                                "{}: wrote on error",
+                                what()
+                            );
+                        }
+                        out
+                    };
+                    let one = run(1);
+                    let two = run(2);
+                    let same = one
+                        .iter()
+                        .zip(&two)
+                        .all(|(a, b)| a.f32().to_bits() == b.f32().to_bits());
+                    assert!(same, "{}: 1 and 2 threads differ", what());
+                    if ok && row_len > 0 {
+                        for (r, (xr, yr)) in
+                            exact.chunks(row_len).zip(one.chunks(row_len)).enumerate()
+                        {
+                            worst = worst
+                                .max(check_typed(xr, yr, log, &|| format!("{} row {r}", what())));
+                        }
+                    }
+                }
+            }
+        }
+        worst
+    }
+    /// A pair not taken yet: an error naming the types, nothing written.
+    fn refused<X: Ty, Y: Ty>(x: &[f32], row_len: usize) -> f64 {
+        let input: Vec<X> = x.iter().map(|&v| X::of(v)).collect();
+        let sentinel = Y::of(12345.0);
+        let mut out = vec![sentinel; x.len()];
+        let want = Err(Error::UnsupportedElements {
+            input: X::TYPE,
+            output: Y::TYPE,
+        });
+        for b in backends() {
+            assert_eq!(
+                Softmax::new()
+                    .backend(b)
+                    .run_rows(&input, &mut out, row_len),
+                want
+            );
+            assert_eq!(
+                Softmax::new()
+                    .backend(b)
+                    .run_log_rows(&input, &mut out, row_len),
+                want
+            );
+        }
+        assert!(out.iter().all(|v| *v == sentinel), "wrote on error");
+        0.0
+    }
+    match types % 8 {
+        0 => pair::<f16, f16>(x, row_len),
+        1 => pair::<bf16, bf16>(x, row_len),
+        2 => pair::<f16, f32>(x, row_len),
+        3 => pair::<bf16, f32>(x, row_len),
+        4 => refused::<f32, f16>(x, row_len),
+        5 => refused::<f32, bf16>(x, row_len),
+        6 => refused::<f16, bf16>(x, row_len),
+        _ => refused::<bf16, f16>(x, row_len),
+    }
+}
+
 // ------------------------------------------------------------ one configuration per fuzz input
 
 /// A case whose rows [`OneConfig`] can cut.
@@ -1580,7 +1827,13 @@ macro_rules! has_rows {
         })*
     };
 }
-has_rows!(SettingsCase, CrossEntropyCase, BackwardCase, SampleCase);
+has_rows!(
+    SettingsCase,
+    CrossEntropyCase,
+    BackwardCase,
+    SampleCase,
+    HalfCase
+);
 
 impl SoftmaxCase {
     /// The same items cut to their first `max` values (an exact prefix, so

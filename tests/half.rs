@@ -1,0 +1,326 @@
+//! f16 and bf16 rows (`Element`): softmax and log-softmax with the same
+//! type in and out and with f16/bf16 in and f32 out, in place, in rows
+//! with a stride, on every backend and algorithm, against the f64 reference on the exactly
+//! converted inputs. The bound is the f32 one plus the one rounding of the
+//! result to the output type: half an ULP of that type at the value (half
+//! its smallest subnormal below its normal range).
+
+mod common;
+
+use common::check::{Ty, check_typed, half_ulp};
+use common::{configs, normal_row, rng};
+use simd_softmax::half::{bf16, f16};
+use simd_softmax::{Softmax, reference};
+
+/// Rows for type `X`: random at several scales, and the hostile ones.
+fn rows<X: Ty>() -> Vec<Vec<f32>> {
+    let mut r = rng(12);
+    let mut rows = Vec::new();
+    let exact = |v: Vec<f32>| -> Vec<f32> { v.into_iter().map(|v| X::of(v).f32()).collect() };
+    for n in (0..=70).chain([95, 127, 128, 129, 255, 256, 257, 300, 1000, 4097, 40000]) {
+        for sigma in [0.3f32, 4.0, 40.0] {
+            rows.push(exact(normal_row(&mut r, n, sigma)));
+        }
+    }
+    let big = X::MAX as f32;
+    let tiny = X::of(f32::from_bits(1)).f32().max(if X::MIN_EXP == -14 {
+        5.9604645e-8
+    } else {
+        f32::from_bits(1 << 16)
+    });
+    let specials = [
+        vec![f32::NAN, 1.0, 2.0],
+        vec![1.0, f32::INFINITY, 3.0, f32::INFINITY],
+        vec![f32::NEG_INFINITY; 40],
+        vec![f32::NEG_INFINITY, 0.5, f32::NEG_INFINITY, -0.5],
+        vec![big, -big, 0.0, big],
+        vec![-big, -big, tiny, -tiny, 0.0],
+        vec![tiny; 37],
+        vec![3.0; 300],
+        (0..200)
+            .map(|i| if i % 3 == 0 { big } else { -big })
+            .collect(),
+    ];
+    rows.extend(specials.into_iter().map(exact));
+    rows
+}
+
+/// Softmax and log-softmax of `X` rows into `Y`, out of place, on every
+/// backend and algorithm; with `X = Y` also in place (same bits).
+fn pair<X: Ty, Y: Ty>() -> (f64, f64) {
+    let (mut worst, mut worst_log) = (0.0f64, 0.0f64);
+    for x in rows::<X>() {
+        let input: Vec<X> = x.iter().map(|&v| X::of(v)).collect();
+        for sm in configs() {
+            for log in [false, true] {
+                let what = || format!("{} -> {} log={log} n={} {sm:?}", X::NAME, Y::NAME, x.len());
+                let mut out = vec![Y::of(7.0); x.len()];
+                if log {
+                    sm.run_log(&input, &mut out).unwrap();
+                } else {
+                    sm.run(&input, &mut out).unwrap();
+                }
+                let w = check_typed(&x, &out, log, &what);
+                if log {
+                    worst_log = worst_log.max(w);
+                } else {
+                    worst = worst.max(w);
+                }
+                if X::NAME == Y::NAME {
+                    let mut data = input.clone();
+                    if log {
+                        sm.run_log_in_place(&mut data).unwrap();
+                    } else {
+                        sm.run_in_place(&mut data).unwrap();
+                    }
+                    let same = data
+                        .iter()
+                        .zip(&out)
+                        .all(|(a, b)| a.f32().to_bits() == b.f32().to_bits());
+                    assert!(same, "{}: in place differs", what());
+                }
+            }
+        }
+    }
+    println!(
+        "{} -> {}: worst {worst:.3} of the softmax bound, {worst_log:.3} of the log bound",
+        X::NAME,
+        Y::NAME
+    );
+    (worst, worst_log)
+}
+
+#[test]
+fn f16_rows_within_the_bound() {
+    pair::<f16, f16>();
+}
+
+#[test]
+fn bf16_rows_within_the_bound() {
+    pair::<bf16, bf16>();
+}
+
+#[test]
+fn half_in_f32_out_within_the_bound() {
+    pair::<f16, f32>();
+    pair::<bf16, f32>();
+}
+
+/// f16 or bf16 into f32 is the f32 call on the converted values, bit for
+/// bit (it converts into the output and runs there in place).
+#[test]
+fn half_into_f32_has_the_bits_of_the_f32_call() {
+    let mut r = rng(9);
+    for n in [1usize, 17, 128, 1000, 70000] {
+        let x = normal_row(&mut r, 3 * n, 5.0);
+        let h: Vec<f16> = x.iter().map(|&v| f16::from_f32(v)).collect();
+        let b: Vec<bf16> = x.iter().map(|&v| bf16::from_f32(v)).collect();
+        let hx: Vec<f32> = h.iter().map(|v| v.to_f32()).collect();
+        let bx: Vec<f32> = b.iter().map(|v| v.to_f32()).collect();
+        for sm in configs() {
+            let sm = sm.temperature(0.9);
+            for log in [false, true] {
+                let run = |x: &dyn Fn(&mut [f32])| {
+                    let mut y = vec![0.0f32; 3 * n];
+                    x(&mut y);
+                    y.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+                };
+                let go = |input: &[f32], y: &mut [f32]| {
+                    if log {
+                        sm.run_log_rows(input, y, n)
+                    } else {
+                        sm.run_rows(input, y, n)
+                    }
+                    .unwrap()
+                };
+                let want_h = run(&|y| go(&hx, y));
+                let want_b = run(&|y| go(&bx, y));
+                let got_h = run(&|y| {
+                    if log {
+                        sm.run_log_rows(&h, y, n)
+                    } else {
+                        sm.run_rows(&h, y, n)
+                    }
+                    .unwrap()
+                });
+                let got_b = run(&|y| {
+                    if log {
+                        sm.run_log_rows(&b, y, n)
+                    } else {
+                        sm.run_rows(&b, y, n)
+                    }
+                    .unwrap()
+                });
+                assert_eq!(got_h, want_h, "f16 n={n} log={log} {sm:?}");
+                assert_eq!(got_b, want_b, "bf16 n={n} log={log} {sm:?}");
+            }
+        }
+    }
+}
+
+/// The pairs not taken yet (f32 into a 16-bit type, f16 into bf16 and
+/// back) are an error naming the types, before anything is written, even
+/// for empty rows.
+#[test]
+fn unsupported_pairs_are_errors_and_write_nothing() {
+    fn refuse<X: Ty, Y: Ty>() {
+        let x = vec![X::of(1.0); 6];
+        let mut y = vec![Y::of(5.0); 6];
+        let error = simd_softmax::Error::UnsupportedElements {
+            input: X::TYPE,
+            output: Y::TYPE,
+        };
+        let msg = error.to_string();
+        let want = Err(error);
+        assert_eq!(Softmax::new().run(&x, &mut y), want);
+        assert_eq!(Softmax::new().run_log_rows(&x, &mut y, 3), want);
+        assert_eq!(Softmax::new().run(&x[..0], &mut y[..0]), want);
+        assert!(y.iter().all(|v| v.f32() == 5.0));
+        assert!(msg.contains(X::NAME) && msg.contains(Y::NAME), "{msg}");
+    }
+    refuse::<f32, f16>();
+    refuse::<f32, bf16>();
+    refuse::<f16, bf16>();
+    refuse::<bf16, f16>();
+}
+
+/// The logit settings on 16-bit rows: the same reference as f32 rows
+/// (`softmax_row_with`) on the converted inputs, plus the output rounding.
+#[test]
+fn settings_on_half_rows_within_the_bound() {
+    let mut r = rng(5);
+    let n = 300;
+    let x: Vec<f32> = normal_row(&mut r, 2 * n, 3.0)
+        .into_iter()
+        .map(|v| bf16::from_f32(v).to_f32())
+        .collect();
+    let input: Vec<bf16> = x.iter().map(|&v| bf16::from_f32(v)).collect();
+    let keep: Vec<bool> = (0..n).map(|i| i % 7 != 3).collect();
+    let add: Vec<f32> = (0..n)
+        .map(|i| {
+            if i % 11 == 5 {
+                f32::NEG_INFINITY
+            } else {
+                (i % 5) as f32 * 0.25
+            }
+        })
+        .collect();
+    for b in common::backends() {
+        let builders = [
+            (
+                Softmax::new().backend(b).temperature(0.7),
+                reference::LogitSettings {
+                    temperature: 0.7,
+                    ..Default::default()
+                },
+            ),
+            (
+                Softmax::new().backend(b).scale(0.125).keep_mask(&keep),
+                reference::LogitSettings {
+                    scale: 0.125,
+                    keep_mask: Some(&keep),
+                    ..Default::default()
+                },
+            ),
+            (
+                Softmax::new().backend(b).additive_mask(&add).causal(100),
+                reference::LogitSettings {
+                    additive_mask: Some(&add),
+                    causal: Some(100),
+                    ..Default::default()
+                },
+            ),
+        ];
+        for (sm, settings) in builders {
+            for log in [false, true] {
+                let mut out = vec![bf16::from_f32(7.0); 2 * n];
+                if log {
+                    sm.run_log_rows(&input, &mut out, n).unwrap();
+                } else {
+                    sm.run_rows(&input, &mut out, n).unwrap();
+                }
+                for row in 0..2 {
+                    let want = reference::softmax_row_with(
+                        &x[row * n..(row + 1) * n],
+                        row,
+                        &settings,
+                        log,
+                    );
+                    for (i, (g, w)) in out[row * n..(row + 1) * n].iter().zip(&want).enumerate() {
+                        let g = f64::from(g.to_f32());
+                        let ctx = format!(
+                            "{b:?} log={log} {settings:?} row {row} [{i}]: got {g:e} want {:e}",
+                            w.value
+                        );
+                        if !w.value.is_finite() {
+                            assert_eq!(g, w.value, "{ctx}");
+                            continue;
+                        }
+                        let bound = if log {
+                            w.log_tolerance()
+                        } else {
+                            w.tolerance()
+                        };
+                        let bound = bound + half_ulp::<bf16>(w.value.abs() + bound);
+                        assert!((g - w.value).abs() <= bound, "{ctx}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Strided rows of bf16 give the bits of the same rows alone, on 1 and 2
+/// threads, and nothing between rows is touched; a row long enough to be
+/// split across threads gives the same bits on both.
+#[test]
+fn half_rows_with_a_stride_and_threads_give_the_same_bits() {
+    let mut r = rng(77);
+    for &(rows, row_len, stride) in &[
+        (5usize, 1000usize, 1003usize),
+        (3, 33, 40),
+        (1, 131072, 131072),
+    ] {
+        let x: Vec<bf16> = normal_row(&mut r, rows * stride, 2.0)
+            .into_iter()
+            .map(bf16::from_f32)
+            .collect();
+        for sm in configs() {
+            let mut alone = vec![bf16::ZERO; rows * stride];
+            for k in 0..rows {
+                let span = k * stride..k * stride + row_len;
+                sm.run(&x[span.clone()], &mut alone[span]).unwrap();
+            }
+            for threads in [1, 2] {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                let pad = bf16::from_f32(-9.0);
+                let mut y = vec![pad; rows * stride];
+                pool.install(|| sm.row_stride(stride).run_rows(&x, &mut y, row_len))
+                    .unwrap();
+                for (i, (a, b)) in y.iter().zip(&alone).enumerate() {
+                    if i % stride < row_len {
+                        assert_eq!(a.to_bits(), b.to_bits(), "{sm:?} threads {threads} [{i}]");
+                    } else {
+                        assert_eq!(a.to_bits(), pad.to_bits(), "{sm:?} wrote between rows");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Lengths that differ are an error before anything is written, whatever
+/// the types.
+#[test]
+fn half_shape_errors_write_nothing() {
+    let x = [f16::from_f32(1.0); 4];
+    let mut y = [bf16::from_f32(5.0); 3];
+    assert!(Softmax::new().run(&x, &mut y).is_err());
+    assert!(y.iter().all(|v| v.to_f32() == 5.0));
+    let mut z = [f16::from_f32(5.0); 5];
+    assert!(simd_softmax::softmax_rows_in_place(&mut z, 2).is_err());
+    assert!(z.iter().all(|v| v.to_f32() == 5.0));
+}
