@@ -586,7 +586,10 @@ fn main() {
                     exp_s,
                 });
                 let resolved = match args.op.as_str() {
-                    "softmax" | "log_softmax" if typed => "three-pass",
+                    // Rows of one 16-bit type in and out: the kernels that
+                    // store nothing but results; into f32: the f32 ones.
+                    "softmax" if typed && out_dtype != ElementType::F32 => "online",
+                    "log_softmax" if typed && out_dtype != ElementType::F32 => "three-pass",
                     "softmax" | "softmax_convert" => algorithm.resolve_name(rows * cols, cols),
                     "argmax" => "one-pass",
                     "log_softmax" => Algorithm::Auto.resolve_name(rows * cols, cols),
