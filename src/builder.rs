@@ -26,14 +26,16 @@
 //! # Ok::<(), simd_softmax::Error>(())
 //! ```
 
+use crate::attention::{Alibi, Attention};
 use crate::dispatch::{self, Backend, try_backend};
 use crate::element::{Element, Slice, SliceMut};
 use crate::error::{Argument, Mask, Parameter};
+use crate::kernels::Io;
 use crate::ops::{
-    self, ArgMax, Entropy, LogSoftmaxBackward, LogSumExp, PairCall, PairRowOp, ReduceCall,
-    RowLogits, RowReduce, SoftmaxBackward, SoftmaxShape,
+    self, ArgMax, Entropy, ExpScaled, ExpShifted, LogSoftmaxBackward, LogSumExp, PairCall,
+    PairRowOp, ReduceCall, RowLogits, RowPartial, RowReduce, SoftmaxBackward, SoftmaxShape,
 };
-use crate::{Algorithm, CrossEntropy, CrossEntropyOptions, Error, shape};
+use crate::{Algorithm, CrossEntropy, CrossEntropyOptions, Error, Partial, RowPart, driver, shape};
 
 /// A configured softmax: algorithm, backend, row stride, and (see
 /// [`LogitSettings`]) how the input becomes logits.
@@ -69,6 +71,11 @@ pub struct LogitSettings<'m> {
     keep_mask: Option<&'m [bool]>,
     additive_mask: Option<&'m [f32]>,
     causal: Option<isize>,
+    /// The causal offset is `keys − queries`.
+    causal_end: bool,
+    attention: Option<Attention>,
+    alibi: Option<f32>,
+    sinks: Option<&'m [f32]>,
 }
 
 /// The two setting states of [`Softmax`] (sealed).
@@ -137,6 +144,21 @@ impl Softmax {
     pub fn causal<'m>(self, offset: isize) -> Softmax<LogitSettings<'m>> {
         self.settings(LogitSettings::default()).causal(offset)
     }
+
+    /// See [`Softmax::<LogitSettings>::causal_end`](Softmax::causal_end-1).
+    pub fn causal_end<'m>(self) -> Softmax<LogitSettings<'m>> {
+        self.settings(LogitSettings::default()).causal_end()
+    }
+
+    /// See [`Softmax::<LogitSettings>::attention`](Softmax::attention-1).
+    pub fn attention<'m>(self, shape: Attention) -> Softmax<LogitSettings<'m>> {
+        self.settings(LogitSettings::default()).attention(shape)
+    }
+
+    /// See [`Softmax::<LogitSettings>::sinks`](Softmax::sinks-1).
+    pub fn sinks(self, sinks: &[f32]) -> Softmax<LogitSettings<'_>> {
+        self.settings(LogitSettings::default()).sinks(sinks)
+    }
 }
 
 impl<'m> Softmax<LogitSettings<'m>> {
@@ -190,6 +212,69 @@ impl<'m> Softmax<LogitSettings<'m>> {
     /// all zeros (all −inf).
     pub fn causal(mut self, offset: isize) -> Self {
         self.settings.causal = Some(offset);
+        self.settings.causal_end = false;
+        self
+    }
+
+    /// The causal mask aligned to the last column: with `q` rows (the
+    /// attention layout's queries, else the call's rows) of `k` columns,
+    /// [`causal`](Self::causal) with `offset = k − q`, so that the last row
+    /// keeps every column: queries at the end of a KV cache.
+    pub fn causal_end(mut self) -> Self {
+        self.settings.causal = None;
+        self.settings.causal_end = true;
+        self
+    }
+
+    /// The rows are attention scores laid out as `shape` says
+    /// ([`Attention`]): `run_rows` and kin then take exactly
+    /// `shape.rows()` rows of `shape.keys` values (else
+    /// [`Error::AttentionShape`]), masks may be broadcast over batch and
+    /// heads, the causal mask counts queries within each (batch, head)
+    /// block, and [`alibi`](Self::alibi) knows the heads.
+    ///
+    /// ```
+    /// use simd_softmax::{Attention, Softmax};
+    /// let shape = Attention::new(1, 2, 2, 3); // 2 heads, 2 queries, 3 keys
+    /// let scores = [0.0f32; 12];
+    /// let mut p = [0.0f32; 12];
+    /// Softmax::new().attention(shape).causal_end().run_rows(&scores, &mut p, 3)?;
+    /// // Query 0 of each head sees keys 0..=1, query 1 all three.
+    /// assert_eq!(&p[..6], &[0.5, 0.5, 0.0, 1.0 / 3.0, 1.0 / 3.0, 1.0 / 3.0]);
+    /// # Ok::<(), simd_softmax::Error>(())
+    /// ```
+    pub fn attention(mut self, shape: Attention) -> Self {
+        self.settings.attention = Some(shape);
+        self
+    }
+
+    /// ALiBi as ggml applies it: the additive mask of head `h` is
+    /// multiplied by its slope ([`alibi_slope`](crate::alibi_slope)`(max_bias,
+    /// heads, h)`, heads from the [`attention`](Self::attention) layout, 1
+    /// without one), so the logit is `x·(s/t) + slope·mask`, the product
+    /// rounded to f32 first. Needs an additive mask (the slope multiplies
+    /// it: ggml's ALiBi mask holds the key positions) and a finite
+    /// `max_bias ≥ 0` (0: every slope is 1), else
+    /// [`Error::InvalidParameter`].
+    pub fn alibi(mut self, max_bias: f32) -> Self {
+        self.settings.alibi = Some(max_bias);
+        self
+    }
+
+    /// Attention sinks (gpt-oss, ggml's `ggml_soft_max_add_sinks`, ONNX
+    /// Runtime's `Sink`): one logit per head (the
+    /// [`attention`](Self::attention) layout's heads; one for every row
+    /// without one) that joins each of its rows' softmax and takes
+    /// probability mass but has no output entry:
+    /// `p_i = exp(w_i)/(Σ_j exp(w_j) + exp(sink))`, the sink compared with
+    /// the logits `w` after scale, temperature and masks. A sink of −inf
+    /// changes nothing, NaN makes its rows NaN, +inf takes all the mass
+    /// (zeros; shared equally with the row's own +inf logits if it has
+    /// any). Log-softmax subtracts the same log-sum. Under the temperature
+    /// limits (0, +inf) sinks take no mass. A slice of another length is
+    /// [`Error::SliceLength`].
+    pub fn sinks(mut self, sinks: &'m [f32]) -> Self {
+        self.settings.sinks = Some(sinks);
         self
     }
 }
@@ -328,6 +413,141 @@ impl<L: Settings> Softmax<L> {
         self.softmax_call(true, None, E::slice_mut(data), Some(row_len))
     }
 
+    /// Softmax of the rows of `part` of a batch of rows of `row_len`
+    /// values, on the calling thread with no rayon involved: the call an
+    /// engine's own thread `(ith, nth)` makes, with
+    /// `RowPart::new(ith, nth)`. `input` is the whole batch; `output`
+    /// holds only the part's rows ([`RowPart::rows`]), laid out as in the
+    /// input (the builder's row stride; the gap after its last row
+    /// optional). Masks and the causal offset apply as in the whole call,
+    /// and the algorithm is the whole call's: the parts together write
+    /// exactly the bits of [`Softmax::run_rows`] on the batch.
+    ///
+    /// ```
+    /// use simd_softmax::{RowPart, Softmax};
+    /// let x: Vec<f32> = (0..12).map(|i| i as f32).collect(); // 4 rows of 3
+    /// let mut whole = vec![0.0f32; 12];
+    /// Softmax::new().run_rows(&x, &mut whole, 3)?;
+    /// let mut y = vec![0.0f32; 12];
+    /// let (first, second) = y.split_at_mut(6); // 2 parts of 2 rows
+    /// std::thread::scope(|scope| {
+    ///     for (ith, out) in [first, second].into_iter().enumerate() {
+    ///         let x = &x;
+    ///         scope.spawn(move || {
+    ///             let part = RowPart::new(ith, 2)?;
+    ///             Softmax::new().run_rows_part(x, out, 3, part)
+    ///         });
+    ///     }
+    /// });
+    /// assert_eq!(y, whole);
+    /// # Ok::<(), simd_softmax::Error>(())
+    /// ```
+    pub fn run_rows_part<X: Element, Y: Element>(
+        &self,
+        input: &[X],
+        output: &mut [Y],
+        row_len: usize,
+        part: RowPart,
+    ) -> Result<(), Error> {
+        let input = Some(X::slice(input));
+        self.softmax_part_call(false, input, Y::slice_mut(output), row_len, None, part)
+    }
+
+    /// [`Softmax::run_rows_part`] in place: `data` holds the part's rows
+    /// of a batch of `rows` rows.
+    pub fn run_rows_part_in_place<E: Element>(
+        &self,
+        data: &mut [E],
+        row_len: usize,
+        rows: usize,
+        part: RowPart,
+    ) -> Result<(), Error> {
+        let data = E::slice_mut(data);
+        self.softmax_part_call(false, None, data, row_len, Some(rows), part)
+    }
+
+    /// Log-softmax of the rows of `part` of a batch, as
+    /// [`Softmax::run_rows_part`].
+    pub fn run_log_rows_part<X: Element, Y: Element>(
+        &self,
+        input: &[X],
+        output: &mut [Y],
+        row_len: usize,
+        part: RowPart,
+    ) -> Result<(), Error> {
+        let input = Some(X::slice(input));
+        self.softmax_part_call(true, input, Y::slice_mut(output), row_len, None, part)
+    }
+
+    /// [`Softmax::run_log_rows_part`] in place, as
+    /// [`Softmax::run_rows_part_in_place`].
+    pub fn run_log_rows_part_in_place<E: Element>(
+        &self,
+        data: &mut [E],
+        row_len: usize,
+        rows: usize,
+        part: RowPart,
+    ) -> Result<(), Error> {
+        let data = E::slice_mut(data);
+        self.softmax_part_call(true, None, data, row_len, Some(rows), part)
+    }
+
+    /// Every part call: the part's rows as a call of their own (masks
+    /// sliced, the causal offset moved to their first row) with the whole
+    /// batch's algorithm, on this thread. `rows` is the batch's for in
+    /// place (`input` `None`); otherwise the input's.
+    fn softmax_part_call(
+        &self,
+        log: bool,
+        input: Option<Slice<'_>>,
+        output: SliceMut<'_>,
+        row_len: usize,
+        rows: Option<usize>,
+        part: RowPart,
+    ) -> Result<(), Error> {
+        ops::check_types(input.as_ref(), &output)?;
+        let stride = self.stride.unwrap_or(row_len);
+        let rows = match (&input, rows) {
+            (Some(input), _) => shape::strided_rows(input.len(), row_len, stride)?,
+            (None, rows) => {
+                if stride != row_len && (row_len == 0 || stride < row_len) {
+                    return Err(Error::RowStride { stride, row_len });
+                }
+                rows.unwrap_or(0)
+            }
+        };
+        let range = part.rows(rows);
+        let part_rows = range.len();
+        let len = if part_rows == 0 {
+            0
+        } else {
+            (part_rows - 1) * stride + row_len
+        };
+        let wrong_output = Error::SliceLength {
+            name: Argument::Output,
+            len: output.len(),
+            expected: len,
+        };
+        if shape::strided_rows(output.len(), row_len, stride).ok() != Some(part_rows) {
+            return Err(wrong_output);
+        }
+        let concrete = Softmax {
+            algorithm: self.algorithm,
+            backend: self.backend,
+            stride: self.stride,
+            settings: self.settings.logits(),
+        };
+        let input = input.map(|x| x.range(range.start * stride..range.start * stride + len));
+        let output = output.prefix(len);
+        let batch = Batch {
+            rows,
+            first_row: range.start,
+        };
+        driver::on_this_thread(|| {
+            concrete.run_softmax(log, input, output, part_rows, row_len, stride, batch)
+        })
+    }
+
     /// Every softmax and log-softmax call: `input` `None` is in place; rows
     /// of `row_len` (with the builder's stride), or `None` for one row.
     fn softmax_call(
@@ -355,7 +575,8 @@ impl<L: Settings> Softmax<L> {
             stride: self.stride,
             settings: self.settings.logits(),
         };
-        concrete.run_softmax(log, input, output, rows, row_len, stride)
+        let batch = Batch { rows, first_row: 0 };
+        concrete.run_softmax(log, input, output, rows, row_len, stride, batch)
     }
 }
 
@@ -364,7 +585,9 @@ impl Softmax<LogitSettings<'_>> {
     /// kernels under it are compiled here, once, at this crate's
     /// optimisation level: a generic body would be compiled again in every
     /// crate that calls the builder (at that crate's opt-level, so slow in
-    /// its debug builds).
+    /// its debug builds). The rows are `batch`'s from its `first_row` on
+    /// (a part of a batch): settings and the algorithm are the batch's.
+    #[allow(clippy::too_many_arguments)]
     fn run_softmax(
         &self,
         log: bool,
@@ -373,13 +596,16 @@ impl Softmax<LogitSettings<'_>> {
         rows: usize,
         row_len: usize,
         stride: usize,
+        batch: Batch,
     ) -> Result<(), Error> {
-        let logits = row_logits(&self.settings, rows * row_len, row_len)?;
+        let logits = row_logits(&self.settings, batch, row_len)?;
         let backend = self.resolved_backend()?;
         if rows == 0 {
             return Ok(());
         }
-        let algorithm = self.algorithm.resolve(rows * row_len, row_len);
+        let algorithm = self
+            .algorithm
+            .resolve(batch.rows.saturating_mul(row_len), row_len);
         let shape = SoftmaxShape {
             algorithm,
             log,
@@ -414,6 +640,88 @@ impl Softmax {
         output: &mut [f32],
     ) -> Result<(), Error> {
         self.reduce_rows(Entropy, input, row_len, output)
+    }
+
+    /// The [`Partial`] of one row; see [`crate::partial`].
+    pub fn run_partial(&self, row: &[f32]) -> Result<Partial, Error> {
+        let mut total = [Partial::EMPTY];
+        if row.is_empty() {
+            self.resolved_backend()?;
+            return Ok(Partial::EMPTY);
+        }
+        self.reduce_rows(RowPartial, row, row.len(), &mut total)?;
+        Ok(total[0])
+    }
+
+    /// The [`Partial`] of each row of `row_len` values into `output`, rows
+    /// in parallel; see [`crate::partial_rows`].
+    pub fn run_partial_rows(
+        &self,
+        input: &[f32],
+        row_len: usize,
+        output: &mut [Partial],
+    ) -> Result<(), Error> {
+        self.reduce_rows(RowPartial, input, row_len, output)
+    }
+
+    /// Softmax of one shard of a row whose [`Partial`]s were merged into
+    /// `total` (the row's, from every shard): `output[i] = exp(x_i −
+    /// max)/sum`. With a total that is not finite, what softmax gives such
+    /// a row: NaN everywhere for a NaN total, `1/k` at each +inf value for
+    /// `k` of them (0 elsewhere), zeros for no mass. Within the core
+    /// bound of the whole row's softmax when the total is the merge of its
+    /// shards' partials; shards cut at multiples of [`crate::FIXED_PART_LEN`]
+    /// and merged from the first on give the bits of one
+    /// `Algorithm::Online` call.
+    pub fn run_with(&self, input: &[f32], output: &mut [f32], total: Partial) -> Result<(), Error> {
+        shape::same_length(input.len(), output.len())?;
+        self.normalize_call(Io::new(Some(input), output), total)
+    }
+
+    /// [`Softmax::run_with`] in place.
+    pub fn run_with_in_place(&self, data: &mut [f32], total: Partial) -> Result<(), Error> {
+        self.normalize_call(Io::new(None, data), total)
+    }
+
+    fn normalize_call(&self, mut io: Io<'_>, total: Partial) -> Result<(), Error> {
+        let backend = self.resolved_backend()?;
+        if !total.is_finite() {
+            let values: Vec<f32> = io.input().iter().map(|&x| total.special_value(x)).collect();
+            io.output().copy_from_slice(&values);
+            return Ok(());
+        }
+        let call = ExpScaled {
+            io,
+            max: total.max(),
+            r: (1.0 / total.sum()) as f32,
+        };
+        dispatch::run(backend, call)
+    }
+
+    /// [`crate::exp_shifted`] (`input` `None`: in place).
+    pub(crate) fn exp_shifted_call(
+        &self,
+        input: Option<&[f32]>,
+        output: &mut [f32],
+        m: f32,
+    ) -> Result<f64, Error> {
+        if let Some(input) = input {
+            shape::same_length(input.len(), output.len())?;
+        }
+        if !m.is_finite() {
+            return Err(Error::InvalidParameter {
+                name: Parameter::Shift,
+                value: f64::from(m),
+            });
+        }
+        let backend = self.resolved_backend()?;
+        dispatch::run(
+            backend,
+            ExpShifted {
+                io: Io::new(input, output),
+                m,
+            },
+        )
     }
 
     /// `ln Σ exp(x)` of each row of `row_len` values into `output` (one
@@ -508,11 +816,18 @@ impl Softmax {
     }
 }
 
-/// The checked logit settings for a call over `len` values in rows of
-/// `row_len`.
+/// The rows of a call within the batch they belong to (all of it but for
+/// an engine thread's part).
+#[derive(Clone, Copy)]
+struct Batch {
+    rows: usize,
+    first_row: usize,
+}
+
+/// The checked logit settings for the rows of `batch` (rows of `row_len`).
 fn row_logits<'m>(
     settings: &LogitSettings<'m>,
-    len: usize,
+    batch: Batch,
     row_len: usize,
 ) -> Result<RowLogits<'m>, Error> {
     let t = settings.temperature.unwrap_or(1.0);
@@ -529,24 +844,61 @@ fn row_logits<'m>(
             value: f64::from(s),
         });
     }
-    fn check_mask<X>(
-        mask: Option<&[X]>,
-        name: Mask,
-        len: usize,
-        row_len: usize,
-    ) -> Result<(), Error> {
-        match mask {
-            Some(m) if m.len() != row_len && m.len() != len => Err(Error::MaskLength {
+    let len = batch.rows.saturating_mul(row_len);
+    if let Some(shape) = settings.attention
+        && (shape.keys != row_len || shape.rows() != batch.rows)
+    {
+        return Err(Error::AttentionShape {
+            shape,
+            rows: batch.rows,
+            row_len,
+        });
+    }
+    let check_mask = |mask_len: Option<usize>, name: Mask| -> Result<(), Error> {
+        let Some(mask_len) = mask_len else {
+            return Ok(());
+        };
+        let fits = match settings.attention {
+            Some(shape) => shape.takes_mask(mask_len),
+            None => mask_len == row_len || mask_len == len,
+        };
+        if fits {
+            Ok(())
+        } else {
+            Err(Error::MaskLength {
                 mask: name,
-                mask_len: m.len(),
+                mask_len,
                 row_len,
                 len,
-            }),
-            _ => Ok(()),
+            })
         }
+    };
+    check_mask(settings.keep_mask.map(<[_]>::len), Mask::Keep)?;
+    check_mask(settings.additive_mask.map(<[_]>::len), Mask::Additive)?;
+    let alibi = match settings.alibi {
+        None => None,
+        Some(b) if b.is_finite() && b >= 0.0 && settings.additive_mask.is_some() => {
+            let heads = settings.attention.map_or(1, |a| a.heads);
+            Some(Alibi::new(b, heads))
+        }
+        Some(b) => {
+            return Err(Error::InvalidParameter {
+                name: Parameter::MaxBias,
+                value: f64::from(b),
+            });
+        }
+    };
+    if let Some(sinks) = settings.sinks {
+        let heads = settings.attention.map_or(1, |a| a.heads);
+        shape::argument_length(Argument::Sinks, sinks.len(), heads)?;
     }
-    check_mask(settings.keep_mask, Mask::Keep, len, row_len)?;
-    check_mask(settings.additive_mask, Mask::Additive, len, row_len)?;
+    let causal = if settings.causal_end {
+        let queries = settings.attention.map_or(batch.rows, |a| a.queries);
+        let signed = |n: usize| isize::try_from(n).unwrap_or(isize::MAX);
+        Some(signed(row_len).saturating_sub(signed(queries)))
+    } else {
+        settings.causal
+    };
     // s/t in f64; beyond every f32 it is the t → 0 limit (greedy). Only
     // t = +inf gives the uniform limit: a finite t so large that s/t
     // underflows keeps the smallest normal factor, which is as uniform
@@ -563,6 +915,10 @@ fn row_logits<'m>(
         c,
         keep: settings.keep_mask,
         add: settings.additive_mask,
-        causal: settings.causal,
+        causal,
+        layout: settings.attention,
+        alibi,
+        row_base: batch.first_row,
+        sinks: settings.sinks,
     })
 }

@@ -90,11 +90,38 @@ fn rows_per_task(row_len: usize) -> usize {
     (MIN_TASK_ELEMENTS / row_len.max(1)).max(1)
 }
 
+#[cfg(feature = "rayon")]
+std::thread_local! {
+    /// Set while [`on_this_thread`] runs: [`run`] stays on the caller.
+    static ON_THIS_THREAD: core::cell::Cell<bool> = const { core::cell::Cell::new(false) };
+}
+
+/// Runs `f`, every call of [`run`] in it on this thread with no rayon
+/// involved: an engine thread computing its part of a batch. Where the
+/// rows run never changes their bits.
+pub(crate) fn on_this_thread<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(feature = "rayon")]
+    {
+        struct Restore(bool);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                let _ = ON_THIS_THREAD.try_with(|flag| flag.set(self.0));
+            }
+        }
+        let before = ON_THIS_THREAD.try_with(|flag| flag.replace(true));
+        let _restore = Restore(before.unwrap_or(false));
+        f()
+    }
+    #[cfg(not(feature = "rayon"))]
+    f()
+}
+
 /// Runs every row of `task` (rows of `row_len` elements), on the current
-/// rayon pool when there is enough work for more than one thread.
+/// rayon pool when there is enough work for more than one thread (and the
+/// caller is not in [`on_this_thread`]).
 pub(crate) fn run<S: Lanes, T: RowTask>(s: S, task: T, row_len: usize) {
     #[cfg(feature = "rayon")]
-    if rayon::current_num_threads() > 1 {
+    if rayon::current_num_threads() > 1 && !ON_THIS_THREAD.try_with(|f| f.get()).unwrap_or(false) {
         let rows = task.rows();
         if rows == 1 && row_len >= SPLIT_ROW_FROM && task.splits() {
             let mut task = Some(task);

@@ -109,6 +109,28 @@ impl Slice<'_> {
     }
 }
 
+impl<'a> Slice<'a> {
+    /// The values in `range`.
+    pub(crate) fn range(self, range: core::ops::Range<usize>) -> Slice<'a> {
+        match self {
+            Slice::F32(x) => Slice::F32(&x[range]),
+            Slice::F16(x) => Slice::F16(&x[range]),
+            Slice::Bf16(x) => Slice::Bf16(&x[range]),
+        }
+    }
+}
+
+impl<'a> SliceMut<'a> {
+    /// The first `len` values.
+    pub(crate) fn prefix(self, len: usize) -> SliceMut<'a> {
+        match self {
+            SliceMut::F32(x) => SliceMut::F32(&mut x[..len]),
+            SliceMut::F16(x) => SliceMut::F16(&mut x[..len]),
+            SliceMut::Bf16(x) => SliceMut::Bf16(&mut x[..len]),
+        }
+    }
+}
+
 impl SliceMut<'_> {
     pub(crate) fn element_type(&self) -> ElementType {
         match self {

@@ -114,6 +114,23 @@ pub enum Error {
         /// The output's type.
         output: ElementType,
     },
+    /// A [`RowPart`](crate::RowPart) whose index is not below its count.
+    InvalidPart {
+        /// The part's index.
+        part: usize,
+        /// The number of parts.
+        parts: usize,
+    },
+    /// Rows that do not fit the attention layout: it needs
+    /// `shape.rows()` rows of `shape.keys` values.
+    AttentionShape {
+        /// The layout.
+        shape: crate::Attention,
+        /// The rows of the call.
+        rows: usize,
+        /// Its row length.
+        row_len: usize,
+    },
     /// The requested backend needs instructions this CPU lacks.
     BackendUnavailable(Backend),
     /// `SIMD_SOFTMAX_BACKEND` holds a name that is no backend.
@@ -203,6 +220,24 @@ impl fmt::Display for Error {
                 f,
                 "{input} in and {output} out is not supported yet: the same type in and out, or f16 or bf16 in and f32 out"
             ),
+            Error::InvalidPart { part, parts } => write!(
+                f,
+                "part {part} of {parts} does not exist: parts count from 0 and there must be at least one"
+            ),
+            Error::AttentionShape {
+                shape,
+                rows,
+                row_len,
+            } => write!(
+                f,
+                "{rows} rows of {row_len} do not fit attention [{}, {}, {}, {}]: it needs {} rows of {}",
+                shape.batch,
+                shape.heads,
+                shape.queries,
+                shape.keys,
+                shape.rows(),
+                shape.keys
+            ),
             Error::BackendUnavailable(b) => write!(
                 f,
                 "backend {} ({b}) is not available on this CPU; available: {}",
@@ -238,6 +273,10 @@ pub enum Argument {
     Targets,
     /// The cross-entropy gradient (one per logit).
     Grad,
+    /// The output of a part of a batch (its rows only).
+    Output,
+    /// The attention sinks (one per head).
+    Sinks,
 }
 
 impl Argument {
@@ -248,6 +287,8 @@ impl Argument {
             Argument::GradIn => "grad_in",
             Argument::Targets => "targets",
             Argument::Grad => "grad",
+            Argument::Output => "output",
+            Argument::Sinks => "sinks",
         }
     }
 }
@@ -290,6 +331,10 @@ pub enum Parameter {
     TopP,
     /// The sampler's min-p: in [0, 1).
     MinP,
+    /// The shift `m` of [`exp_shifted`](crate::exp_shifted): finite.
+    Shift,
+    /// ALiBi's `max_bias`: finite and ≥ 0, with an additive mask.
+    MaxBias,
 }
 
 impl Parameter {
@@ -302,6 +347,8 @@ impl Parameter {
             Parameter::TopK => "top_k",
             Parameter::TopP => "top_p",
             Parameter::MinP => "min_p",
+            Parameter::Shift => "m",
+            Parameter::MaxBias => "max_bias",
         }
     }
 
@@ -315,6 +362,8 @@ impl Parameter {
             Parameter::TopK => "≥ 1",
             Parameter::TopP => "in (0, 1]",
             Parameter::MinP => "in [0, 1)",
+            Parameter::Shift => "finite",
+            Parameter::MaxBias => "finite and ≥ 0, with an additive mask (the slopes multiply it)",
         }
     }
 }

@@ -52,6 +52,12 @@
 //! | empty | `Ok`, nothing written | `empty_is_ok` |
 //! | bad shape (lengths differ, `row_len == 0` with data, ragged rows) | [`Error`] naming the sizes, nothing written | `bad_shapes_are_errors_and_write_nothing` |
 //!
+//! A fully masked row (only −inf, or nothing kept by a mask or the causal
+//! offset) is all zeros, and all −inf for log-softmax: the attention
+//! convention of PyTorch's `_safe_softmax` (what its fused attention
+//! uses), not its plain `torch.softmax`, which gives NaN there (`0/0`).
+//! A caller who wants the NaN tests the row's [`Partial`] for no mass.
+//!
 //! **Accuracy.** Against [`reference::softmax_f64`] on the same f32 inputs,
 //! every output of a row with largest value `max` satisfies
 //! `|p − p_ref| ≤ 2^-24·(16 + |x − max|)·p_ref + 2^-126`
@@ -78,7 +84,10 @@
 //! conversions happen in registers (F16C and AVX-512 `vcvtph2ps`/`vcvtps2ph`,
 //! bf16 by shifts), never through an f32 copy of the row; the scalar and
 //! portable backends convert one value at a time. Rows of a 16-bit type
-//! in and out run the three-pass algorithm whatever [`Algorithm`] says;
+//! in and out run the three-pass algorithm whatever [`Algorithm`] says,
+//! their exps stored in an f32 scratch row of the thread's (4 bytes per
+//! value, kept between calls for rows up to 2^20 values), never in the
+//! 16-bit output, where they would be rounded before the scale;
 //! f16 or bf16 into f32 is converted into the output first and then runs
 //! as f32 rows in place, with their bits. The reductions,
 //! backward passes, cross-entropy and the sampler take f32 rows for now.
@@ -119,6 +128,17 @@
 //! temperature, a scale that is not finite and positive, or a mask of the
 //! wrong length is an [`Error`] before anything is written.
 //!
+//! **Attention batches** ([`Softmax::attention`], [`Softmax::alibi`],
+//! [`Softmax::sinks`], [`Softmax::causal_end`]; `tests/attention.rs`,
+//! fuzz target `shapes_diff`, against [`reference::softmax_row_with`]):
+//! rows `[batch, heads, queries, keys]`, masks broadcast as [`Attention`]
+//! says, the causal mask per (batch, head) block. ALiBi multiplies the
+//! additive mask by the head's slope ([`alibi_slope`], ggml's), the
+//! product rounded to f32: the bound above with `|slope·a|` added to the
+//! logit's term. A sink adds `exp(sink − max)` (f64) to its rows'
+//! denominator: the same bound, the max being the row's own largest
+//! logit (a NaN sink makes the row NaN, +inf takes all the mass).
+//!
 //! **Backward passes** ([`softmax_backward`], [`log_softmax_backward`];
 //! `tests/backward.rs`): softmax's within
 //! `2^-20·max|grad_in| + 2^-42·p_i·Σ|p·g| + 2^-126` of
@@ -156,6 +176,16 @@
 //! given seed on any thread count. `top_k_probs` is within the softmax
 //! bound (and its log variant the log-softmax bound).
 //!
+//! **Partials** ([`partial`], [`Partial::merge`], [`Softmax::run_with`],
+//! [`exp_shifted`]; `tests/partials.rs`): a partial's max is exact and its
+//! sum within `2^-20·sum` of [`reference::partial_f64`]'s
+//! ([`reference::partial_sum_tolerance`]); a row cut into shards whose
+//! partials are merged in any order and each normalized with the total is
+//! within the softmax bound above (shards at multiples of
+//! [`FIXED_PART_LEN`] merged from the first on: the bits of one
+//! `Algorithm::Online` call); `exp_shifted` within
+//! [`reference::exp_shifted_tolerance`] per value.
+//!
 //! **exp** (`exp::exp_slice`, the polynomial all kernels use): within 2 ULP
 //! of the correctly rounded result for every f32 in
 //! `[exp::CUTOFF, exp::DOMAIN_MAX] ≈ [−87.3365, 88.3762]` (checked
@@ -175,7 +205,9 @@
 //! position in the batch, its address alignment, and in place or out of
 //! place (`tests/determinism.rs`; `softmax_diff` compares 1 and 2 threads,
 //! in place and out of place, a batch and its first row alone). Different
-//! backends may differ within the bound.
+//! backends may differ within the bound. The parts of a batch computed on
+//! an engine's own threads ([`RowPart`], [`Softmax::run_rows_part`]) write
+//! the bits of the whole call (`tests/parts.rs`).
 //!
 //! # Backends
 //!
@@ -204,6 +236,7 @@ mod algorithm;
 #[allow(unsafe_code)]
 // the AVX2 and AVX-512 lanes: the only unsafe code, each block with a SAFETY note
 mod arch;
+mod attention;
 mod builder;
 mod cross_entropy;
 mod dispatch;
@@ -215,6 +248,8 @@ pub mod exp;
 mod kernels;
 mod lanes;
 mod ops;
+mod part;
+mod partial;
 #[cfg(feature = "rayon")]
 mod pool;
 pub mod reference;
@@ -227,6 +262,7 @@ mod shape;
 struct ReadmeDoctests;
 
 pub use algorithm::Algorithm;
+pub use attention::{Attention, alibi_slope};
 pub use builder::{LogitSettings, NoSettings, Settings, Softmax};
 pub use cross_entropy::{CrossEntropy, CrossEntropyOptions, Reduction, cross_entropy};
 pub use dispatch::{BACKEND_ENV, Backend, backend, backends_that_ran, try_backend};
@@ -235,6 +271,10 @@ pub use error::{Argument, Error, Mask, Parameter, SampleFailure};
 /// The `half` crate, whose [`f16`](half::f16) and [`bf16`](half::bf16) are
 /// element types here.
 pub use half;
+pub use part::RowPart;
+pub use partial::{
+    FIXED_PART_LEN, Partial, exp_shifted, exp_shifted_in_place, partial, partial_rows,
+};
 pub use sample::{Sampler, SamplerBuilder, top_k_log_probs, top_k_probs};
 
 /// Softmax of one row: `output[i] = exp(input[i] − max) / Σ exp(input − max)`.

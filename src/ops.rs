@@ -6,6 +6,7 @@
 
 use half::{bf16, f16};
 
+use crate::attention::{Alibi, Attention};
 use crate::dispatch::{self, Backend, WithLanes};
 use crate::driver::{self, RowTask};
 use crate::element::{Elements, F32, Storage};
@@ -18,49 +19,77 @@ use crate::kernels::log_softmax::{self, log_softmax, logsumexp_of};
 use crate::kernels::online::row_max_sum;
 use crate::kernels::short;
 use crate::kernels::{
-    Factor, Io, Logits, Masked, Plain, Scaled, backward, blocked, online, three_pass,
+    ExpMinusTimes, Factor, Io, Logits, Map, Masked, Plain, Scaled, backward, blocked, online,
+    three_pass,
 };
-use crate::lanes::Lanes;
+use crate::lanes::{Job, Lanes};
 use crate::{Algorithm, Error};
 
-/// How each row's input becomes logits: the builder's scale, temperature
-/// and masks, already checked.
+/// How each row's input becomes logits: the builder's scale, temperature,
+/// masks and attention settings, already checked.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct RowLogits<'m> {
     /// `scale / temperature`: 1 when neither is set; 0 and +inf are the
     /// temperature limits (uniform, greedy).
     pub c: f64,
-    /// One row of flags broadcast to every row, or one per row.
+    /// One row of flags broadcast to every row, or one per row (or an
+    /// attention shape, see `layout`).
     pub keep: Option<&'m [bool]>,
-    /// One row broadcast to every row, or one per row.
+    /// One row broadcast to every row, or one per row (or an attention
+    /// shape).
     pub add: Option<&'m [f32]>,
-    /// Row `r` keeps columns `j ≤ r + offset`.
+    /// Row `r` keeps columns `j ≤ r + offset` (`r` the query index under
+    /// an attention layout).
     pub causal: Option<isize>,
+    /// The attention layout the rows follow, if any.
+    pub layout: Option<Attention>,
+    /// ALiBi: each head's slope multiplies the additive mask.
+    pub alibi: Option<Alibi>,
+    /// The index of the call's first row in its batch (an engine thread's
+    /// part): masks, the causal offset and heads count from the batch.
+    pub row_base: usize,
+    /// One sink logit per head (or one for every row).
+    pub sinks: Option<&'m [f32]>,
 }
 
 impl RowLogits<'_> {
+    /// Whether rows need the general transform (`Masked`): masks or sinks.
+    fn needs_masks(&self) -> bool {
+        self.keep.is_some() || self.add.is_some() || self.sinks.is_some()
+    }
+
     /// Row `r`'s masks.
     fn masked(&self, r: usize, row_len: usize) -> Masked<'_> {
-        fn row_of<X>(mask: &[X], r: usize, row_len: usize) -> &[X] {
-            if mask.len() == row_len {
-                mask
-            } else {
-                &mask[r * row_len..(r + 1) * row_len]
-            }
+        let r = r + self.row_base;
+        fn row_of<X>(mask: &[X], row: usize, row_len: usize) -> &[X] {
+            &mask[row * row_len..(row + 1) * row_len]
         }
+        let mask_row = |len: usize| match self.layout {
+            Some(a) => a.mask_row(r, len),
+            None if len == row_len => 0,
+            None => r,
+        };
+        let head = self.layout.map_or(0, |a| a.query_and_head(r).1);
         Masked {
-            keep: self.keep.map(|k| row_of(k, r, row_len)),
-            add: self.add.map(|a| row_of(a, r, row_len)),
+            keep: self.keep.map(|k| row_of(k, mask_row(k.len()), row_len)),
+            add: self.add.map(|a| row_of(a, mask_row(a.len()), row_len)),
             c: Factor::new(self.c),
+            slope: self.alibi.map_or(1.0, |a| a.slope(head)),
+            sink: self.sinks.map_or(f32::NEG_INFINITY, |s| {
+                s[if s.len() == 1 { 0 } else { head }]
+            }),
         }
     }
 
     /// How many leading columns row `r` keeps (all but the causal mask's).
     fn active(&self, r: usize, row_len: usize) -> usize {
+        let r = r + self.row_base;
+        let r = self.layout.map_or(r, |a| a.query_and_head(r).0);
         match self.causal {
             None => row_len,
             Some(offset) => {
-                let last = (r as isize).saturating_add(offset);
+                let r = isize::try_from(r).unwrap_or(isize::MAX);
+                let last = r.saturating_add(offset);
                 usize::try_from(last.saturating_add(1)).map_or(0, |n| n.min(row_len))
             }
         }
@@ -272,7 +301,7 @@ fn by_logits<S: Lanes, K: RowKernel, E: Elements>(s: S, k: K, call: SoftmaxCall<
         row_len,
         stride,
     };
-    if logits.keep.is_some() || logits.add.is_some() {
+    if logits.needs_masks() {
         let task = SoftmaxRows::new(io, geometry, k, MaskedRows(&logits), &logits);
         driver::run(s, task, row_len);
     } else if logits.c == 1.0 {
@@ -308,7 +337,7 @@ fn narrow_rows<S: Lanes, E: Elements>(s: S, call: SoftmaxCall<'_, E>) {
         stride: call.stride,
     };
     let logits = &call.logits;
-    let plain = logits.keep.is_none() && logits.add.is_none() && logits.c == 1.0;
+    let plain = !logits.needs_masks() && logits.c == 1.0;
     // Constant conditions outside, so that the pairs and backends without
     // plain kernels do not compile them.
     if S::HALF_IN_REGISTERS {
@@ -672,7 +701,7 @@ fn limit_row<E: Elements>(io: Io<'_, Masked<'_>, E>, log: bool) {
     let t = io.logits();
     let x = &io.input_f32();
     let kept = |i: usize| t.keep.is_none_or(|k| k[i]);
-    let add = |i: usize| t.add.map_or(0.0, |a| f64::from(a[i]));
+    let add = |i: usize| f64::from(t.bias_at(i));
     let candidate = |i: usize| kept(i) && add(i) != f64::NEG_INFINITY;
     let has_nan = (0..x.len()).any(|i| kept(i) && (x[i].is_nan() || add(i).is_nan()));
     let greedy = t.c.hi == f32::INFINITY;
@@ -754,6 +783,82 @@ impl RowReduce for LogSumExp {
     #[cfg_attr(not(unoptimized), inline(always))]
     fn reduce<S: Lanes>(self, s: S, row: &[f32]) -> f32 {
         logsumexp_of(row_max_sum::<S, true>(s, row, &mut ()), row)
+    }
+}
+
+/// The [`Partial`](crate::Partial) of a row.
+#[derive(Clone, Copy)]
+pub(crate) struct RowPartial;
+
+impl RowReduce for RowPartial {
+    type Out = crate::Partial;
+    #[cfg_attr(not(unoptimized), inline(always))]
+    fn reduce<S: Lanes>(self, s: S, row: &[f32]) -> crate::Partial {
+        crate::Partial::of_row(row_max_sum::<S, false>(s, row, &mut ()), row)
+    }
+}
+
+/// `exp(x − m)` of a row into `output` (`input` `None`: in place); returns
+/// the sum.
+pub(crate) struct ExpShifted<'a> {
+    pub io: Io<'a>,
+    pub m: f32,
+}
+
+impl WithLanes for ExpShifted<'_> {
+    type Output = f64;
+    fn with<S: Lanes>(self, s: S) -> f64 {
+        s.vectorize(self)
+    }
+}
+
+impl Job for ExpShifted<'_> {
+    type Output = f64;
+    #[cfg_attr(not(unoptimized), inline(always))]
+    fn run<S: Lanes>(mut self, s: S) -> f64 {
+        self.io
+            .map_store_sum(s, ExpMinusSaturating(s.splat(self.m)))
+    }
+}
+
+/// `exp(x − m)`, +inf where `x − m` is beyond the exp's domain (values
+/// above `m`: the polynomial is unspecified there).
+struct ExpMinusSaturating<S: Lanes>(S::V);
+
+impl<S: Lanes> Map<S> for ExpMinusSaturating<S> {
+    #[cfg_attr(not(unoptimized), inline(always))]
+    fn apply(&self, s: S, x: S::V) -> S::V {
+        let d = s.sub(x, self.0);
+        let e = crate::exp::exp(s, d);
+        // Compared as −d < −DOMAIN_MAX: NaN keeps the exp's NaN.
+        let minus_d = s.sub(s.splat(0.0), d);
+        let limit = -crate::exp::DOMAIN_MAX;
+        let e = s.zero_where_below(minus_d, limit, e);
+        s.add_where_below(e, minus_d, limit, s.splat(f32::INFINITY))
+    }
+}
+
+/// `exp(x − max)·r` of a row into `output`: a shard normalized with its
+/// row's merged total, as the online kernel's last pass writes it.
+pub(crate) struct ExpScaled<'a> {
+    pub io: Io<'a>,
+    pub max: f32,
+    pub r: f32,
+}
+
+impl WithLanes for ExpScaled<'_> {
+    type Output = ();
+    fn with<S: Lanes>(self, s: S) {
+        s.vectorize(self)
+    }
+}
+
+impl Job for ExpScaled<'_> {
+    type Output = ();
+    #[cfg_attr(not(unoptimized), inline(always))]
+    fn run<S: Lanes>(mut self, s: S) {
+        let (max, r) = (s.splat(self.max), s.splat(self.r));
+        self.io.map_store(s, ExpMinusTimes(max, r, Plain));
     }
 }
 
@@ -993,18 +1098,30 @@ mod tests {
                 keep: None,
                 add: None,
                 causal: None,
+                layout: None,
+                alibi: None,
+                row_base: 0,
+                sinks: None,
             },
             RowLogits {
                 c: 0.7,
                 keep: Some(&keep),
                 add: None,
                 causal: Some(1000),
+                layout: None,
+                alibi: None,
+                row_base: 0,
+                sinks: None,
             },
             RowLogits {
                 c: f64::INFINITY,
                 keep: None,
                 add: None,
                 causal: None,
+                layout: None,
+                alibi: None,
+                row_base: 0,
+                sinks: None,
             },
         ];
         let stored: Vec<Stored> = x.iter().map(|&v| Stored(v)).collect();

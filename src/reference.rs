@@ -115,6 +115,43 @@ pub fn softmax_f64(input: &[f32]) -> Vec<f64> {
     e.into_iter().map(|v| v / sum).collect()
 }
 
+/// The `(max, Σ exp(x − max))` of a row in f64, by the rules of
+/// [`Partial`](crate::Partial): `(NaN, NaN)` with a NaN, `(+inf, k)` with
+/// `k` values of +inf, `(−inf, 0)` with nothing above −inf.
+pub fn partial_f64(input: &[f32]) -> (f32, f64) {
+    match classify(input) {
+        Ok(max) => {
+            let m = f64::from(max);
+            let sum = Sum::of(input.iter().map(|&v| (f64::from(v) - m).exp()));
+            (max, sum.value())
+        }
+        Err(Special::Nan) => (f32::NAN, f64::NAN),
+        Err(Special::Infinities(k)) => (f32::INFINITY, k),
+        Err(Special::AllNegInf) => (f32::NEG_INFINITY, 0.0),
+    }
+}
+
+/// The bound on a [`Partial`](crate::Partial)'s sum, or on the sum
+/// [`exp_shifted`](crate::exp_shifted) returns, beside the exact `sum`:
+/// `2^-20·sum` (each exp within 2 ULP, then partial sums in f32 over at
+/// most 16 vectors of at most 16 lanes, then f64).
+pub fn partial_sum_tolerance(sum: f64) -> f64 {
+    sum * 2f64.powi(-20)
+}
+
+/// The bound on one value `exp(x − m)` that
+/// [`exp_shifted`](crate::exp_shifted) writes beside the exact `e`:
+/// `2^-24·(4 + |x − m|)·e + 2^-126` (2 ULP for the exp, the rounding of
+/// `x − m` in f32, results below the normal range flushed to 0).
+pub fn exp_shifted_tolerance(x: f32, m: f32, e: f64) -> f64 {
+    let spread = if x.is_finite() {
+        (f64::from(x) - f64::from(m)).abs()
+    } else {
+        0.0
+    };
+    (4.0 + spread) * e * 2f64.powi(-24) + 2f64.powi(-126)
+}
+
 /// The accuracy contract for one output of a row with largest value `max`:
 /// `|p − p_ref| ≤ 2^-24·(16 + |x − max|)·p_ref + 2^-126`.
 ///
@@ -223,8 +260,18 @@ pub struct LogitSettings<'a> {
     pub keep_mask: Option<&'a [bool]>,
     /// One row or one value per element.
     pub additive_mask: Option<&'a [f32]>,
-    /// Row `r` keeps columns `j ≤ r + offset`.
+    /// Row `r` keeps columns `j ≤ r + offset` (`r` the query index under
+    /// an attention layout).
     pub causal: Option<isize>,
+    /// The rows' attention layout ([`crate::Attention`]): which row of a
+    /// broadcast mask each row reads, its query index and its head.
+    pub attention: Option<crate::Attention>,
+    /// ALiBi's `max_bias`: the additive mask times the head's
+    /// [`crate::alibi_slope`].
+    pub max_bias: Option<f32>,
+    /// One sink logit per head (or one for all rows): in each row's
+    /// denominator, with no output entry ([`crate::Softmax::sinks`]).
+    pub sinks: Option<&'a [f32]>,
 }
 
 impl Default for LogitSettings<'_> {
@@ -235,6 +282,9 @@ impl Default for LogitSettings<'_> {
             keep_mask: None,
             additive_mask: None,
             causal: None,
+            attention: None,
+            max_bias: None,
+            sinks: None,
         }
     }
 }
@@ -288,14 +338,33 @@ pub fn softmax_row_with(
     log: bool,
 ) -> Vec<Expected> {
     let n = row.len();
-    let row_of = |len: usize| if len == n { 0..n } else { r * n..(r + 1) * n };
+    // Row r of [batch, heads, queries, keys] is (b, h, i).
+    let (b, h, i_query) = match settings.attention {
+        Some(a) => (
+            r / (a.heads * a.queries),
+            r / a.queries % a.heads,
+            r % a.queries,
+        ),
+        None => (0, 0, r),
+    };
+    let mask_row = |len: usize| match settings.attention {
+        _ if len == n => 0,
+        Some(a) if len == a.queries * n => i_query,
+        Some(a) if len == a.batch * a.queries * n => b * a.queries + i_query,
+        _ => r,
+    };
+    let row_of = |len: usize| mask_row(len) * n..(mask_row(len) + 1) * n;
     let keep = settings.keep_mask.map(|k| &k[row_of(k.len())]);
     let add = settings.additive_mask.map(|a| &a[row_of(a.len())]);
     let causal_end = settings
         .causal
-        .map_or(n as i128, |o| r as i128 + o as i128 + 1);
+        .map_or(n as i128, |o| i_query as i128 + o as i128 + 1);
     let kept = |i: usize| (i as i128) < causal_end && keep.is_none_or(|k| k[i]);
-    let a = |i: usize| add.map_or(0.0, |a| f64::from(a[i]));
+    let heads = settings.attention.map_or(1, |a| a.heads);
+    let slope = settings
+        .max_bias
+        .map_or(1.0, |bias| f64::from(crate::alibi_slope(bias, heads, h)));
+    let a = |i: usize| add.map_or(0.0, |a| slope * f64::from(a[i]));
     let (s, t) = (f64::from(settings.scale), f64::from(settings.temperature));
     let c = s / t;
     let plain = |value: f64| Expected {
@@ -310,7 +379,10 @@ pub fn softmax_row_with(
             .map(|i| plain(if kept(i) { f64::NAN } else { empty }))
             .collect::<Vec<_>>()
     };
-    if (0..n).any(|i| kept(i) && (row[i].is_nan() || a(i).is_nan())) {
+    let sink = settings.sinks.map_or(f64::NEG_INFINITY, |s| {
+        f64::from(s[if s.len() == 1 { 0 } else { h }])
+    });
+    if sink.is_nan() || (0..n).any(|i| kept(i) && (row[i].is_nan() || a(i).is_nan())) {
         return nan_row();
     }
 
@@ -358,22 +430,40 @@ pub fn softmax_row_with(
     if w.iter().any(|v| v.is_nan()) {
         return nan_row();
     }
-    let m = match special_or_exact(&w, log) {
-        Ok(values) => return values.into_iter().map(plain).collect(),
-        Err(m) => m,
+    // Nothing above −inf: no mass, whatever the sink. Else a +inf sink is
+    // one more +inf logit.
+    let m = w.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let with_sink: Vec<f64> = w.iter().copied().chain([sink]).collect();
+    let special = if m == f64::NEG_INFINITY {
+        special_or_exact(&w, log)
+    } else {
+        special_or_exact(&with_sink, log).map(|mut values| {
+            values.pop();
+            values
+        })
     };
+    if let Ok(values) = special {
+        return values.into_iter().map(plain).collect();
+    }
+    // The exponents count from the largest of the row's own logits; a
+    // sink above it only adds to the denominator.
     let factor = if add.is_some() { 1.0 } else { c };
     let e: Vec<f64> = w.iter().map(|&w| (w - m) * factor).collect();
+    // The sink's exponent beside the row's: its logit less the largest
+    // logit (`m·c` without an additive mask, where `w` is x).
+    let sink_e = sink - m * factor;
     // With an additive mask: the rounding of each f32 logit, `c` rounded,
     // the product and the sum: `2·|x·c| + |w|` (times 2^-24). The max the
     // kernel subtracts is the largest rounded logit, off by the rounding
     // of the largest logit or of one within its own rounding of it.
-    let rounding = |i: usize| 2.0 * (f64::from(row[i]) * c).abs() + w[i].abs();
+    // ALiBi's product `slope·a` is rounded to f32 first: `|slope·a|` more.
+    let alibi = |i: usize| if slope == 1.0 { 0.0 } else { a(i).abs() };
+    let rounding = |i: usize| 2.0 * (f64::from(row[i]) * c).abs() + w[i].abs() + alibi(i);
     let max_rounding = (0..n)
         .filter(|&i| w[i].is_finite() && w[i] + rounding(i) * 2f64.powi(-24) >= m)
         .map(rounding)
         .fold(0.0, f64::max);
-    exact(&e, log)
+    exact_with(&e, sink_e, log)
         .into_iter()
         .enumerate()
         .map(|(i, value)| {
@@ -416,7 +506,12 @@ fn special_or_exact(w: &[f64], log: bool) -> Result<Vec<f64>, f64> {
 
 /// `exp(e)/Σ exp(e)`, or `e − ln Σ exp(e)` with `log`.
 fn exact(e: &[f64], log: bool) -> Vec<f64> {
-    let sum = Sum::of(e.iter().map(|v| v.exp()));
+    exact_with(e, f64::NEG_INFINITY, log)
+}
+
+/// [`exact`] with one more term, `exp(extra)`, in the denominator.
+fn exact_with(e: &[f64], extra: f64, log: bool) -> Vec<f64> {
+    let sum = Sum::of(e.iter().map(|v| v.exp()).chain([extra.exp()]));
     if log {
         let log_sum = sum.ln();
         e.iter().map(|v| v - log_sum).collect()

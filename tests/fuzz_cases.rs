@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use arbitrary::{Arbitrary, Unstructured};
 use check::{
     BackwardCase, CrossEntropyCase, Encode, ExpCase, HalfCase, HasRows, Long, SampleCase,
-    SettingsCase, Short, SoftmaxCase,
+    SettingsCase, ShapesCase, Short, SoftmaxCase,
 };
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -65,7 +65,7 @@ type ReplayOne = fn(&[u8]) -> bool;
 
 /// Every fuzz target with its check, as `fuzz/fuzz_targets/<name>.rs` runs
 /// it on one input.
-const TARGETS: [(&str, ReplayOne); 19] = [
+const TARGETS: [(&str, ReplayOne); 20] = [
     ("softmax_diff", |b| {
         long::<SoftmaxCase, _>(b, SoftmaxCase::check)
     }),
@@ -80,6 +80,9 @@ const TARGETS: [(&str, ReplayOne); 19] = [
     }),
     ("settings_diff", |b| {
         long::<SettingsCase, _>(b, SettingsCase::check)
+    }),
+    ("shapes_diff", |b| {
+        long::<ShapesCase, _>(b, ShapesCase::check)
     }),
     ("cross_entropy_diff", |b| {
         long::<CrossEntropyCase, _>(b, CrossEntropyCase::check)
@@ -245,6 +248,20 @@ fn settings_diff_random_cases() {
         .fold((0.0f64, 0.0f64), |a, e| (a.0.max(e.0), a.1.max(e.1)));
     println!(
         "settings_diff: {} random cases, worst {:.3} (softmax), {:.3} (log-softmax) of the bound",
+        results.len(),
+        worst.0,
+        worst.1
+    );
+}
+
+#[test]
+fn shapes_diff_random_cases() {
+    let results = random_cases(36, |c: &ShapesCase| &c.rows, ShapesCase::check);
+    let worst = results
+        .iter()
+        .fold((0.0f64, 0.0f64), |a, e| (a.0.max(e.0), a.1.max(e.1)));
+    println!(
+        "shapes_diff: {} random cases, worst {:.3} (softmax), {:.3} (log-softmax) of the bound",
         results.len(),
         worst.0,
         worst.1

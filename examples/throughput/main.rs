@@ -20,6 +20,12 @@
 //! counts the bytes of both. `--op softmax_convert` is the workaround the
 //! 16-bit rows replace: the batch converted to f32 with `half`'s slice
 //! conversion, our f32 softmax in place, converted back.
+//!
+//! Attention batches: `--layout BxHxQxK` runs one shape, `B·H·Q` rows of
+//! `K`, under `Softmax::attention`; `--causal-end` is the causal mask
+//! aligned to the last key (`--causal OFFSET` any other), `--alibi
+//! MAX_BIAS` ALiBi over a `[Q, K]` additive mask of key distances (−(K −
+//! 1 − j)), `--sinks` one sink logit per head (1.0).
 
 use std::time::{Duration, Instant};
 
@@ -76,6 +82,11 @@ struct Args {
     temperature: Option<f32>,
     scale: Option<f32>,
     causal: Option<isize>,
+    causal_end: bool,
+    /// Attention: the layout, ALiBi's max_bias, sinks.
+    layout: Option<simd_softmax::Attention>,
+    alibi: Option<f32>,
+    sinks: bool,
     /// Sampler settings.
     top_k: Option<usize>,
     top_p: Option<f32>,
@@ -141,6 +152,10 @@ fn parse_args() -> Args {
         temperature: None,
         scale: None,
         causal: None,
+        causal_end: false,
+        layout: None,
+        alibi: None,
+        sinks: false,
         top_k: None,
         top_p: None,
         min_p: None,
@@ -175,6 +190,19 @@ fn parse_args() -> Args {
             "--temperature" => args.temperature = Some(parse_one(&value(), "temperature")),
             "--scale" => args.scale = Some(parse_one(&value(), "scale")),
             "--causal" => args.causal = Some(parse_one(&value(), "causal offset")),
+            "--causal-end" => args.causal_end = true,
+            "--layout" => {
+                let v = value();
+                let dims: Vec<usize> =
+                    parse_list(&v.replace('x', ","), "layout", |d| d.parse().ok());
+                let [b, h, q, k] = dims[..] else {
+                    eprintln!("bad layout {v:?}: BxHxQxK");
+                    usage()
+                };
+                args.layout = Some(simd_softmax::Attention::new(b, h, q, k));
+            }
+            "--alibi" => args.alibi = Some(parse_one(&value(), "max_bias")),
+            "--sinks" => args.sinks = true,
             "--top-k" => args.top_k = Some(parse_one(&value(), "top-k")),
             "--top-p" => args.top_p = Some(parse_one(&value(), "top-p")),
             "--min-p" => args.min_p = Some(parse_one(&value(), "min-p")),
@@ -187,6 +215,13 @@ fn parse_args() -> Args {
                 usage()
             }
         }
+    }
+    if let Some(a) = args.layout {
+        if sweep || shapes.is_some() {
+            eprintln!("--layout is the shape: give --layout, --shapes or --sweep");
+            usage()
+        }
+        shapes = Some(format!("{}x{}", a.rows(), a.keys));
     }
     if sweep && shapes.is_some() {
         eprintln!("--sweep chooses its own shapes: give --shapes or --sweep, not both");
@@ -510,6 +545,12 @@ fn main() {
                 eprintln!("{e}");
                 std::process::exit(2)
             });
+            // ALiBi's mask: key distances, [Q, K] (one row without a layout).
+            let queries = args.layout.map_or(1, |a| a.queries);
+            let alibi_mask: Vec<f32> = (0..queries * cols)
+                .map(|i| -((cols - 1 - i % cols) as f32))
+                .collect();
+            let sinks = vec![1.0f32; args.layout.map_or(1, |a| a.heads)];
             let mut tokens = vec![0usize; rows];
             let mut seed = 0u64;
             for &algorithm in algorithms {
@@ -524,6 +565,18 @@ fn main() {
                 }
                 if let Some(offset) = args.causal {
                     sm = sm.causal(offset);
+                }
+                if args.causal_end {
+                    sm = sm.causal_end();
+                }
+                if let Some(a) = args.layout {
+                    sm = sm.attention(a);
+                }
+                if let Some(b) = args.alibi {
+                    sm = sm.additive_mask(&alibi_mask).alibi(b);
+                }
+                if args.sinks {
+                    sm = sm.sinks(&sinks);
                 }
                 eprint!(
                     "\r{rows}x{cols} {} {threads} thread(s)...   ",
@@ -586,10 +639,11 @@ fn main() {
                     exp_s,
                 });
                 let resolved = match args.op.as_str() {
-                    // Rows of one 16-bit type in and out: the kernels that
-                    // store nothing but results; into f32: the f32 ones.
-                    "softmax" if typed && out_dtype != ElementType::F32 => "online",
-                    "log_softmax" if typed && out_dtype != ElementType::F32 => "three-pass",
+                    // Rows of one 16-bit type in and out: three-pass (exps
+                    // in an f32 scratch row); into f32: the f32 kernels.
+                    "softmax" | "log_softmax" if typed && out_dtype != ElementType::F32 => {
+                        "three-pass"
+                    }
                     "softmax" | "softmax_convert" => algorithm.resolve_name(rows * cols, cols),
                     "argmax" => "one-pass",
                     "log_softmax" => Algorithm::Auto.resolve_name(rows * cols, cols),

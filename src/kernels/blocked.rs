@@ -20,7 +20,7 @@
 use super::exec::{ChunkJob, Exec};
 use super::{
     CHUNK, ExpMinus, ExpMinusAboveCutoff, Io, Logits, Map, Partial, ShiftExp, TimesPlus,
-    map_in_place, nonfinite_row, scale,
+    map_in_place, nonfinite_row, scale, with_sink,
 };
 use crate::element::Elements;
 use crate::exp::CUTOFF;
@@ -119,7 +119,7 @@ fn run<const LOG: bool, E: Elements>(
         nonfinite_row(io, LOG);
         return Partial { max: m, sum: 0.0 };
     }
-    let sum = total.sum;
+    let sum = with_sink(io.logits(), m, total.sum);
     if sum.is_nan() {
         // A NaN the max passed over; a NaN max tells the caller to finish.
         nonfinite_row(io, LOG);

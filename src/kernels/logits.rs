@@ -59,6 +59,12 @@ pub(crate) trait Logits: Copy + Send + Sync {
     fn is_masked(self, _i: usize) -> bool {
         false
     }
+    /// The row's attention sink: a logit that takes probability mass and
+    /// has no output entry (−inf: none).
+    #[cfg_attr(not(unoptimized), inline(always))]
+    fn sink(self) -> f32 {
+        f32::NEG_INFINITY
+    }
 }
 
 /// The input as it is.
@@ -129,14 +135,42 @@ impl Factor {
     }
 }
 
-/// Masks: an additive mask makes the logit `x·c + add[i]`, and then
-/// `keep[i]` false makes it −inf. Either may be absent; both are this
-/// row's part.
+/// Masks: an additive mask makes the logit `x·c + slope·add[i]` (`slope`
+/// ALiBi's, else 1), and then `keep[i]` false makes it −inf. Either may be
+/// absent; both are this row's part.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Masked<'a> {
     pub keep: Option<&'a [bool]>,
     pub add: Option<&'a [f32]>,
     pub c: Factor,
+    pub slope: f32,
+    /// The row's sink logit (−inf: none).
+    pub sink: f32,
+}
+
+impl Masked<'_> {
+    /// The additive mask's vector at `i` times the slope (rounded once;
+    /// with no slope, as it is).
+    #[cfg_attr(not(unoptimized), inline(always))]
+    fn bias<S: Lanes>(self, s: S, a: S::V) -> S::V {
+        if self.slope == 1.0 {
+            a
+        } else {
+            s.mul(a, s.splat(self.slope))
+        }
+    }
+
+    /// What the additive mask adds to the logit of element `i` (0 without
+    /// one).
+    pub(crate) fn bias_at(self, i: usize) -> f32 {
+        self.add.map_or(0.0, |a| {
+            if self.slope == 1.0 {
+                a[i]
+            } else {
+                a[i] * self.slope
+            }
+        })
+    }
 }
 
 impl Logits for Plain {
@@ -214,6 +248,8 @@ impl Logits for Masked<'_> {
             keep: self.keep.map(|k| &k[range.clone()]),
             add: self.add.map(|a| &a[range]),
             c: self.c,
+            slope: self.slope,
+            sink: self.sink,
         }
     }
     // The keep mask applies last: a dropped entry is −inf whatever `x`
@@ -221,7 +257,10 @@ impl Logits for Masked<'_> {
     #[cfg_attr(not(unoptimized), inline(always))]
     fn read<S: Lanes>(self, s: S, x: S::V, i: usize) -> S::V {
         let w = match self.add {
-            Some(add) => s.mul_add_exact_inf(x, s.splat(self.c.hi), s.load(&add[i..])),
+            Some(add) => {
+                let a = self.bias(s, s.load(&add[i..]));
+                s.mul_add_exact_inf(x, s.splat(self.c.hi), a)
+            }
             None => x,
         };
         match self.keep {
@@ -233,7 +272,10 @@ impl Logits for Masked<'_> {
     fn read_partial<S: Lanes>(self, s: S, x: S::V, i: usize) -> S::V {
         // Lanes past the end are −inf (x's fill, or the keep mask's).
         let w = match self.add {
-            Some(add) => s.mul_add_exact_inf(x, s.splat(self.c.hi), s.load_partial(&add[i..], 0.0)),
+            Some(add) => {
+                let a = self.bias(s, s.load_partial(&add[i..], 0.0));
+                s.mul_add_exact_inf(x, s.splat(self.c.hi), a)
+            }
             None => x,
         };
         match self.keep {
@@ -268,13 +310,17 @@ impl Logits for Masked<'_> {
         self.keep.is_some_and(|k| !k[i])
     }
     #[cfg_attr(not(unoptimized), inline(always))]
+    fn sink(self) -> f32 {
+        self.sink
+    }
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn value(self, x: f32, i: usize) -> f32 {
         if self.is_masked(i) {
             return f32::NEG_INFINITY;
         }
         match self.add {
             // As the vector read without FMA.
-            Some(add) => crate::lanes::Scalar.mul_add_exact_inf(x, self.c.hi, add[i]),
+            Some(_) => crate::lanes::Scalar.mul_add_exact_inf(x, self.c.hi, self.bias_at(i)),
             None => x,
         }
     }

@@ -15,6 +15,7 @@ pub(crate) mod log_softmax;
 pub(crate) mod logits;
 pub(crate) mod nucleus;
 pub(crate) mod online;
+pub(crate) mod scratch;
 pub(crate) mod select;
 pub(crate) mod short;
 pub(crate) mod three_pass;
@@ -1061,6 +1062,19 @@ impl Partial {
     }
 }
 
+/// `sum` (of `exp(shift(x, m))` over a row read through `t`) with the
+/// row's sink added: `exp(sink − m·factor)` in f64, the sink being a logit
+/// and `m·factor` the row's largest (NaN for a NaN sink, +inf when the
+/// sink outweighs f64: the row's outputs are then 0).
+#[cfg_attr(not(unoptimized), inline(always))]
+pub(crate) fn with_sink(t: impl Logits, m: f32, sum: f64) -> f64 {
+    let sink = t.sink();
+    if sink == f32::NEG_INFINITY {
+        return sum;
+    }
+    sum + (f64::from(sink) - f64::from(m) * t.factor()).exp()
+}
+
 /// Which special-value rule a row falls under: the one classification
 /// every operation's special rows follow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -1115,9 +1129,16 @@ impl RowClass {
 pub(crate) fn nonfinite_row<E: Elements>(io: Io<'_, impl Logits, E>, log: bool) {
     let t = io.logits();
     let x = io.input_f32();
-    let class = RowClass::scan(x.iter().enumerate().map(|(i, &x)| t.value(x, i)));
+    // A NaN sink makes the row NaN; a +inf one shares the mass with the
+    // row's +inf values (or takes it all, leaving zeros).
+    let sink = t.sink();
+    let class = if sink.is_nan() {
+        RowClass::Nan
+    } else {
+        RowClass::scan(x.iter().enumerate().map(|(i, &x)| t.value(x, i)))
+    };
     let k = match class {
-        RowClass::PosInf(k) => k as f64,
+        RowClass::PosInf(k) => k as f64 + f64::from(u8::from(sink == f32::INFINITY)),
         _ => 0.0,
     };
     // 1/k rounded once: `k as f32` would round k itself beyond 2^24.

@@ -5,7 +5,7 @@
 use super::exec::{ChunkJob, Exec};
 use super::{
     CHUNK, ExpMinus, ExpMinusAboveCutoff, ExpMinusForSum, ExpMinusTimes, Io, Logits, NextMax,
-    Partial, Plain, max, max_min, nonfinite_row, sum_of, sum_of_beside,
+    Partial, Plain, max, max_min, nonfinite_row, sum_of, sum_of_beside, with_sink,
 };
 use crate::element::{Elements, Storage};
 use crate::exp::CUTOFF;
@@ -17,11 +17,12 @@ crate::driver::in_order_entry!();
 /// `nonfinite_row` finishes).
 #[cfg_attr(not(unoptimized), inline(always))]
 pub(crate) fn softmax<T: Logits, E: Elements>(exec: &impl Exec, mut io: Io<'_, T, E>) -> f64 {
-    let total = max_sum_of(exec, &mut io);
+    let mut total = max_sum_of(exec, &mut io);
     if !total.max.is_finite() {
         nonfinite_row(io, false);
         return 0.0;
     }
+    total.sum = with_sink(io.logits(), total.max, total.sum);
     if total.sum.is_nan() {
         nonfinite_row(io, false);
         return total.sum;

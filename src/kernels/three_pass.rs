@@ -1,16 +1,19 @@
 //! Max; store `e = exp(x − max)` and sum it; scale by `1/sum`.
 //! One exp per element; reads x twice and the stored exponentials once.
+//! A row with a 16-bit output stores its exps in an f32 scratch row
+//! (`scratch`), not in the output, and the scale pass writes the output.
 //! Log-softmax the same way: max; sum `exp(x − max)`; write `(x − max) −
 //! ln(sum)`, storing `x − max` beside the exps on rows of at least
 //! [`LOG_STORE_FROM`] values. Rows of at most 128 values are held in
 //! registers instead (`short`).
 
 use super::exec::{ChunkJob, Exec};
+use super::scratch::Scratch;
 use super::{
-    CHUNK, ExpMinus, ExpMinusAboveCutoff, Io, Logits, Map, ShiftExp, TimesPlus, map_in_place,
-    nonfinite_row, scale, short,
+    CHUNK, Data, ExpMinus, ExpMinusAboveCutoff, Io, Logits, Map, Plain, ShiftExp, Times, TimesPlus,
+    map_in_place, nonfinite_row, scale, short, with_sink,
 };
-use crate::element::{Elements, Storage};
+use crate::element::{Elements, Pair, Storage};
 use crate::exp::CUTOFF;
 use crate::lanes::Lanes;
 
@@ -35,11 +38,66 @@ pub(crate) fn softmax<E: Elements>(exec: &impl Exec, mut io: Io<'_, impl Logits,
         return sum;
     }
     // The exps stored for the scale pass would be rounded to a 16-bit
-    // output: there the online kernel, which stores only results.
+    // output: they go to a scratch row instead.
     if <E::Out as Storage>::IS_F32 {
         run::<false, true, E>(exec, io)
     } else {
-        super::online::softmax(exec, io)
+        through_scratch(exec, io)
+    }
+}
+
+/// Softmax of a row whose output is 16 bits wide: the exps are stored in
+/// f32 in a per-thread scratch row, the scale pass reads them there and
+/// rounds each result once into the output. One exp per value, as for f32
+/// rows, and the output is written once, by the last pass.
+#[cfg_attr(not(unoptimized), inline(always))]
+fn through_scratch<T: Logits, E: Elements>(exec: &impl Exec, mut io: Io<'_, T, E>) -> f64 {
+    let (m, min) = max_min_of(exec, &mut io);
+    if !m.is_finite() {
+        nonfinite_row(io, false);
+        return 0.0;
+    }
+    let t = io.logits();
+    let mut scratch = Scratch::take(io.len());
+    let exps = scratch.row();
+    let sum = match &mut io.data {
+        Data::InPlace(y) => exp_sum_into(exec, y, t, exps, m, min),
+        Data::OutOfPlace { input, .. } => exp_sum_into(exec, input, t, exps, m, min),
+    };
+    let sum = with_sink(t, m, sum);
+    if sum.is_nan() {
+        // Nothing is written yet: the rule reads the logits.
+        nonfinite_row(io, false);
+    } else {
+        let mut scaled = Io::<Plain, Pair<f32, E::Out>>::of(Some(exps), io.output());
+        let job = ScaleFrom((1.0 / sum) as f32);
+        exec.fold(&mut scaled, CHUNK, &job, (), |(), ()| ());
+    }
+    sum
+}
+
+/// Stores `exp(x − m)` of the logits of `x` under `t` in `exps` and returns
+/// their sum, as [`ExpSum`] does into an f32 output.
+#[cfg_attr(not(unoptimized), inline(always))]
+fn exp_sum_into<X: Storage, T: Logits>(
+    exec: &impl Exec,
+    x: &[X],
+    t: T,
+    exps: &mut [f32],
+    m: f32,
+    min: f32,
+) -> f64 {
+    let data: Data<'_, Pair<X, f32>> = Data::OutOfPlace {
+        input: x,
+        output: exps,
+    };
+    let mut io = Io::from_parts(data, t);
+    if min - m >= CUTOFF {
+        let job = ExpSum::<false, true, true>(m);
+        exec.fold(&mut io, CHUNK, &job, 0.0, |a, b| a + b)
+    } else {
+        let job = ExpSum::<false, true, false>(m);
+        exec.fold(&mut io, CHUNK, &job, 0.0, |a, b| a + b)
     }
 }
 
@@ -78,6 +136,7 @@ fn run<const LOG: bool, const STORE: bool, E: Elements>(
         let job = ExpSum::<LOG, STORE, false>(m);
         exec.fold(&mut io, CHUNK, &job, 0.0, |a, b| a + b)
     };
+    let sum = with_sink(io.logits(), m, sum);
     if sum.is_nan() {
         // A NaN the max passed over: the row holds x, its exponentials or
         // x − max, NaN where x was and never +inf; the rule reads each right.
@@ -114,6 +173,8 @@ struct MaxMin;
 /// the input further on (the next row of a batch).
 struct ExpSum<const LOG: bool, const STORE: bool, const ABOVE_CUTOFF: bool>(f32);
 struct Scale(f32);
+/// `e·r` from the input (the stored exps) into the output.
+struct ScaleFrom(f32);
 /// `y − c`, in place.
 struct Subtract(f32);
 /// Writes `(x − max) − c` from x.
@@ -172,6 +233,14 @@ impl<S: Lanes, T: Logits> Map<S> for ShiftThenSub<S, T> {
     #[cfg_attr(not(unoptimized), inline(always))]
     fn apply(&self, s: S, v: S::V) -> S::V {
         s.sub(self.2.shift(s, v, self.0), self.1)
+    }
+}
+
+impl<E: Elements> ChunkJob<E> for ScaleFrom {
+    type Out = ();
+    #[cfg_attr(not(unoptimized), inline(always))]
+    fn run<S: Lanes, T: Logits>(&self, s: S, _: usize, mut chunk: Io<'_, T, E>) {
+        chunk.map_store(s, Times(s.splat(self.0)));
     }
 }
 

@@ -771,6 +771,15 @@ pub fn with_settings<'m>(
     if let Some(o) = ls.causal {
         sm = sm.causal(o);
     }
+    if let Some(a) = ls.attention {
+        sm = sm.attention(a);
+    }
+    if let Some(b) = ls.max_bias {
+        sm = sm.alibi(b);
+    }
+    if let Some(s) = ls.sinks {
+        sm = sm.sinks(s);
+    }
     sm
 }
 
@@ -1184,6 +1193,7 @@ impl SettingsCase {
             keep_mask: keep.as_deref(),
             additive_mask: add.as_deref(),
             causal: self.causal.map(isize::from),
+            ..Default::default()
         };
         let (buffer, offset) = at_offset(&x, usize::from(self.rows.offset));
         let input = &buffer[offset..offset + x.len()];
@@ -1832,7 +1842,8 @@ has_rows!(
     CrossEntropyCase,
     BackwardCase,
     SampleCase,
-    HalfCase
+    HalfCase,
+    ShapesCase
 );
 
 impl SoftmaxCase {
@@ -2120,4 +2131,202 @@ impl Encode for TemperatureChoice {
             }
         }
     }
+}
+
+/// Attention batches for `shapes_diff`: the case's rows laid out
+/// `[batch, heads, queries, keys]`, a keep or additive mask of one of the
+/// broadcast shapes, causal (an offset, or aligned to the last key), ALiBi,
+/// sinks (hostile values among them), a scale; in f32, f16, bf16 or bf16
+/// into f32.
+#[derive(Arbitrary, Clone, Debug, PartialEq)]
+pub struct ShapesCase {
+    pub rows: SoftmaxCase,
+    /// 1 + heads % 8.
+    pub heads: u8,
+    /// 1 + queries % 6.
+    pub queries: u8,
+    /// None, one row, [q, k], [b, 1, q, k], every row (`% 5`).
+    pub mask_shape: u8,
+    /// The mask keeps (else it adds).
+    pub keep: bool,
+    pub mask_seed: u64,
+    /// Some(i8::MIN): `causal_end`; else the offset.
+    pub causal: Option<i8>,
+    /// max_bias = k/16 (with an additive mask).
+    pub alibi: Option<u8>,
+    pub sinks: Option<u64>,
+    /// (k + 1)/64.
+    pub scale: Option<u8>,
+    /// f32, f16, bf16, bf16 into f32 (`% 4`).
+    pub types: u8,
+}
+
+impl ShapesCase {
+    /// The `shapes_diff` body: every backend (and algorithm for f32)
+    /// against `reference::softmax_row_with`, 1 and 2 threads and the parts
+    /// of the batch bit-identical to the whole.
+    pub fn check(&self) -> (f64, f64) {
+        let Some((x, k)) = rows_of(&self.rows) else {
+            return (0.0, 0.0);
+        };
+        let rows = x.len() / k;
+        let (mut h, mut q) = (
+            1 + usize::from(self.heads % 8),
+            1 + usize::from(self.queries % 6),
+        );
+        if rows < h * q {
+            (h, q) = (1, rows);
+        }
+        let b = rows / (h * q);
+        let x = &x[..b * h * q * k];
+        let shape = simd_softmax::Attention::new(b, h, q, k);
+        let mask_len = match self.mask_shape % 5 {
+            0 => 0,
+            1 => k,
+            2 => q * k,
+            3 => b * q * k,
+            _ => x.len(),
+        };
+        let keep: Option<Vec<bool>> = (self.keep && mask_len > 0).then(|| {
+            (0..mask_len)
+                .map(|i| !mix(self.mask_seed, i as u64).is_multiple_of(4))
+                .collect()
+        });
+        let add: Option<Vec<f32>> = (!self.keep && mask_len > 0).then(|| {
+            (0..mask_len)
+                .map(|i| match mix(self.mask_seed, i as u64) {
+                    h if h % 8 == 0 => f32::NEG_INFINITY,
+                    h => -((h >> 40) as f32 / (1u64 << 24) as f32 * 20.0),
+                })
+                .collect()
+        });
+        let sinks: Option<Vec<f32>> = self.sinks.map(|seed| {
+            (0..h)
+                .map(|i| match mix(seed, i as u64) {
+                    v if v % 16 == 0 => f32::NEG_INFINITY,
+                    v if v % 16 == 1 => f32::INFINITY,
+                    v if v % 32 == 2 => f32::NAN,
+                    v if v % 16 == 3 => 1e30,
+                    v => (v >> 40) as f32 / (1u64 << 24) as f32 * 20.0 - 10.0,
+                })
+                .collect()
+        });
+        let causal = match self.causal {
+            Some(i8::MIN) => Some(k as isize - q as isize),
+            c => c.map(isize::from),
+        };
+        let ls = LogitSettings {
+            scale: self.scale.map_or(1.0, |s| (f32::from(s) + 1.0) / 64.0),
+            keep_mask: keep.as_deref(),
+            additive_mask: add.as_deref(),
+            causal,
+            attention: Some(shape),
+            max_bias: self
+                .alibi
+                .filter(|_| add.is_some())
+                .map(|m| f32::from(m) / 16.0),
+            sinks: sinks.as_deref(),
+            ..Default::default()
+        };
+        let parts = |sm: &Softmax<simd_softmax::LogitSettings<'_>>| {
+            let mut y = vec![0.0f32; x.len()];
+            for i in 0..3 {
+                let part = simd_softmax::RowPart::new(i, 3).unwrap();
+                let r = part.rows(rows.min(b * h * q));
+                sm.run_rows_part(x, &mut y[r.start * k..r.end * k], k, part)
+                    .unwrap();
+            }
+            bits(&y)
+        };
+        let mut worst = (0.0f64, 0.0f64);
+        match self.types % 4 {
+            0 => {
+                for backend in backends() {
+                    for algorithm in algorithms() {
+                        let sm = Softmax::new().backend(backend).algorithm(algorithm);
+                        let w = pool(1).install(|| check_with_settings(sm, &ls, x, k, "shapes"));
+                        worst = (worst.0.max(w.0), worst.1.max(w.1));
+                        let sm = with_settings(sm, &ls);
+                        let run = |threads: usize| {
+                            let mut y = vec![0.0f32; x.len()];
+                            pool(threads).install(|| sm.run_rows(x, &mut y, k).unwrap());
+                            bits(&y)
+                        };
+                        let one = run(1);
+                        assert_eq!(one, run(2), "{sm:?}: 2 threads differ");
+                        assert_eq!(one, parts(&sm), "{sm:?}: parts differ");
+                    }
+                }
+            }
+            1 => worst = check_settings_typed::<f16, f16>(&ls, x, k),
+            2 => worst = check_settings_typed::<bf16, bf16>(&ls, x, k),
+            _ => worst = check_settings_typed::<bf16, f32>(&ls, x, k),
+        }
+        worst
+    }
+}
+
+/// Softmax and log-softmax of `x` rounded to `X`, into `Y`, under `ls` on
+/// every backend: each output within the reference's bound on the
+/// converted values plus half an ULP of `Y`. The worst shares.
+pub fn check_settings_typed<X: Ty, Y: Ty>(
+    ls: &LogitSettings<'_>,
+    x: &[f32],
+    row_len: usize,
+) -> (f64, f64) {
+    let xs: Vec<X> = x.iter().map(|&v| X::of(v)).collect();
+    let exact: Vec<f32> = xs.iter().map(|&v| v.f32()).collect();
+    let mut worst = (0.0f64, 0.0f64);
+    for backend in backends() {
+        let sm = with_settings(Softmax::new().backend(backend), ls);
+        for log in [false, true] {
+            let mut y = vec![Y::of(7.0); x.len()];
+            if log {
+                sm.run_log_rows(&xs, &mut y, row_len).unwrap();
+            } else {
+                sm.run_rows(&xs, &mut y, row_len).unwrap();
+            }
+            let rows = exact.chunks(row_len).zip(y.chunks(row_len));
+            for (r, (row, out)) in rows.enumerate() {
+                let want = softmax_row_with(row, r, ls, log);
+                for (i, (&got, e)) in out.iter().zip(&want).enumerate() {
+                    let got = got.f32();
+                    let at = || {
+                        format!(
+                            "{} -> {} {sm:?} log={log} row {r} [{i}] x={} got {got} want {}",
+                            X::NAME,
+                            Y::NAME,
+                            row[i],
+                            e.value
+                        )
+                    };
+                    if e.value.is_nan() {
+                        assert!(got.is_nan(), "{}", at());
+                        continue;
+                    }
+                    let tol = if log {
+                        e.log_tolerance()
+                    } else {
+                        e.tolerance()
+                    };
+                    let bound = tol + half_ulp::<Y>(e.value.abs() + tol);
+                    if e.value == 0.0 || e.value.is_infinite() || got.is_infinite() {
+                        // Masked, a special row, or beyond the type's range.
+                        let beyond = e.value <= -Y::MAX + bound;
+                        let exact = f64::from(got) == e.value;
+                        assert!(exact || (got == f32::NEG_INFINITY && beyond), "{}", at());
+                        continue;
+                    }
+                    let share = (f64::from(got) - e.value).abs() / bound;
+                    assert!(share <= 1.0, "{} ({share:.2} of the bound)", at());
+                    if log {
+                        worst.1 = worst.1.max(share);
+                    } else {
+                        worst.0 = worst.0.max(share);
+                    }
+                }
+            }
+        }
+    }
+    worst
 }
