@@ -76,6 +76,7 @@ pub struct LogitSettings<'m> {
     attention: Option<Attention>,
     alibi: Option<f32>,
     sinks: Option<&'m [f32]>,
+    softcap: Option<f32>,
 }
 
 /// The two setting states of [`Softmax`] (sealed).
@@ -153,6 +154,11 @@ impl Softmax {
     /// See [`Softmax::<LogitSettings>::attention`](Softmax::attention-1).
     pub fn attention<'m>(self, shape: Attention) -> Softmax<LogitSettings<'m>> {
         self.settings(LogitSettings::default()).attention(shape)
+    }
+
+    /// See [`Softmax::<LogitSettings>::softcap`](Softmax::softcap-1).
+    pub fn softcap<'m>(self, c: f32) -> Softmax<LogitSettings<'m>> {
+        self.settings(LogitSettings::default()).softcap(c)
     }
 
     /// See [`Softmax::<LogitSettings>::sinks`](Softmax::sinks-1).
@@ -275,6 +281,20 @@ impl<'m> Softmax<LogitSettings<'m>> {
     /// [`Error::SliceLength`].
     pub fn sinks(mut self, sinks: &'m [f32]) -> Self {
         self.settings.sinks = Some(sinks);
+        self
+    }
+
+    /// Soft-cap the input at `±c` before everything else: `x` becomes
+    /// `c·tanh(x/c)` (Gemma 2: 50 on attention scores, 30 on the final
+    /// logits), then scale, temperature, masks and sinks apply as usual.
+    /// +inf caps to `c`; −inf stays −inf (an entry masked before the cap
+    /// stays masked); NaN stays NaN. The cap is computed in f32 with our
+    /// tanh (within 3 ULP, checked on every f32): each capped value within
+    /// `8·2^-24·|c·tanh(x/c)|` of the exact one, which the softmax bound
+    /// adds to the logit's term ([`reference::Expected`](crate::reference::Expected)).
+    /// `c` must be finite and > 0, else [`Error::InvalidParameter`].
+    pub fn softcap(mut self, c: f32) -> Self {
+        self.settings.softcap = Some(c);
         self
     }
 }
@@ -888,6 +908,14 @@ fn row_logits<'m>(
             });
         }
     };
+    if let Some(c) = settings.softcap
+        && !(c.is_finite() && c > 0.0)
+    {
+        return Err(Error::InvalidParameter {
+            name: Parameter::Softcap,
+            value: f64::from(c),
+        });
+    }
     if let Some(sinks) = settings.sinks {
         let heads = settings.attention.map_or(1, |a| a.heads);
         shape::argument_length(Argument::Sinks, sinks.len(), heads)?;
@@ -920,5 +948,6 @@ fn row_logits<'m>(
         alibi,
         row_base: batch.first_row,
         sinks: settings.sinks,
+        softcap: settings.softcap,
     })
 }

@@ -335,6 +335,8 @@ pub enum Parameter {
     Shift,
     /// ALiBi's `max_bias`: finite and ≥ 0, with an additive mask.
     MaxBias,
+    /// The soft cap `c`: finite and > 0.
+    Softcap,
 }
 
 impl Parameter {
@@ -349,6 +351,7 @@ impl Parameter {
             Parameter::MinP => "min_p",
             Parameter::Shift => "m",
             Parameter::MaxBias => "max_bias",
+            Parameter::Softcap => "softcap",
         }
     }
 
@@ -364,6 +367,7 @@ impl Parameter {
             Parameter::MinP => "in [0, 1)",
             Parameter::Shift => "finite",
             Parameter::MaxBias => "finite and ≥ 0, with an additive mask (the slopes multiply it)",
+            Parameter::Softcap => "finite and > 0",
         }
     }
 }

@@ -82,6 +82,12 @@ pub(crate) trait Lanes: Copy + Send + Sync + 'static {
     fn add(self, a: Self::V, b: Self::V) -> Self::V;
     fn sub(self, a: Self::V, b: Self::V) -> Self::V;
     fn mul(self, a: Self::V, b: Self::V) -> Self::V;
+    /// `a / b`, correctly rounded.
+    fn div(self, a: Self::V, b: Self::V) -> Self::V;
+    /// `tanh` of every lane (`crate::tanh::tanh`), compiled once per
+    /// backend, out of line: inlined into every masked kernel, where the
+    /// soft cap reads it, it doubled the library's build time.
+    fn tanh(self, v: Self::V) -> Self::V;
     /// `a * b + c`, fused where the instruction set has FMA.
     fn mul_add(self, a: Self::V, b: Self::V, c: Self::V) -> Self::V;
     /// [`Lanes::mul_add`] for finite `b`, giving what FMA gives where an
@@ -344,6 +350,14 @@ impl Lanes for Scalar {
         a * b
     }
     #[cfg_attr(not(unoptimized), inline(always))]
+    fn div(self, a: f32, b: f32) -> f32 {
+        a / b
+    }
+    #[cfg_attr(not(unoptimized), inline(always))]
+    fn tanh(self, v: f32) -> f32 {
+        crate::tanh::tanh_out_of_line(self, v)
+    }
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn mul_add(self, a: f32, b: f32, c: f32) -> f32 {
         // Not `f32::mul_add`: without FMA in the target that is a libm call.
         a * b + c
@@ -481,6 +495,14 @@ impl Lanes for Portable {
     #[cfg_attr(not(unoptimized), inline(always))]
     fn mul(self, a: f32x8, b: f32x8) -> f32x8 {
         a * b
+    }
+    #[cfg_attr(not(unoptimized), inline(always))]
+    fn div(self, a: f32x8, b: f32x8) -> f32x8 {
+        a / b
+    }
+    #[cfg_attr(not(unoptimized), inline(always))]
+    fn tanh(self, v: f32x8) -> f32x8 {
+        crate::tanh::tanh_out_of_line(self, v)
     }
     #[cfg_attr(not(unoptimized), inline(always))]
     fn mul_add(self, a: f32x8, b: f32x8, c: f32x8) -> f32x8 {

@@ -138,6 +138,10 @@
 //! logit's term. A sink adds `exp(sink − max)` (f64) to its rows'
 //! denominator: the same bound, the max being the row's own largest
 //! logit (a NaN sink makes the row NaN, +inf takes all the mass).
+//! Soft-capping ([`Softmax::softcap`]): `v = c·tanh(x/c)` in f32 through
+//! our tanh (within 3 ULP on every f32, `tests/exp_exhaustive.rs`), each
+//! `v` within `8·2^-24·|v|`; the bound adds that error, for the entry and
+//! for the largest `|v|`, times `s/t` to the logit's term.
 //!
 //! **Backward passes** ([`softmax_backward`], [`log_softmax_backward`];
 //! `tests/backward.rs`): softmax's within
@@ -255,6 +259,7 @@ mod pool;
 pub mod reference;
 mod sample;
 mod shape;
+mod tanh;
 
 /// The README's example runs as a doctest.
 #[cfg(doctest)]
@@ -518,6 +523,18 @@ pub fn exp_slice(backend: Backend, input: &[f32], output: &mut [f32]) -> Result<
     dispatch::run(
         backend,
         ops::ExpCall::<false>(kernels::Io::new(Some(input), output)),
+    )
+}
+
+/// Our lane `tanh` (logit soft-capping's) over a slice on `backend`, for
+/// its exhaustive test. Not part of the stable API.
+#[doc(hidden)]
+pub fn tanh_slice(backend: Backend, input: &[f32], output: &mut [f32]) -> Result<(), Error> {
+    let backend = backend.check()?;
+    shape::same_length(input.len(), output.len())?;
+    dispatch::run(
+        backend,
+        ops::TanhCall(kernels::Io::new(Some(input), output)),
     )
 }
 

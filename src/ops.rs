@@ -50,12 +50,15 @@ pub(crate) struct RowLogits<'m> {
     pub row_base: usize,
     /// One sink logit per head (or one for every row).
     pub sinks: Option<&'m [f32]>,
+    /// The soft cap `c` of `c·tanh(x/c)`.
+    pub softcap: Option<f32>,
 }
 
 impl RowLogits<'_> {
-    /// Whether rows need the general transform (`Masked`): masks or sinks.
+    /// Whether rows need the general transform (`Masked`): masks or a
+    /// soft cap (a sink rides on the row's `Io`, under any transform).
     fn needs_masks(&self) -> bool {
-        self.keep.is_some() || self.add.is_some() || self.sinks.is_some()
+        self.keep.is_some() || self.add.is_some() || self.softcap.is_some()
     }
 
     /// Row `r`'s masks.
@@ -75,10 +78,20 @@ impl RowLogits<'_> {
             add: self.add.map(|a| row_of(a, mask_row(a.len()), row_len)),
             c: Factor::new(self.c),
             slope: self.alibi.map_or(1.0, |a| a.slope(head)),
-            sink: self.sinks.map_or(f32::NEG_INFINITY, |s| {
-                s[if s.len() == 1 { 0 } else { head }]
-            }),
+            softcap: self.softcap.unwrap_or(0.0),
         }
+    }
+
+    /// Row `r`'s sink (−inf: none): its head's, or the one for all rows.
+    fn sink(&self, r: usize) -> f32 {
+        let head = |r: usize| self.layout.map_or(0, |a| a.query_and_head(r).1);
+        self.sinks.map_or(f32::NEG_INFINITY, |s| {
+            s[if s.len() == 1 {
+                0
+            } else {
+                head(r + self.row_base)
+            }]
+        })
     }
 
     /// How many leading columns row `r` keeps (all but the causal mask's).
@@ -577,7 +590,10 @@ impl<K: RowKernel, R: RowTransform, E: Elements> RowTask for SoftmaxRows<'_, K, 
         let n = self.row_len;
         // Short rows go two at a time where the kernel pairs them (one
         // row's serial tail overlaps the other's work; the same bits).
-        let pairs = K::PAIRS && R::PAIRS && n <= short::PAIR_MAX_VECTORS * S::LANES;
+        let pairs = K::PAIRS
+            && R::PAIRS
+            && self.logits.sinks.is_none()
+            && n <= short::PAIR_MAX_VECTORS * S::LANES;
         // A loop, not a closure per row: see `kernels::Map`.
         let mut k = 0;
         while k < self.rows {
@@ -648,7 +664,8 @@ fn run_row<K: RowKernel, R: RowTransform, E: Elements>(
     }
     if active > 0 {
         let t = rows_t.row(r, row_len).slice(0..active);
-        let sum = k.run(exec, row.slice(0..active).with_logits(t));
+        let sink = logits.sink(r);
+        let sum = k.run(exec, row.slice(0..active).with_logits(t).with_sink(sink));
         keep_masked::<K, _, _>(row.slice(0..active).with_logits(t), sum);
     }
 }
@@ -699,7 +716,7 @@ fn limit_rows<E: Elements>(call: SoftmaxCall<'_, E>) {
 fn limit_row<E: Elements>(io: Io<'_, Masked<'_>, E>, log: bool) {
     let masked_value = if log { f32::NEG_INFINITY } else { 0.0 };
     let t = io.logits();
-    let x = &io.input_f32();
+    let x: &Vec<f32> = &io.input_f32().iter().map(|&v| t.capped_value(v)).collect();
     let kept = |i: usize| t.keep.is_none_or(|k| k[i]);
     let add = |i: usize| f64::from(t.bias_at(i));
     let candidate = |i: usize| kept(i) && add(i) != f64::NEG_INFINITY;
@@ -994,6 +1011,33 @@ impl<P: PairRowOp> RowTask for PairCall<'_, P> {
 /// `exp::exp_for_sum` when `FOR_SUM`.
 pub(crate) struct ExpCall<'a, const FOR_SUM: bool>(pub Io<'a>);
 
+/// Our `tanh` of every input value into the output (its own tests).
+pub(crate) struct TanhCall<'a>(pub Io<'a>);
+
+impl WithLanes for TanhCall<'_> {
+    type Output = ();
+    fn with<S: Lanes>(self, s: S) {
+        s.vectorize(self);
+    }
+}
+
+impl Job for TanhCall<'_> {
+    type Output = ();
+    #[cfg_attr(not(unoptimized), inline(always))]
+    fn run<S: Lanes>(mut self, s: S) {
+        self.0.map_store(s, TanhMap);
+    }
+}
+
+struct TanhMap;
+
+impl<S: Lanes> Map<S> for TanhMap {
+    #[cfg_attr(not(unoptimized), inline(always))]
+    fn apply(&self, s: S, x: S::V) -> S::V {
+        s.tanh(x)
+    }
+}
+
 impl<const FOR_SUM: bool> WithLanes for ExpCall<'_, FOR_SUM> {
     type Output = ();
     fn with<S: Lanes>(self, s: S) {
@@ -1102,6 +1146,7 @@ mod tests {
                 alibi: None,
                 row_base: 0,
                 sinks: None,
+                softcap: None,
             },
             RowLogits {
                 c: 0.7,
@@ -1112,6 +1157,7 @@ mod tests {
                 alibi: None,
                 row_base: 0,
                 sinks: None,
+                softcap: None,
             },
             RowLogits {
                 c: f64::INFINITY,
@@ -1122,6 +1168,7 @@ mod tests {
                 alibi: None,
                 row_base: 0,
                 sinks: None,
+                softcap: None,
             },
         ];
         let stored: Vec<Stored> = x.iter().map(|&v| Stored(v)).collect();

@@ -272,6 +272,9 @@ pub struct LogitSettings<'a> {
     /// One sink logit per head (or one for all rows): in each row's
     /// denominator, with no output entry ([`crate::Softmax::sinks`]).
     pub sinks: Option<&'a [f32]>,
+    /// The soft cap `c` ([`crate::Softmax::softcap`]): the input becomes
+    /// `c·tanh(x/c)` (−inf stays −inf), here in f64 rounded to f32.
+    pub softcap: Option<f32>,
 }
 
 impl Default for LogitSettings<'_> {
@@ -285,6 +288,7 @@ impl Default for LogitSettings<'_> {
             attention: None,
             max_bias: None,
             sinks: None,
+            softcap: None,
         }
     }
 }
@@ -338,6 +342,27 @@ pub fn softmax_row_with(
     log: bool,
 ) -> Vec<Expected> {
     let n = row.len();
+    // The soft cap first; its f32 rounding here and the kernel's error
+    // (8·2^-24·|v|, the tanh's 3 ULP, the division and the product) go
+    // into the bound below as 9·2^-24·|v|.
+    let capped: Vec<f32>;
+    let row = match settings.softcap {
+        None => row,
+        Some(cap) => {
+            let cap64 = f64::from(cap);
+            capped = row
+                .iter()
+                .map(|&x| {
+                    if x == f32::NEG_INFINITY {
+                        x
+                    } else {
+                        (cap64 * (f64::from(x) / cap64).tanh()) as f32
+                    }
+                })
+                .collect();
+            &capped
+        }
+    };
     // Row r of [batch, heads, queries, keys] is (b, h, i).
     let (b, h, i_query) = match settings.attention {
         Some(a) => (
@@ -463,19 +488,29 @@ pub fn softmax_row_with(
         .filter(|&i| w[i].is_finite() && w[i] + rounding(i) * 2f64.powi(-24) >= m)
         .map(rounding)
         .fold(0.0, f64::max);
+    // The soft cap's error on this entry's logit and on the largest.
+    let largest = (0..n)
+        .filter(|&j| kept(j) && row[j].is_finite())
+        .map(|j| f64::from(row[j]).abs())
+        .fold(0.0, f64::max);
+    let cap_error = |i: usize| match settings.softcap {
+        None => 0.0,
+        Some(_) => 9.0 * c * (f64::from(row[i]).abs() + largest),
+    };
     exact_with(&e, sink_e, log)
         .into_iter()
         .enumerate()
         .map(|(i, value)| {
             let finite = w[i].is_finite();
+            let masked_logit = if finite && add.is_some() {
+                rounding(i) + max_rounding
+            } else {
+                0.0
+            };
             Expected {
                 value,
                 exponent: if finite { e[i].abs() } else { 0.0 },
-                logit_size: if finite && add.is_some() {
-                    rounding(i) + max_rounding
-                } else {
-                    0.0
-                },
+                logit_size: masked_logit + if finite { cap_error(i) } else { 0.0 },
             }
         })
         .collect()

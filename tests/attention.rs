@@ -318,3 +318,84 @@ fn sinks_take_their_share_of_the_mass() {
     );
     assert_eq!(y, [7.0; 24]);
 }
+
+/// Soft-capping (`c·tanh(x/c)` before everything else) against the
+/// reference, alone and with the other settings, on every backend and
+/// algorithm; a cap that is not finite and positive is an error.
+#[test]
+fn softcap_rows_match_the_reference() {
+    let mut r = rng(25);
+    let mut worst = (0.0f64, 0.0f64);
+    for (n, sigma) in [
+        (1usize, 10.0f32),
+        (37, 40.0),
+        (300, 300.0),
+        (5000, 20.0),
+        (70_000, 3.0),
+    ] {
+        let mut x = normal_row(&mut r, 2 * n, sigma);
+        if n > 8 {
+            x[3] = f32::INFINITY;
+            x[5] = f32::NEG_INFINITY;
+            x[n + 1] = 1e30;
+            x[n + 2] = -1e30;
+        }
+        let add: Vec<f32> = (0..n).map(|i| -((i % 9) as f32)).collect();
+        let keep: Vec<bool> = (0..2 * n).map(|i| i % 5 != 2).collect();
+        let sink = [4.0f32];
+        for cap in [50.0f32, 30.0, 1.0] {
+            let settings = [
+                LogitSettings {
+                    softcap: Some(cap),
+                    ..Default::default()
+                },
+                LogitSettings {
+                    softcap: Some(cap),
+                    scale: 0.125,
+                    temperature: 0.8,
+                    ..Default::default()
+                },
+                LogitSettings {
+                    softcap: Some(cap),
+                    additive_mask: Some(&add),
+                    keep_mask: Some(&keep),
+                    causal: Some(3),
+                    ..Default::default()
+                },
+                LogitSettings {
+                    softcap: Some(cap),
+                    sinks: Some(&sink),
+                    ..Default::default()
+                },
+            ];
+            for ls in settings {
+                for sm in configs() {
+                    let what = format!("n={n} cap={cap}");
+                    let w = check_with_settings(sm, &ls, &x, n, &what);
+                    worst = (worst.0.max(w.0), worst.1.max(w.1));
+                }
+            }
+        }
+        // NaN stays NaN.
+        let mut y = vec![0.0f32; n];
+        let mut nan = x[..n].to_vec();
+        nan[n / 2] = f32::NAN;
+        Softmax::new().softcap(30.0).run(&nan, &mut y).unwrap();
+        assert!(y.iter().all(|v| v.is_nan()), "n={n}");
+    }
+    eprintln!(
+        "softcap: worst {:.3} of the softmax bound, {:.3} of the log-softmax bound",
+        worst.0, worst.1
+    );
+    let mut y = [7.0f32; 2];
+    for cap in [0.0f32, -1.0, f32::NAN, f32::INFINITY] {
+        assert!(matches!(
+            Softmax::new().softcap(cap).run(&[1.0, 2.0], &mut y),
+            Err(Error::InvalidParameter {
+                name: Parameter::Softcap,
+                ..
+            })
+        ));
+    }
+    assert_eq!(y, [7.0; 2]);
+}

@@ -1,13 +1,17 @@
 //! Every f32 in [CUTOFF, DOMAIN_MAX] through our exp on every backend this
 //! CPU has, against f64 `exp`: at most 2 ULP; and every f32 in [CUTOFF, 0]
 //! through the exp logsumexp sums (`exp_for_sum`): at most
-//! `2 ULP + 2^-28·|x|·e^x`. ~3.3e9 inputs; run in release mode
-//! (`cargo test --release --test exp_exhaustive -- --ignored`; CI does).
+//! `2 ULP + 2^-28·|x|·e^x`; and every f32 in [0, 9.5] through the
+//! softcap's tanh: at most 3 ULP (above 9.5 exactly 1, negative values by
+//! exact symmetry, checked on a stride). ~4.4e9 inputs; run in release
+//! mode (`cargo test --release --test exp_exhaustive -- --ignored`; CI
+//! does).
 
 use rayon::prelude::*;
 use simd_softmax::Backend;
 use simd_softmax::Error;
 use simd_softmax::exp::{CUTOFF, DOMAIN_MAX, exp_for_sum_slice, exp_slice};
+use simd_softmax::tanh_slice;
 
 type ExpSlice = fn(Backend, &[f32], &mut [f32]) -> Result<(), Error>;
 
@@ -49,6 +53,19 @@ fn worst_over(
     first: u32,
     last: u32,
 ) -> Vec<Worst> {
+    worst_over_of(backends, exp, f64::exp, measure, first, last)
+}
+
+/// [`worst_over`] for any function `f` and its f64 reference.
+fn worst_over_of(
+    backends: &[Backend],
+    f: ExpSlice,
+    reference: fn(f64) -> f64,
+    measure: fn(f32, f32, f64) -> f64,
+    first: u32,
+    last: u32,
+) -> Vec<Worst> {
+    let exp = f;
     const CHUNK: u32 = 1 << 16;
     let none = || vec![Worst { ulp: 0.0, x: 0.0 }; backends.len()];
     (0..(last - first) / CHUNK + 1)
@@ -66,7 +83,7 @@ fn worst_over(
                 x.clear();
                 x.extend((lo..=hi).map(f32::from_bits));
                 let y = &mut y[..x.len()];
-                let want: Vec<f64> = x.iter().map(|&v| f64::from(v).exp()).collect();
+                let want: Vec<f64> = x.iter().map(|&v| reference(f64::from(v))).collect();
                 let mut w = none();
                 for (k, &b) in backends.iter().enumerate() {
                     exp(b, x, y).unwrap();
@@ -155,6 +172,82 @@ fn exp_for_sum_within_its_bound_on_every_f32_to_0() {
             w.ulp,
             w.x
         );
+    }
+}
+
+#[test]
+#[ignore = "exhaustive: ~1.1e9 inputs, run in release mode by CI"]
+fn tanh_within_3_ulp_on_every_f32() {
+    let backends: Vec<Backend> = Backend::ALL
+        .into_iter()
+        .filter(|b| b.is_available())
+        .collect();
+    let ulps = |_: f32, got: f32, want: f64| ulp_error(got, want);
+    let saturate = 9.5f32.to_bits();
+    let worst = worst_over_of(&backends, tanh_slice, f64::tanh, ulps, 0, saturate);
+    // Above 9.5 (to +inf) exactly 1; below 0 the negated value, bit for
+    // bit: on a stride of the patterns.
+    let above: Vec<f32> = (saturate..=f32::INFINITY.to_bits())
+        .step_by(251)
+        .map(f32::from_bits)
+        .collect();
+    let below: Vec<f32> = (0..=saturate).step_by(97).map(f32::from_bits).collect();
+    for (k, b) in backends.iter().enumerate() {
+        let w = worst[k];
+        println!(
+            "tanh on {b} over [0, 9.5]: max error {:.3} ULP at x = {:e}",
+            w.ulp, w.x
+        );
+        assert!(
+            w.ulp <= 3.0,
+            "tanh on {b}: {:.3} ULP at x = {:e}",
+            w.ulp,
+            w.x
+        );
+        let mut y = vec![0.0f32; above.len()];
+        tanh_slice(*b, &above, &mut y).unwrap();
+        assert!(y.iter().all(|&v| v == 1.0), "{b}: tanh above 9.5");
+        let mut pos = vec![0.0f32; below.len()];
+        let mut neg = vec![0.0f32; below.len()];
+        let negated: Vec<f32> = below.iter().map(|v| -v).collect();
+        tanh_slice(*b, &below, &mut pos).unwrap();
+        tanh_slice(*b, &negated, &mut neg).unwrap();
+        for ((x, p), n) in below.iter().zip(&pos).zip(&neg) {
+            assert_eq!(
+                (-p).to_bits() & !0x8000_0000,
+                n.to_bits() & !0x8000_0000,
+                "{b}: x = {x}"
+            );
+            assert!(*x == 0.0 || n.is_sign_negative(), "{b}: tanh(-{x}) = {n}");
+        }
+    }
+}
+
+#[test]
+fn tanh_special_values() {
+    for b in Backend::ALL.into_iter().filter(|b| b.is_available()) {
+        let x = [
+            f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            0.0,
+            1e-40,
+            0.5,
+            -3.0,
+        ];
+        let mut y = [7.0f32; 7];
+        tanh_slice(b, &x, &mut y).unwrap();
+        assert!(y[0].is_nan(), "{b}");
+        assert_eq!(&y[1..5], &[1.0, -1.0, 0.0, 1e-40], "{b}");
+        for i in 5..7 {
+            let want = f64::from(x[i]).tanh();
+            assert!(
+                ulp_error(y[i], want) <= 3.0,
+                "{b}: tanh({}) = {}",
+                x[i],
+                y[i]
+            );
+        }
     }
 }
 

@@ -25,7 +25,8 @@
 //! `K`, under `Softmax::attention`; `--causal-end` is the causal mask
 //! aligned to the last key (`--causal OFFSET` any other), `--alibi
 //! MAX_BIAS` ALiBi over a `[Q, K]` additive mask of key distances (−(K −
-//! 1 − j)), `--sinks` one sink logit per head (1.0).
+//! 1 − j)), `--sinks` one sink logit per head (1.0); `--softcap C`
+//! soft-caps the logits at ±C (any layout).
 
 use std::time::{Duration, Instant};
 
@@ -87,6 +88,7 @@ struct Args {
     layout: Option<simd_softmax::Attention>,
     alibi: Option<f32>,
     sinks: bool,
+    softcap: Option<f32>,
     /// Sampler settings.
     top_k: Option<usize>,
     top_p: Option<f32>,
@@ -156,6 +158,7 @@ fn parse_args() -> Args {
         layout: None,
         alibi: None,
         sinks: false,
+        softcap: None,
         top_k: None,
         top_p: None,
         min_p: None,
@@ -203,6 +206,7 @@ fn parse_args() -> Args {
             }
             "--alibi" => args.alibi = Some(parse_one(&value(), "max_bias")),
             "--sinks" => args.sinks = true,
+            "--softcap" => args.softcap = Some(parse_one(&value(), "softcap")),
             "--top-k" => args.top_k = Some(parse_one(&value(), "top-k")),
             "--top-p" => args.top_p = Some(parse_one(&value(), "top-p")),
             "--min-p" => args.min_p = Some(parse_one(&value(), "min-p")),
@@ -577,6 +581,9 @@ fn main() {
                 }
                 if args.sinks {
                     sm = sm.sinks(&sinks);
+                }
+                if let Some(c) = args.softcap {
+                    sm = sm.softcap(c);
                 }
                 eprint!(
                     "\r{rows}x{cols} {} {threads} thread(s)...   ",

@@ -166,6 +166,16 @@ impl Lanes for Avx2Fma {
         unsafe { _mm256_mul_ps(a, b) }
     }
     #[cfg_attr(not(unoptimized), inline(always))]
+    fn div(self, a: __m256, b: __m256) -> __m256 {
+        // SAFETY: see the impl.
+        unsafe { _mm256_div_ps(a, b) }
+    }
+    #[cfg_attr(not(unoptimized), inline(always))]
+    fn tanh(self, v: __m256) -> __m256 {
+        // SAFETY: see the impl: `tanh_avx2` needs the same features.
+        unsafe { tanh_avx2(self, v) }
+    }
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn mul_add(self, a: __m256, b: __m256, c: __m256) -> __m256 {
         // SAFETY: see the impl.
         unsafe { _mm256_fmadd_ps(a, b, c) }
@@ -307,4 +317,15 @@ impl Lanes for Avx2Fma {
             )
         }
     }
+}
+
+/// `crate::tanh::tanh` compiled once for this instruction set and called,
+/// not inlined (see `Lanes::tanh`).
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA (`s` proves it).
+#[target_feature(enable = "avx2,fma")]
+#[inline(never)]
+unsafe fn tanh_avx2(s: Avx2Fma, v: __m256) -> __m256 {
+    crate::tanh::tanh(s, v)
 }

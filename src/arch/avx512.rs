@@ -161,6 +161,16 @@ impl Lanes for Avx512 {
         unsafe { _mm512_mul_ps(a, b) }
     }
     #[cfg_attr(not(unoptimized), inline(always))]
+    fn div(self, a: __m512, b: __m512) -> __m512 {
+        // SAFETY: see the impl.
+        unsafe { _mm512_div_ps(a, b) }
+    }
+    #[cfg_attr(not(unoptimized), inline(always))]
+    fn tanh(self, v: __m512) -> __m512 {
+        // SAFETY: see the impl: `tanh_avx512` needs the same features.
+        unsafe { tanh_avx512(self, v) }
+    }
+    #[cfg_attr(not(unoptimized), inline(always))]
     fn mul_add(self, a: __m512, b: __m512, c: __m512) -> __m512 {
         // SAFETY: see the impl.
         unsafe { _mm512_fmadd_ps(a, b, c) }
@@ -378,4 +388,15 @@ impl Lanes for Avx512 {
             _mm512_mask_blend_ps(kept, _mm512_set1_ps(f32::NEG_INFINITY), x)
         }
     }
+}
+
+/// `crate::tanh::tanh` compiled once for this instruction set and called,
+/// not inlined (see `Lanes::tanh`).
+///
+/// # Safety
+/// The CPU must have AVX-512F, AVX2 and FMA (`s` proves it).
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[inline(never)]
+unsafe fn tanh_avx512(s: Avx512, v: __m512) -> __m512 {
+    crate::tanh::tanh(s, v)
 }

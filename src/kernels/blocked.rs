@@ -119,7 +119,7 @@ fn run<const LOG: bool, E: Elements>(
         nonfinite_row(io, LOG);
         return Partial { max: m, sum: 0.0 };
     }
-    let sum = with_sink(io.logits(), m, total.sum);
+    let sum = with_sink(&io, m, total.sum);
     if sum.is_nan() {
         // A NaN the max passed over; a NaN max tells the caller to finish.
         nonfinite_row(io, LOG);

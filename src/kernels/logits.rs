@@ -59,12 +59,6 @@ pub(crate) trait Logits: Copy + Send + Sync {
     fn is_masked(self, _i: usize) -> bool {
         false
     }
-    /// The row's attention sink: a logit that takes probability mass and
-    /// has no output entry (−inf: none).
-    #[cfg_attr(not(unoptimized), inline(always))]
-    fn sink(self) -> f32 {
-        f32::NEG_INFINITY
-    }
 }
 
 /// The input as it is.
@@ -144,8 +138,9 @@ pub(crate) struct Masked<'a> {
     pub add: Option<&'a [f32]>,
     pub c: Factor,
     pub slope: f32,
-    /// The row's sink logit (−inf: none).
-    pub sink: f32,
+    /// The soft cap `c` of `c·tanh(x/c)`, applied to `x` before anything
+    /// else (0: none).
+    pub softcap: f32,
 }
 
 impl Masked<'_> {
@@ -158,6 +153,25 @@ impl Masked<'_> {
         } else {
             s.mul(a, s.splat(self.slope))
         }
+    }
+
+    /// `x` soft-capped, or as it is without a cap. −inf stays −inf (an
+    /// entry masked before the cap stays masked, and the lanes past a
+    /// row's end stay out of its sums).
+    #[cfg_attr(not(unoptimized), inline(always))]
+    fn capped<S: Lanes>(self, s: S, x: S::V) -> S::V {
+        if self.softcap == 0.0 {
+            return x;
+        }
+        let capped = crate::tanh::softcap(s, x, self.softcap);
+        let capped = s.zero_where_below(x, -f32::MAX, capped);
+        s.add_where_below(capped, x, -f32::MAX, s.splat(f32::NEG_INFINITY))
+    }
+
+    /// The value `x` of element `i` stands for, soft-capped (for the rare
+    /// scalar rows: the scalar lanes' rounding).
+    pub(crate) fn capped_value(self, x: f32) -> f32 {
+        self.capped(crate::lanes::Scalar, x)
     }
 
     /// What the additive mask adds to the logit of element `i` (0 without
@@ -249,13 +263,14 @@ impl Logits for Masked<'_> {
             add: self.add.map(|a| &a[range]),
             c: self.c,
             slope: self.slope,
-            sink: self.sink,
+            softcap: self.softcap,
         }
     }
     // The keep mask applies last: a dropped entry is −inf whatever `x`
     // and the additive mask hold (−inf + inf would be NaN).
     #[cfg_attr(not(unoptimized), inline(always))]
     fn read<S: Lanes>(self, s: S, x: S::V, i: usize) -> S::V {
+        let x = self.capped(s, x);
         let w = match self.add {
             Some(add) => {
                 let a = self.bias(s, s.load(&add[i..]));
@@ -270,7 +285,9 @@ impl Logits for Masked<'_> {
     }
     #[cfg_attr(not(unoptimized), inline(always))]
     fn read_partial<S: Lanes>(self, s: S, x: S::V, i: usize) -> S::V {
-        // Lanes past the end are −inf (x's fill, or the keep mask's).
+        // Lanes past the end are −inf (x's fill, which the cap keeps, or
+        // the keep mask's).
+        let x = self.capped(s, x);
         let w = match self.add {
             Some(add) => {
                 let a = self.bias(s, s.load_partial(&add[i..], 0.0));
@@ -309,15 +326,13 @@ impl Logits for Masked<'_> {
     fn is_masked(self, i: usize) -> bool {
         self.keep.is_some_and(|k| !k[i])
     }
-    #[cfg_attr(not(unoptimized), inline(always))]
-    fn sink(self) -> f32 {
-        self.sink
-    }
+
     #[cfg_attr(not(unoptimized), inline(always))]
     fn value(self, x: f32, i: usize) -> f32 {
         if self.is_masked(i) {
             return f32::NEG_INFINITY;
         }
+        let x = self.capped_value(x);
         match self.add {
             // As the vector read without FMA.
             Some(_) => crate::lanes::Scalar.mul_add_exact_inf(x, self.c.hi, self.bias_at(i)),

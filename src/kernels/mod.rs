@@ -44,6 +44,10 @@ pub(crate) const CHUNK: usize = 16384;
 pub(crate) struct Io<'a, T: Logits = Plain, E: Elements = F32> {
     data: Data<'a, E>,
     logits: T,
+    /// The row's attention sink: a logit in the denominator with no
+    /// output entry (−inf: none). Read where a kernel finishes a row's
+    /// sum ([`with_sink`]), so any transform carries one at no cost.
+    sink: f32,
 }
 
 pub(crate) enum Data<'a, E: Elements = F32> {
@@ -112,6 +116,7 @@ impl<'a, E: Elements> Io<'a, Plain, E> {
         Io {
             data,
             logits: Plain,
+            sink: f32::NEG_INFINITY,
         }
     }
 }
@@ -131,7 +136,24 @@ impl<T: Logits> Io<'_, T> {
 impl<'a, T: Logits, E: Elements> Io<'a, T, E> {
     #[cfg_attr(not(unoptimized), inline(always))]
     pub(crate) fn from_parts(data: Data<'a, E>, logits: T) -> Self {
-        Io { data, logits }
+        Io {
+            data,
+            logits,
+            sink: f32::NEG_INFINITY,
+        }
+    }
+
+    /// The same row with the sink `sink`.
+    #[cfg_attr(not(unoptimized), inline(always))]
+    pub(crate) fn with_sink(mut self, sink: f32) -> Self {
+        self.sink = sink;
+        self
+    }
+
+    /// The row's sink (−inf: none).
+    #[cfg_attr(not(unoptimized), inline(always))]
+    pub(crate) fn sink(&self) -> f32 {
+        self.sink
     }
 
     /// The same data read through `logits` instead.
@@ -140,6 +162,7 @@ impl<'a, T: Logits, E: Elements> Io<'a, T, E> {
         Io {
             data: self.data,
             logits,
+            sink: self.sink,
         }
     }
 
@@ -155,8 +178,8 @@ impl<'a, T: Logits, E: Elements> Io<'a, T, E> {
         let len = self.len();
         let (a, b) = self.data.split_at(at);
         (
-            Io::from_parts(a, self.logits.slice(0..at)),
-            Io::from_parts(b, self.logits.slice(at..len)),
+            Io::from_parts(a, self.logits.slice(0..at)).with_sink(self.sink),
+            Io::from_parts(b, self.logits.slice(at..len)).with_sink(self.sink),
         )
     }
 
@@ -192,7 +215,11 @@ impl<'a, T: Logits, E: Elements> Io<'a, T, E> {
                 output: &mut output[range],
             },
         };
-        Io { data, logits }
+        Io {
+            data,
+            logits,
+            sink: self.sink,
+        }
     }
 
     /// The largest logit that is not NaN (−inf when there is none).
@@ -460,8 +487,16 @@ impl<S: Lanes, X: Storage, T: Logits> Beside<S> for NextMax<'_, S, X, T> {
         let l = S::LANES;
         match self.next.get(i..i + FOLD_VECTORS * l) {
             Some(v) => {
-                for (k, v) in v.chunks_exact(l).enumerate() {
-                    self.take(s, v, i + k * l, k);
+                // Four vectors a step with constant slots: where this loop
+                // is not unrolled (under the masked transform) a slot
+                // `k % 4` indexed the accumulators in memory, a chain of
+                // store-to-load forwards.
+                for (q, v) in v.chunks_exact(4 * l).enumerate() {
+                    let at = i + q * 4 * l;
+                    self.take(s, v, at, 0);
+                    self.take(s, &v[l..], at + l, 1);
+                    self.take(s, &v[2 * l..], at + 2 * l, 2);
+                    self.take(s, &v[3 * l..], at + 3 * l, 3);
                 }
             }
             None => {
@@ -1062,17 +1097,16 @@ impl Partial {
     }
 }
 
-/// `sum` (of `exp(shift(x, m))` over a row read through `t`) with the
-/// row's sink added: `exp(sink − m·factor)` in f64, the sink being a logit
+/// `sum` (of `exp(shift(x, m))` over the row `io`) with the row's sink
+/// added: `exp(sink − m·factor)` in f64, the sink being a logit
 /// and `m·factor` the row's largest (NaN for a NaN sink, +inf when the
 /// sink outweighs f64: the row's outputs are then 0).
 #[cfg_attr(not(unoptimized), inline(always))]
-pub(crate) fn with_sink(t: impl Logits, m: f32, sum: f64) -> f64 {
-    let sink = t.sink();
-    if sink == f32::NEG_INFINITY {
+pub(crate) fn with_sink<E: Elements>(io: &Io<'_, impl Logits, E>, m: f32, sum: f64) -> f64 {
+    if io.sink == f32::NEG_INFINITY {
         return sum;
     }
-    sum + (f64::from(sink) - f64::from(m) * t.factor()).exp()
+    sum + (f64::from(io.sink) - f64::from(m) * io.logits.factor()).exp()
 }
 
 /// Which special-value rule a row falls under: the one classification
@@ -1131,7 +1165,7 @@ pub(crate) fn nonfinite_row<E: Elements>(io: Io<'_, impl Logits, E>, log: bool) 
     let x = io.input_f32();
     // A NaN sink makes the row NaN; a +inf one shares the mass with the
     // row's +inf values (or takes it all, leaving zeros).
-    let sink = t.sink();
+    let sink = io.sink;
     let class = if sink.is_nan() {
         RowClass::Nan
     } else {

@@ -22,7 +22,7 @@ pub(crate) fn softmax<T: Logits, E: Elements>(exec: &impl Exec, mut io: Io<'_, T
         nonfinite_row(io, false);
         return 0.0;
     }
-    total.sum = with_sink(io.logits(), total.max, total.sum);
+    total.sum = with_sink(&io, total.max, total.sum);
     if total.sum.is_nan() {
         nonfinite_row(io, false);
         return total.sum;

@@ -32,7 +32,7 @@ pub(crate) fn softmax<const LOG: bool, T: Logits, E: Elements>(
     io: &mut Io<'_, T, E>,
 ) -> Option<f64> {
     // A row with a sink takes the long-row passes, which add it.
-    if io.len() > MAX_LEN || io.logits().sink() != f32::NEG_INFINITY {
+    if io.len() > MAX_LEN || io.sink() != f32::NEG_INFINITY {
         return None;
     }
     exec.fold(io, CHUNK, &Row::<LOG>, None, |_, b| b)

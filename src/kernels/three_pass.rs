@@ -64,7 +64,7 @@ fn through_scratch<T: Logits, E: Elements>(exec: &impl Exec, mut io: Io<'_, T, E
         Data::InPlace(y) => exp_sum_into(exec, y, t, exps, m, min),
         Data::OutOfPlace { input, .. } => exp_sum_into(exec, input, t, exps, m, min),
     };
-    let sum = with_sink(t, m, sum);
+    let sum = with_sink(&io, m, sum);
     if sum.is_nan() {
         // Nothing is written yet: the rule reads the logits.
         nonfinite_row(io, false);
@@ -136,7 +136,7 @@ fn run<const LOG: bool, const STORE: bool, E: Elements>(
         let job = ExpSum::<LOG, STORE, false>(m);
         exec.fold(&mut io, CHUNK, &job, 0.0, |a, b| a + b)
     };
-    let sum = with_sink(io.logits(), m, sum);
+    let sum = with_sink(&io, m, sum);
     if sum.is_nan() {
         // A NaN the max passed over: the row holds x, its exponentials or
         // x − max, NaN where x was and never +inf; the rule reads each right.

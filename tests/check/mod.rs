@@ -780,6 +780,9 @@ pub fn with_settings<'m>(
     if let Some(s) = ls.sinks {
         sm = sm.sinks(s);
     }
+    if let Some(c) = ls.softcap {
+        sm = sm.softcap(c);
+    }
     sm
 }
 
