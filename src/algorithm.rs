@@ -3,6 +3,12 @@
 /// How a softmax row is computed. All give results within the same bound.
 /// Only softmax has a choice: log-softmax, the reductions, the backward
 /// passes and cross-entropy each have one algorithm (their docs say which).
+/// The choice applies to rows with no mask and no soft cap (scale,
+/// temperature and the causal mask allowed): rows under a keep or
+/// additive mask (ALiBi's too) or a soft cap run `ThreePass`, attention
+/// rows, where it is the fastest; each algorithm under each logit
+/// transform is code compiled per backend, and the crate's build time is
+/// their sum.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Algorithm {

@@ -19,8 +19,8 @@ use crate::kernels::log_softmax::{self, log_softmax, logsumexp_of};
 use crate::kernels::online::row_max_sum;
 use crate::kernels::short;
 use crate::kernels::{
-    ExpMinusTimes, Factor, Io, Logits, Map, Masked, Plain, Scaled, backward, blocked, online,
-    three_pass,
+    Biased, ExpMinusTimes, Factor, Io, Logits, Map, Masked, Plain, Scaled, backward, blocked,
+    online, three_pass,
 };
 use crate::lanes::{Job, Lanes};
 use crate::{Algorithm, Error};
@@ -59,6 +59,22 @@ impl RowLogits<'_> {
     /// soft cap (a sink rides on the row's `Io`, under any transform).
     fn needs_masks(&self) -> bool {
         self.keep.is_some() || self.add.is_some() || self.softcap.is_some()
+    }
+
+    /// Whether the rows' only mask is an additive one (with ALiBi or not),
+    /// with no cap: the [`Biased`] transform.
+    fn only_additive(&self) -> bool {
+        self.add.is_some() && self.keep.is_none() && self.softcap.is_none()
+    }
+
+    /// Row `r`'s additive mask on `x·c` (rows with only that mask).
+    fn biased(&self, r: usize, row_len: usize) -> Biased<'_> {
+        let m = self.masked(r, row_len);
+        Biased {
+            add: m.add.unwrap_or_default(),
+            c: m.c.hi,
+            slope: m.slope,
+        }
     }
 
     /// Row `r`'s masks.
@@ -274,6 +290,16 @@ pub(crate) struct SoftmaxCall<'a, E: Elements = F32> {
     pub logits: RowLogits<'a>,
 }
 
+impl<E: Elements> SoftmaxCall<'_, E> {
+    fn geometry(&self) -> Geometry {
+        Geometry {
+            rows: self.rows,
+            row_len: self.row_len,
+            stride: self.stride,
+        }
+    }
+}
+
 impl<E: Elements> WithLanes for SoftmaxCall<'_, E> {
     type Output = ();
     fn with<S: Lanes>(self, s: S) {
@@ -283,6 +309,9 @@ impl<E: Elements> WithLanes for SoftmaxCall<'_, E> {
         // A constant condition, so that 16-bit pairs do not compile the
         // f32 rows' kernels (and f32 not theirs).
         if E::F32 {
+            if self.logits.needs_masks() {
+                return masked_rows(s, self);
+            }
             match (self.log, self.algorithm) {
                 (true, _) => by_logits(s, LogSoftmax, self),
                 (false, Algorithm::Online) => by_logits(s, Online, self),
@@ -295,40 +324,64 @@ impl<E: Elements> WithLanes for SoftmaxCall<'_, E> {
     }
 }
 
-/// Picks the cheapest transform that does the settings' job. Each
-/// (kernel, transform) pair is a task type of its own, and so its own
-/// backend entry: one entry holding every kernel and transform grew so
-/// large that the AVX2 exp loop lost its constants to spills (47
-/// broadcasts from memory per 8 vectors instead of 26, 15% slower).
+/// Plain or scaled rows under kernel `k` (each (kernel, transform) pair
+/// is a task type of its own, and so its own backend entry: one entry
+/// holding every kernel and transform grew so large that the AVX2 exp loop
+/// lost its constants to spills, 47 broadcasts from memory per 8 vectors
+/// instead of 26, 15% slower).
 fn by_logits<S: Lanes, K: RowKernel, E: Elements>(s: S, k: K, call: SoftmaxCall<'_, E>) {
-    let SoftmaxCall {
-        io,
-        rows,
-        row_len,
-        stride,
-        logits,
-        ..
-    } = call;
-    let geometry = Geometry {
-        rows,
-        row_len,
-        stride,
-    };
-    if logits.needs_masks() {
-        let task = SoftmaxRows::new(io, geometry, k, MaskedRows(&logits), &logits);
-        driver::run(s, task, row_len);
-    } else if logits.c == 1.0 {
-        driver::run(
-            s,
-            SoftmaxRows::new(io, geometry, k, PlainRows, &logits),
-            row_len,
-        );
+    let logits = &call.logits;
+    let geometry = call.geometry();
+    if logits.c == 1.0 {
+        let task = SoftmaxRows::new(call.io, geometry, k, PlainRows, logits);
+        driver::run(s, task, call.row_len);
     } else {
         let scaled = ScaledRows(Factor::new(logits.c));
+        let task = SoftmaxRows::new(call.io, geometry, k, scaled, logits);
+        driver::run(s, task, call.row_len);
+    }
+}
+
+/// f32 rows under masks or a soft cap: softmax three-pass whatever the
+/// algorithm setting (masked rows are attention rows, where three-pass is
+/// the fastest; one kernel per transform keeps the build in bounds), and
+/// log-softmax. Rows with only an additive mask (ALiBi's, or any) get
+/// their own transform on the x86 backends, the rest the general one.
+#[allow(clippy::collapsible_if)] // a constant test alone prunes what it guards
+fn masked_rows<S: Lanes, E: Elements>(s: S, call: SoftmaxCall<'_, E>) {
+    let logits = &call.logits;
+    let geometry = call.geometry();
+    let n = call.row_len;
+    if S::HALF_IN_REGISTERS {
+        if logits.only_additive() {
+            let rows_t = BiasedRows(logits);
+            return if call.log {
+                driver::run(
+                    s,
+                    SoftmaxRows::new(call.io, geometry, LogSoftmax, rows_t, logits),
+                    n,
+                )
+            } else {
+                driver::run(
+                    s,
+                    SoftmaxRows::new(call.io, geometry, ThreePass, rows_t, logits),
+                    n,
+                )
+            };
+        }
+    }
+    let rows_t = MaskedRows(logits);
+    if call.log {
         driver::run(
             s,
-            SoftmaxRows::new(io, geometry, k, scaled, &logits),
-            row_len,
+            SoftmaxRows::new(call.io, geometry, LogSoftmax, rows_t, logits),
+            n,
+        );
+    } else {
+        driver::run(
+            s,
+            SoftmaxRows::new(call.io, geometry, ThreePass, rows_t, logits),
+            n,
         );
     }
 }
@@ -509,6 +562,8 @@ struct PlainRows;
 struct ScaledRows(Factor);
 #[derive(Clone, Copy)]
 struct MaskedRows<'a>(&'a RowLogits<'a>);
+#[derive(Clone, Copy)]
+struct BiasedRows<'a>(&'a RowLogits<'a>);
 
 impl RowTransform for PlainRows {
     type T<'a> = Plain;
@@ -533,6 +588,17 @@ impl RowTransform for MaskedRows<'_> {
     #[cfg_attr(not(unoptimized), inline(always))]
     fn row(&self, r: usize, row_len: usize) -> Masked<'_> {
         self.0.masked(r, row_len)
+    }
+}
+
+impl RowTransform for BiasedRows<'_> {
+    type T<'b>
+        = Biased<'b>
+    where
+        Self: 'b;
+    #[cfg_attr(not(unoptimized), inline(always))]
+    fn row(&self, r: usize, row_len: usize) -> Biased<'_> {
+        self.0.biased(r, row_len)
     }
 }
 

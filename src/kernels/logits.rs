@@ -143,6 +143,59 @@ pub(crate) struct Masked<'a> {
     pub softcap: f32,
 }
 
+/// An additive mask (times ALiBi's slope, 1 without) on `x·c`: the logit
+/// `x·c + slope·add[i]` with no keep mask and no cap, the attention rows'
+/// transform. The same bits as [`Masked`] with only `add`, without its
+/// tests for absent parts in every vector (LLVM kept them in the loops,
+/// with the accumulators spilled around them), and, as its exponent is
+/// plain `w − max w`, with [`Plain`]'s exp for rows whose every exponent
+/// is above the cutoff.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Biased<'a> {
+    pub add: &'a [f32],
+    pub c: f32,
+    pub slope: f32,
+}
+
+impl Logits for Biased<'_> {
+    #[cfg_attr(not(unoptimized), inline(always))]
+    fn slice(self, range: Range<usize>) -> Self {
+        Biased {
+            add: &self.add[range],
+            ..self
+        }
+    }
+    #[cfg_attr(not(unoptimized), inline(always))]
+    fn read<S: Lanes>(self, s: S, x: S::V, i: usize) -> S::V {
+        // `a·1` is `a`: no test for the slope.
+        let a = s.mul(s.load(&self.add[i..]), s.splat(self.slope));
+        s.mul_add_exact_inf(x, s.splat(self.c), a)
+    }
+    #[cfg_attr(not(unoptimized), inline(always))]
+    fn read_partial<S: Lanes>(self, s: S, x: S::V, i: usize) -> S::V {
+        // Lanes past the end: −inf·c + 0.
+        let a = s.mul(s.load_partial(&self.add[i..], 0.0), s.splat(self.slope));
+        s.mul_add_exact_inf(x, s.splat(self.c), a)
+    }
+    #[cfg_attr(not(unoptimized), inline(always))]
+    fn shift<S: Lanes>(self, s: S, v: S::V, m: S::V) -> S::V {
+        s.sub(v, m)
+    }
+    const ABOVE_CUTOFF_PAYS: bool = true;
+    #[cfg_attr(not(unoptimized), inline(always))]
+    fn exp_shift_above_cutoff<S: Lanes>(self, s: S, v: S::V, m: S::V) -> S::V {
+        exp_above_cutoff(s, s.sub(v, m))
+    }
+    #[cfg_attr(not(unoptimized), inline(always))]
+    fn factor(self) -> f64 {
+        1.0
+    }
+    #[cfg_attr(not(unoptimized), inline(always))]
+    fn value(self, x: f32, i: usize) -> f32 {
+        crate::lanes::Scalar.mul_add_exact_inf(x, self.c, self.add[i] * self.slope)
+    }
+}
+
 impl Masked<'_> {
     /// The additive mask's vector at `i` times the slope (rounded once;
     /// with no slope, as it is).

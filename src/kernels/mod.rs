@@ -24,7 +24,7 @@ use core::ops::Range;
 
 use crate::element::{Elements, F32, Pair, Storage};
 use crate::lanes::Lanes;
-pub(crate) use logits::{Factor, Logits, Masked, Plain, Scaled};
+pub(crate) use logits::{Biased, Factor, Logits, Masked, Plain, Scaled};
 
 /// Vectors summed in f32 (as a tree, see [`map_sum`]) before the sum is
 /// carried on in f64. The entropy and top-p passes keep their own f32 runs
