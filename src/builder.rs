@@ -28,7 +28,7 @@
 
 use crate::attention::{Alibi, Attention};
 use crate::dispatch::{self, Backend, try_backend};
-use crate::element::{Element, Slice, SliceMut};
+use crate::element::{Element, Slice, SliceMut, Storage};
 use crate::error::{Argument, Mask, Parameter};
 use crate::kernels::Io;
 use crate::ops::{
@@ -36,6 +36,7 @@ use crate::ops::{
     PairRowOp, ReduceCall, RowLogits, RowPartial, RowReduce, SoftmaxBackward, SoftmaxShape,
 };
 use crate::{Algorithm, CrossEntropy, CrossEntropyOptions, Error, Partial, RowPart, driver, shape};
+use half::{bf16, f16};
 
 /// A configured softmax: algorithm, backend, row stride, and (see
 /// [`LogitSettings`]) how the input becomes logits.
@@ -301,7 +302,9 @@ impl<'m> Softmax<LogitSettings<'m>> {
 
 impl<L: Settings> Softmax<L> {
     /// Use `algorithm` for every softmax row (the other operations have
-    /// one algorithm each).
+    /// one algorithm each). Rows under a keep or additive mask or a soft
+    /// cap run [`Algorithm::ThreePass`] whatever this says (see
+    /// [`Algorithm`]); rows of f16 or bf16 in and out run theirs.
     pub fn algorithm(mut self, algorithm: Algorithm) -> Self {
         self.algorithm = algorithm;
         self
@@ -642,24 +645,24 @@ impl Softmax {
     /// The lowest index of the largest value of each row of `row_len`
     /// values into `output` (one entry per row, `None` for a row holding
     /// NaN), rows in parallel.
-    pub fn run_argmax_rows(
+    pub fn run_argmax_rows<E: Element>(
         &self,
-        input: &[f32],
+        input: &[E],
         row_len: usize,
         output: &mut [Option<usize>],
     ) -> Result<(), Error> {
-        self.reduce_rows(ArgMax, input, row_len, output)
+        self.reduce_typed(ArgMax, E::slice(input), row_len, output)
     }
 
     /// The entropy of the softmax of each row of `row_len` values into
     /// `output` (one value per row), rows in parallel. See [`crate::entropy`].
-    pub fn run_entropy_rows(
+    pub fn run_entropy_rows<E: Element>(
         &self,
-        input: &[f32],
+        input: &[E],
         row_len: usize,
         output: &mut [f32],
     ) -> Result<(), Error> {
-        self.reduce_rows(Entropy, input, row_len, output)
+        self.reduce_typed(Entropy, E::slice(input), row_len, output)
     }
 
     /// The [`Partial`] of one row; see [`crate::partial`].
@@ -746,13 +749,13 @@ impl Softmax {
 
     /// `ln Σ exp(x)` of each row of `row_len` values into `output` (one
     /// value per row), rows in parallel.
-    pub fn run_logsumexp_rows(
+    pub fn run_logsumexp_rows<E: Element>(
         &self,
-        input: &[f32],
+        input: &[E],
         row_len: usize,
         output: &mut [f32],
     ) -> Result<(), Error> {
-        self.reduce_rows(LogSumExp, input, row_len, output)
+        self.reduce_typed(LogSumExp, E::slice(input), row_len, output)
     }
 
     /// [`crate::softmax_backward_rows`] on this builder's backend.
@@ -813,10 +816,29 @@ impl Softmax {
         dispatch::run(backend, call)
     }
 
-    fn reduce_rows<R: RowReduce>(
+    /// `reduce_rows` on rows of any element type: each type's rows are
+    /// compiled code of their own, read through conversions in registers.
+    fn reduce_typed<R, O>(
         &self,
         r: R,
-        input: &[f32],
+        input: Slice<'_>,
+        row_len: usize,
+        output: &mut [O],
+    ) -> Result<(), Error>
+    where
+        R: RowReduce<f32, Out = O> + RowReduce<f16, Out = O> + RowReduce<bf16, Out = O>,
+    {
+        match input {
+            Slice::F32(x) => self.reduce_rows(r, x, row_len, output),
+            Slice::F16(x) => self.reduce_rows(r, x, row_len, output),
+            Slice::Bf16(x) => self.reduce_rows(r, x, row_len, output),
+        }
+    }
+
+    fn reduce_rows<X: Storage, R: RowReduce<X>>(
+        &self,
+        r: R,
+        input: &[X],
         row_len: usize,
         output: &mut [R::Out],
     ) -> Result<(), Error> {

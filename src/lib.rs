@@ -89,7 +89,9 @@
 //! value, kept between calls for rows up to 2^20 values), never in the
 //! 16-bit output, where they would be rounded before the scale;
 //! f16 or bf16 into f32 is converted into the output first and then runs
-//! as f32 rows in place, with their bits. The reductions,
+//! as f32 rows in place, with their bits. [`logsumexp`], [`argmax`] and
+//! [`entropy`] (and their `_rows`) take f16 and bf16 rows, converted in
+//! registers, and give the bits of the f32 call on the converted row. The
 //! backward passes, cross-entropy and the sampler take f32 rows for now.
 //!
 //! **Log-softmax and logsumexp** ([`log_softmax`], [`logsumexp`];
@@ -371,15 +373,16 @@ pub fn log_softmax_rows_in_place<E: Element>(data: &mut [E], row_len: usize) -> 
 
 /// `ln Σ exp(x)` of a row in one read (online max and rescaled sum):
 /// NaN if any entry is NaN, +inf if any is +inf, −inf if all are −inf or
-/// the row is empty.
+/// the row is empty. f16 and bf16 rows convert exactly in registers: the
+/// result has the bits of the call on the row converted to f32.
 ///
 /// ```
 /// let lse = simd_softmax::logsumexp(&[0.0, 0.0])?;
 /// assert_eq!(lse, std::f32::consts::LN_2);
-/// assert_eq!(simd_softmax::logsumexp(&[])?, f32::NEG_INFINITY);
+/// assert_eq!(simd_softmax::logsumexp::<f32>(&[])?, f32::NEG_INFINITY);
 /// # Ok::<(), simd_softmax::Error>(())
 /// ```
-pub fn logsumexp(input: &[f32]) -> Result<f32, Error> {
+pub fn logsumexp<E: Element>(input: &[E]) -> Result<f32, Error> {
     let mut out = [f32::NEG_INFINITY];
     Softmax::new().run_logsumexp_rows(
         input,
@@ -391,21 +394,25 @@ pub fn logsumexp(input: &[f32]) -> Result<f32, Error> {
 
 /// `ln Σ exp(x)` of each row of `row_len` values into `output`, which must
 /// hold one value per row; rows in parallel.
-pub fn logsumexp_rows(input: &[f32], row_len: usize, output: &mut [f32]) -> Result<(), Error> {
+pub fn logsumexp_rows<E: Element>(
+    input: &[E],
+    row_len: usize,
+    output: &mut [f32],
+) -> Result<(), Error> {
     Softmax::new().run_logsumexp_rows(input, row_len, output)
 }
 
 /// The lowest index of the largest value, in one read; `None` for an empty
 /// row or one holding NaN. ±0 compare equal, +inf is the largest, and a row
-/// of only −inf gives `Some(0)`.
+/// of only −inf gives `Some(0)`. f16 and bf16 rows as their f32 values.
 ///
 /// ```
 /// assert_eq!(simd_softmax::argmax(&[1.0, 3.0, 2.0, 3.0])?, Some(1));
 /// assert_eq!(simd_softmax::argmax(&[1.0, f32::NAN])?, None);
-/// assert_eq!(simd_softmax::argmax(&[])?, None);
+/// assert_eq!(simd_softmax::argmax::<f32>(&[])?, None);
 /// # Ok::<(), simd_softmax::Error>(())
 /// ```
-pub fn argmax(input: &[f32]) -> Result<Option<usize>, Error> {
+pub fn argmax<E: Element>(input: &[E]) -> Result<Option<usize>, Error> {
     let mut out = [None];
     Softmax::new().run_argmax_rows(
         input,
@@ -417,8 +424,8 @@ pub fn argmax(input: &[f32]) -> Result<Option<usize>, Error> {
 
 /// [`argmax`] of each row of `row_len` values into `output`, which must hold
 /// one entry per row; rows in parallel.
-pub fn argmax_rows(
-    input: &[f32],
+pub fn argmax_rows<E: Element>(
+    input: &[E],
     row_len: usize,
     output: &mut [Option<usize>],
 ) -> Result<(), Error> {
@@ -489,7 +496,8 @@ pub fn log_softmax_backward_rows(
 /// `H = ln S + Σ p_i·(max − x_i)` with `S = Σ exp(x − max)`, two terms that
 /// are never negative. NaN in the row gives NaN; k entries of +inf give
 /// ln k (the mass is uniform over them); a row of only −inf (or an empty
-/// one) gives 0, its softmax being all zeros.
+/// one) gives 0, its softmax being all zeros. f16 and bf16 rows convert
+/// exactly in registers: the bits of the call on the row in f32.
 ///
 /// ```
 /// let h = simd_softmax::entropy(&[0.0, 0.0, 0.0, 0.0])?;
@@ -497,7 +505,7 @@ pub fn log_softmax_backward_rows(
 /// assert_eq!(simd_softmax::entropy(&[5.0])?, 0.0);
 /// # Ok::<(), simd_softmax::Error>(())
 /// ```
-pub fn entropy(input: &[f32]) -> Result<f32, Error> {
+pub fn entropy<E: Element>(input: &[E]) -> Result<f32, Error> {
     let mut out = [0.0f32];
     Softmax::new().run_entropy_rows(
         input,
@@ -509,7 +517,11 @@ pub fn entropy(input: &[f32]) -> Result<f32, Error> {
 
 /// [`entropy`] of each row of `row_len` values into `output`, which must
 /// hold one value per row; rows in parallel.
-pub fn entropy_rows(input: &[f32], row_len: usize, output: &mut [f32]) -> Result<(), Error> {
+pub fn entropy_rows<E: Element>(
+    input: &[E],
+    row_len: usize,
+    output: &mut [f32],
+) -> Result<(), Error> {
     Softmax::new().run_entropy_rows(input, row_len, output)
 }
 

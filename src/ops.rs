@@ -836,11 +836,11 @@ fn limit_row<E: Elements>(io: Io<'_, Masked<'_>, E>, log: bool) {
     }
 }
 
-/// A reduction of each row to one value.
-pub(crate) trait RowReduce: Copy + Send + Sync {
+/// A reduction of each row of `X` values to one value.
+pub(crate) trait RowReduce<X: Storage>: Copy + Send + Sync {
     type Out: Send;
     /// Must be `#[inline(always)]` (see `Lanes::vectorize`).
-    fn reduce<S: Lanes>(self, s: S, row: &[f32]) -> Self::Out;
+    fn reduce<S: Lanes>(self, s: S, row: &[X]) -> Self::Out;
 }
 
 /// `ln Σ exp(x)` of a row.
@@ -853,19 +853,19 @@ pub(crate) struct ArgMax;
 #[derive(Clone, Copy)]
 pub(crate) struct Entropy;
 
-impl RowReduce for Entropy {
+impl<X: Storage> RowReduce<X> for Entropy {
     type Out = f32;
     #[cfg_attr(not(unoptimized), inline(always))]
-    fn reduce<S: Lanes>(self, s: S, row: &[f32]) -> f32 {
+    fn reduce<S: Lanes>(self, s: S, row: &[X]) -> f32 {
         crate::kernels::entropy::entropy(s, row)
     }
 }
 
-impl RowReduce for LogSumExp {
+impl<X: Storage> RowReduce<X> for LogSumExp {
     type Out = f32;
     #[cfg_attr(not(unoptimized), inline(always))]
-    fn reduce<S: Lanes>(self, s: S, row: &[f32]) -> f32 {
-        logsumexp_of(row_max_sum::<S, true>(s, row, &mut ()), row)
+    fn reduce<S: Lanes>(self, s: S, row: &[X]) -> f32 {
+        logsumexp_of(row_max_sum::<S, X, true>(s, row, &mut ()), row)
     }
 }
 
@@ -873,11 +873,11 @@ impl RowReduce for LogSumExp {
 #[derive(Clone, Copy)]
 pub(crate) struct RowPartial;
 
-impl RowReduce for RowPartial {
+impl RowReduce<f32> for RowPartial {
     type Out = crate::Partial;
     #[cfg_attr(not(unoptimized), inline(always))]
     fn reduce<S: Lanes>(self, s: S, row: &[f32]) -> crate::Partial {
-        crate::Partial::of_row(row_max_sum::<S, false>(s, row, &mut ()), row)
+        crate::Partial::of_row(row_max_sum::<S, f32, false>(s, row, &mut ()), row)
     }
 }
 
@@ -945,24 +945,24 @@ impl Job for ExpScaled<'_> {
     }
 }
 
-impl RowReduce for ArgMax {
+impl<X: Storage> RowReduce<X> for ArgMax {
     type Out = Option<usize>;
     #[cfg_attr(not(unoptimized), inline(always))]
-    fn reduce<S: Lanes>(self, s: S, row: &[f32]) -> Option<usize> {
+    fn reduce<S: Lanes>(self, s: S, row: &[X]) -> Option<usize> {
         argmax(s, row)
     }
 }
 
 /// `r` of every row of `input` (rows of `row_len`) into `output`, one
 /// value per row.
-pub(crate) struct ReduceCall<'a, R: RowReduce> {
+pub(crate) struct ReduceCall<'a, X: Storage, R: RowReduce<X>> {
     pub r: R,
-    pub input: &'a [f32],
+    pub input: &'a [X],
     pub row_len: usize,
     pub output: &'a mut [R::Out],
 }
 
-impl<R: RowReduce> WithLanes for ReduceCall<'_, R> {
+impl<X: Storage, R: RowReduce<X>> WithLanes for ReduceCall<'_, X, R> {
     type Output = ();
     fn with<S: Lanes>(self, s: S) {
         let row_len = self.row_len;
@@ -970,7 +970,7 @@ impl<R: RowReduce> WithLanes for ReduceCall<'_, R> {
     }
 }
 
-impl<R: RowReduce> RowTask for ReduceCall<'_, R> {
+impl<X: Storage, R: RowReduce<X>> RowTask for ReduceCall<'_, X, R> {
     fn rows(&self) -> usize {
         self.output.len()
     }

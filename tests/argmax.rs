@@ -51,7 +51,7 @@ fn every_length_offset_and_tie() {
             assert_eq!(argmax(&sm, &z), Some(0), "{b} ±0 tie");
         }
     }
-    assert_eq!(simd_softmax::argmax(&[]), Ok(None));
+    assert_eq!(simd_softmax::argmax::<f32>(&[]), Ok(None));
 }
 
 /// Two equal maxima at every pair of positions, every length to 100: the

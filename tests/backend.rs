@@ -142,8 +142,8 @@ fn child_reports_bad_backend() {
     assert_eq!(simd_softmax::top_k_probs(&z, 1), Err(e.clone()));
     assert_eq!(simd_softmax::top_k_log_probs(&z, 1), Err(e.clone()));
     // Empty rows too: the variable is checked before the shortcut.
-    assert_eq!(simd_softmax::logsumexp(&[]), Err(e.clone()));
-    assert_eq!(simd_softmax::argmax(&[]), Err(e.clone()));
+    assert_eq!(simd_softmax::logsumexp::<f32>(&[]), Err(e.clone()));
+    assert_eq!(simd_softmax::argmax::<f32>(&[]), Err(e.clone()));
     // `backend()` reports what the calls would run on, and does not panic.
     assert_eq!(simd_softmax::backend(), Backend::detect());
     // An explicit backend does not depend on the variable.

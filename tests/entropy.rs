@@ -91,7 +91,7 @@ fn special_values_and_shapes() {
         check_entropy(&sm, &[f32::MAX, -f32::MAX, 0.0, f32::MAX], 4, "huge");
         check_entropy(&sm, &[1e-40, -1e-40, 0.0], 3, "subnormal");
     }
-    assert_eq!(simd_softmax::entropy(&[]), Ok(0.0));
+    assert_eq!(simd_softmax::entropy::<f32>(&[]), Ok(0.0));
     let mut out = [0.0f32; 2];
     assert_eq!(
         simd_softmax::entropy_rows(&[0.0; 6], 2, &mut out),

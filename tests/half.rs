@@ -3,12 +3,14 @@
 //! with a stride, on every backend and algorithm, against the f64 reference on the exactly
 //! converted inputs. The bound is the f32 one plus the one rounding of the
 //! result to the output type: half an ULP of that type at the value (half
-//! its smallest subnormal below its normal range).
+//! its smallest subnormal below its normal range). The reductions
+//! (logsumexp, argmax, entropy) of such rows give the f32 call's bits on
+//! the converted rows.
 
 mod common;
 
 use common::check::{Ty, check_typed, half_ulp};
-use common::{configs, normal_row, rng};
+use common::{builders, configs, normal_row, rng};
 use simd_softmax::half::{bf16, f16};
 use simd_softmax::{Softmax, reference};
 
@@ -156,6 +158,78 @@ fn half_into_f32_has_the_bits_of_the_f32_call() {
             }
         }
     }
+}
+
+/// logsumexp, argmax and entropy of f16 and bf16 rows (converted in
+/// registers) have the bits of the same calls on the rows converted to f32,
+/// whose bounds `tests/log_softmax.rs`, `argmax.rs` and `entropy.rs` check
+/// against the reference: on every backend, row by row and as one batch,
+/// over the lengths around the lanes and the hostile rows.
+#[test]
+fn half_reductions_have_the_bits_of_the_f32_call() {
+    fn same(a: f32, b: f32) -> bool {
+        a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
+    }
+    fn check<X: Ty>() {
+        let rows = rows::<X>();
+        for sm in builders() {
+            for x in &rows {
+                let what = || format!("{} n={} {sm:?}", X::NAME, x.len());
+                let input: Vec<X> = x.iter().map(|&v| X::of(v)).collect();
+                let n = x.len().max(1);
+                let rows_of = |len: usize| usize::from(len > 0);
+                let (mut lse, mut want_lse) = ([0.0f32], [0.0f32]);
+                let (mut h, mut want_h) = ([0.0f32], [0.0f32]);
+                let (mut arg, mut want_arg) = ([Some(7usize)], [Some(7usize)]);
+                let k = rows_of(x.len());
+                sm.run_logsumexp_rows(&input, n, &mut lse[..k]).unwrap();
+                sm.run_logsumexp_rows(x, n, &mut want_lse[..k]).unwrap();
+                sm.run_entropy_rows(&input, n, &mut h[..k]).unwrap();
+                sm.run_entropy_rows(x, n, &mut want_h[..k]).unwrap();
+                sm.run_argmax_rows(&input, n, &mut arg[..k]).unwrap();
+                sm.run_argmax_rows(x, n, &mut want_arg[..k]).unwrap();
+                assert!(same(lse[0], want_lse[0]), "logsumexp {}", what());
+                assert!(same(h[0], want_h[0]), "entropy {}", what());
+                assert_eq!(arg, want_arg, "argmax {}", what());
+            }
+            // One batch of 5 rows of each length, hostile values spread.
+            for x in rows.iter().filter(|x| !x.is_empty()).step_by(7) {
+                let n = x.len();
+                let batch: Vec<f32> = (0..5)
+                    .flat_map(|r| x.iter().map(move |&v| if r % 2 == 1 { -v } else { v }))
+                    .collect();
+                let input: Vec<X> = batch.iter().map(|&v| X::of(v)).collect();
+                let (mut a, mut b) = (vec![0.0f32; 5], vec![0.0f32; 5]);
+                sm.run_logsumexp_rows(&input, n, &mut a).unwrap();
+                sm.run_logsumexp_rows(&batch, n, &mut b).unwrap();
+                assert!(
+                    a.iter().zip(&b).all(|(&a, &b)| same(a, b)),
+                    "logsumexp batch {} n={n}",
+                    X::NAME
+                );
+                sm.run_entropy_rows(&input, n, &mut a).unwrap();
+                sm.run_entropy_rows(&batch, n, &mut b).unwrap();
+                assert!(
+                    a.iter().zip(&b).all(|(&a, &b)| same(a, b)),
+                    "entropy batch {} n={n}",
+                    X::NAME
+                );
+                let (mut ia, mut ib) = (vec![None; 5], vec![None; 5]);
+                sm.run_argmax_rows(&input, n, &mut ia).unwrap();
+                sm.run_argmax_rows(&batch, n, &mut ib).unwrap();
+                assert_eq!(ia, ib, "argmax batch {} n={n}", X::NAME);
+            }
+        }
+        // The free functions take the types too.
+        let x: Vec<X> = [1.0f32, 3.0, 2.0, 3.0].iter().map(|&v| X::of(v)).collect();
+        assert_eq!(simd_softmax::argmax(&x), Ok(Some(1)));
+        let want = simd_softmax::logsumexp(&[1.0f32, 3.0, 2.0, 3.0]).unwrap();
+        assert_eq!(simd_softmax::logsumexp(&x), Ok(want));
+        let want = simd_softmax::entropy(&[1.0f32, 3.0, 2.0, 3.0]).unwrap();
+        assert_eq!(simd_softmax::entropy(&x), Ok(want));
+    }
+    check::<f16>();
+    check::<bf16>();
 }
 
 /// The pairs not taken yet (f32 into a 16-bit type, f16 into bf16 and

@@ -169,7 +169,7 @@ fn special_values() {
     assert_eq!(simd_softmax::logsumexp(&[ninf, ninf]), Ok(ninf));
     assert_eq!(simd_softmax::logsumexp(&[1.0, inf]), Ok(inf));
     assert!(simd_softmax::logsumexp(&[inf, nan]).unwrap().is_nan());
-    assert_eq!(simd_softmax::logsumexp(&[]), Ok(ninf));
+    assert_eq!(simd_softmax::logsumexp::<f32>(&[]), Ok(ninf));
 }
 
 #[test]
@@ -254,7 +254,7 @@ fn bad_shapes_are_errors_and_write_nothing() {
         simd_softmax::logsumexp_rows(&x, 4, &mut out[..1]),
         Err(Error::RaggedRows { len: 6, row_len: 4 })
     );
-    assert_eq!(simd_softmax::logsumexp_rows(&[], 0, &mut []), Ok(()));
+    assert_eq!(simd_softmax::logsumexp_rows::<f32>(&[], 0, &mut []), Ok(()));
     assert_eq!((y, y6, d, out), ([7.0; 5], [7.0; 6], x, [7.0; 3]));
     let msg = Error::RowOutputs { rows: 2, output: 3 }.to_string();
     assert!(msg.contains('2') && msg.contains('3'), "{msg}");

@@ -16,8 +16,9 @@
 //! limits of the batches and this CPU's cache sizes marked.
 //!
 //! `--dtype f32|f16|bf16` sets the element type of softmax and log-softmax
-//! rows (`--out-dtype` the output's, by default the same); the GB/s column
-//! counts the bytes of both. `--op softmax_convert` is the workaround the
+//! rows (`--out-dtype` the output's, by default the same) and of the
+//! logsumexp, argmax and entropy rows; the GB/s column counts the bytes
+//! of input and output type. `--op softmax_convert` is the workaround the
 //! 16-bit rows replace: the batch converted to f32 with `half`'s slice
 //! conversion, our f32 softmax in place, converted back.
 //!
@@ -374,6 +375,32 @@ impl Typed {
     }
 }
 
+/// logsumexp, argmax or entropy of typed rows (`--dtype` with a reduction).
+fn reduce_typed(
+    sm: &Softmax,
+    op: &str,
+    x: &Typed,
+    cols: usize,
+    per_row: &mut [f32],
+    indices: &mut [Option<usize>],
+) {
+    macro_rules! go {
+        ($x:expr) => {
+            match op {
+                "logsumexp" => sm.run_logsumexp_rows($x, cols, per_row),
+                "argmax" => sm.run_argmax_rows($x, cols, indices),
+                _ => sm.run_entropy_rows($x, cols, per_row),
+            }
+        };
+    }
+    match x {
+        Typed::F32(x) => go!(x),
+        Typed::F16(x) => go!(x),
+        Typed::Bf16(x) => go!(x),
+    }
+    .unwrap()
+}
+
 /// Softmax or log-softmax of typed rows.
 fn run_typed(sm: &Softmax<LogitSettings<'_>>, log: bool, x: &Typed, y: &mut Typed, cols: usize) {
     macro_rules! go {
@@ -594,6 +621,9 @@ fn main() {
                         "log_softmax" if typed => run_typed(&sm, true, &xt, &mut yt, cols),
                         "softmax" if typed => run_typed(&sm, false, &xt, &mut yt, cols),
                         "softmax_convert" => softmax_convert(&sm, &xt, &mut yt, &mut tmp, cols),
+                        "logsumexp" | "argmax" | "entropy" if typed => {
+                            reduce_typed(&plain, &args.op, &xt, cols, &mut per_row, &mut indices)
+                        }
                         "log_softmax" => sm.run_log_rows(&x, &mut y, cols).unwrap(),
                         "logsumexp" => plain.run_logsumexp_rows(&x, cols, &mut per_row).unwrap(),
                         "argmax" => plain.run_argmax_rows(&x, cols, &mut indices).unwrap(),

@@ -2,6 +2,7 @@
 //! and the start index of the vector it came from (an f32 tag, exact for
 //! spans below 2^24), with NaN flagged on the side.
 
+use crate::element::Storage;
 use crate::lanes::Lanes;
 
 /// Elements per span: tags (start indices within the span) stay exact in f32.
@@ -15,7 +16,7 @@ const LANE_INDEX: [f32; 16] = [
 
 /// `None` for an empty row or one holding NaN.
 #[cfg_attr(not(unoptimized), inline(always))]
-pub(crate) fn argmax<S: Lanes>(s: S, x: &[f32]) -> Option<usize> {
+pub(crate) fn argmax<S: Lanes, X: Storage>(s: S, x: &[X]) -> Option<usize> {
     let mut nan = s.splat(0.0);
     let mut best: Option<(f32, usize)> = None;
     for (k, span) in x.chunks(SPAN).enumerate() {
@@ -33,7 +34,7 @@ pub(crate) fn argmax<S: Lanes>(s: S, x: &[f32]) -> Option<usize> {
 }
 
 #[cfg_attr(not(unoptimized), inline(always))]
-fn argmax_span<S: Lanes>(s: S, x: &[f32], nan: &mut S::V) -> (f32, usize) {
+fn argmax_span<S: Lanes, X: Storage>(s: S, x: &[X], nan: &mut S::V) -> (f32, usize) {
     let l = S::LANES;
     let lowest = s.splat(f32::NEG_INFINITY);
     let (mut m0, mut m1, mut m2, mut m3) = (lowest, lowest, lowest, lowest);
@@ -45,10 +46,10 @@ fn argmax_span<S: Lanes>(s: S, x: &[f32], nan: &mut S::V) -> (f32, usize) {
     let mut groups = x.chunks_exact(4 * l);
     for g in &mut groups {
         let (v0, v1, v2, v3) = (
-            s.load(g),
-            s.load(&g[l..]),
-            s.load(&g[2 * l..]),
-            s.load(&g[3 * l..]),
+            X::load(s, g),
+            X::load(s, &g[l..]),
+            X::load(s, &g[2 * l..]),
+            X::load(s, &g[3 * l..]),
         );
         (m0, t0) = s.track_max(v0, m0, tag0, t0);
         (m1, t1) = s.track_max(v1, m1, tag1, t1);
@@ -68,13 +69,13 @@ fn argmax_span<S: Lanes>(s: S, x: &[f32], nan: &mut S::V) -> (f32, usize) {
     let step = s.splat(l as f32);
     let mut rest = groups.remainder().chunks_exact(l);
     for v in &mut rest {
-        let v = s.load(v);
+        let v = X::load(s, v);
         (m0, t0) = s.track_max(v, m0, tag, t0);
         flags = s.or_nan(flags, v);
         tag = s.add(tag, step);
     }
     if !rest.remainder().is_empty() {
-        let v = s.load_partial(rest.remainder(), f32::NEG_INFINITY);
+        let v = X::load_partial(s, rest.remainder(), f32::NEG_INFINITY);
         (m0, t0) = s.track_max(v, m0, tag, t0);
         flags = s.or_nan(flags, v);
     }

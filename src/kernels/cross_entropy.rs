@@ -26,7 +26,7 @@ pub(crate) struct Target {
 /// smoothing: `Σx` is a second pass).
 #[cfg_attr(not(unoptimized), inline(always))]
 pub(crate) fn loss<S: Lanes>(s: S, x: &[f32], target: Target) -> f64 {
-    let total = row_max_sum::<S, false>(s, x, &mut ());
+    let total = row_max_sum::<S, f32, false>(s, x, &mut ());
     let sum_x = if target.smoothing > 0.0 {
         zip_sum_f64(s, x, x, First)
     } else {

@@ -8,6 +8,7 @@
 //! `r = exp(m − M)`, in f64.
 
 use super::{Partial, Plain, RowClass, SHORT_FOLD_VECTORS, max};
+use crate::element::Storage;
 use crate::exp::{CUTOFF, exp};
 use crate::lanes::Lanes;
 
@@ -37,7 +38,7 @@ impl Sums {
 /// The entropy (nats) of the softmax of `x`. NaN → NaN; k entries of +inf
 /// → ln k; no entry above −inf (or empty) → 0.
 #[cfg_attr(not(unoptimized), inline(always))]
-pub(crate) fn entropy<S: Lanes>(s: S, x: &[f32]) -> f32 {
+pub(crate) fn entropy<S: Lanes, X: Storage>(s: S, x: &[X]) -> f32 {
     let mut total = Sums {
         max: f32::NEG_INFINITY,
         s: 0.0,
@@ -51,7 +52,7 @@ pub(crate) fn entropy<S: Lanes>(s: S, x: &[f32]) -> f32 {
                 break;
             }
             // Only −inf (and perhaps NaN) in this block: nothing to add but NaN.
-            if block.iter().any(|v| v.is_nan()) {
+            if block.iter().any(|v| v.to_f32().is_nan()) {
                 total.s = f64::NAN;
             }
             continue;
@@ -83,7 +84,7 @@ pub(crate) fn entropy<S: Lanes>(s: S, x: &[f32]) -> f32 {
         max: total.max,
         sum: total.s,
     };
-    match RowClass::of(row, x.iter().copied()) {
+    match RowClass::of(row, x.iter().map(|v| v.to_f32())) {
         RowClass::Finite => (total.s.ln() + total.t / total.s) as f32,
         RowClass::Nan => f32::NAN,
         RowClass::PosInf(k) => (k as f64).ln() as f32,
@@ -95,7 +96,7 @@ pub(crate) fn entropy<S: Lanes>(s: S, x: &[f32]) -> f32 {
 /// into f64 every `SHORT_FOLD_VECTORS` vectors. Entries far
 /// below `m` (−inf among them) add exactly 0 to both.
 #[cfg_attr(not(unoptimized), inline(always))]
-fn block_sums<S: Lanes>(s: S, x: &[f32], m: f32) -> (f64, f64) {
+fn block_sums<S: Lanes, X: Storage>(s: S, x: &[X], m: f32) -> (f64, f64) {
     let l = S::LANES;
     let mv = s.splat(m);
     let zero = s.splat(0.0);
@@ -104,10 +105,10 @@ fn block_sums<S: Lanes>(s: S, x: &[f32], m: f32) -> (f64, f64) {
     for g in &mut groups {
         let (mut s0, mut t0, mut s1, mut t1) = (zero, zero, zero, zero);
         for k in (0..SHORT_FOLD_VECTORS).step_by(2) {
-            let (e, ez) = term(s, s.load(&g[k * l..]), mv);
+            let (e, ez) = term(s, X::load(s, &g[k * l..]), mv);
             s0 = s.add(s0, e);
             t0 = s.sub(t0, ez);
-            let (e, ez) = term(s, s.load(&g[(k + 1) * l..]), mv);
+            let (e, ez) = term(s, X::load(s, &g[(k + 1) * l..]), mv);
             s1 = s.add(s1, e);
             t1 = s.sub(t1, ez);
         }
@@ -117,9 +118,9 @@ fn block_sums<S: Lanes>(s: S, x: &[f32], m: f32) -> (f64, f64) {
     let (mut s0, mut t0) = (zero, zero);
     for v in groups.remainder().chunks(l) {
         let v = if v.len() == l {
-            s.load(v)
+            X::load(s, v)
         } else {
-            s.load_partial(v, f32::NEG_INFINITY)
+            X::load_partial(s, v, f32::NEG_INFINITY)
         };
         let (e, ez) = term(s, v, mv);
         s0 = s.add(s0, e);

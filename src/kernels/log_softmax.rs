@@ -35,8 +35,8 @@ pub(crate) fn log_softmax<E: Elements>(exec: &impl Exec, mut io: Io<'_, impl Log
 
 /// `max + ln(sum)` of a row (the log of its softmax denominator), with
 /// NaN → NaN, any +inf → +inf, nothing above −inf (or empty) → −inf.
-pub(crate) fn logsumexp_of(total: Partial, x: &[f32]) -> f32 {
-    match RowClass::of(total, x.iter().copied()) {
+pub(crate) fn logsumexp_of<X: Storage>(total: Partial, x: &[X]) -> f32 {
+    match RowClass::of(total, x.iter().map(|v| v.to_f32())) {
         RowClass::Finite => (f64::from(total.max) + total.sum.ln()) as f32,
         RowClass::Nan => f32::NAN,
         RowClass::PosInf(_) => f32::INFINITY,

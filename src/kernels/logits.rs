@@ -14,6 +14,7 @@
 
 use core::ops::Range;
 
+use super::FetchAhead;
 use crate::exp::{exp, exp_above_cutoff, exp_for_sum, exp_sum, exp2_of_product};
 use crate::lanes::Lanes;
 
@@ -53,6 +54,12 @@ pub(crate) trait Logits: Copy + Send + Sync {
     fn factor(self) -> f64;
     /// The logit of element `i` holding `x`, for the rare scalar rows.
     fn value(self, x: f32, i: usize) -> f32;
+    /// What to fetch beside a row's exp pass for the next row's logits
+    /// beyond its input (its mask row).
+    #[cfg_attr(not(unoptimized), inline(always))]
+    fn fetch_ahead(self) -> FetchAhead<f32> {
+        FetchAhead::none()
+    }
     /// Whether the keep mask drops element `i` (its output is exactly 0,
     /// or −inf for log, even when the rest of the row is NaN).
     #[cfg_attr(not(unoptimized), inline(always))]
@@ -193,6 +200,14 @@ impl Logits for Biased<'_> {
     #[cfg_attr(not(unoptimized), inline(always))]
     fn value(self, x: f32, i: usize) -> f32 {
         crate::lanes::Scalar.mul_add_exact_inf(x, self.c, self.add[i] * self.slope)
+    }
+    // A [q, k] mask's rows follow each other as the queries do, and
+    // broadcast over heads it is read once per head: from L3 when it
+    // outgrows L2 (1x8x512x512: a quarter of the kernel's samples on the
+    // mask loads of the max pass).
+    #[cfg_attr(not(unoptimized), inline(always))]
+    fn fetch_ahead(self) -> FetchAhead<f32> {
+        FetchAhead::next_row(self.add)
     }
 }
 

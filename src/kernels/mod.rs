@@ -275,12 +275,12 @@ impl<'a, T: Logits, E: Elements> Io<'a, T, E> {
         let t = self.logits;
         match &mut self.data {
             Data::InPlace(data) => {
-                let mut ahead = FetchAhead::<E::Out>::after(data);
+                let mut ahead = (FetchAhead::<E::Out>::after(data), t.fetch_ahead());
                 map_sum_beside::<S, _, _, _, true, true>(s, &mut InPlace(data, t), f, &mut ahead)
             }
             Data::OutOfPlace { input, output } => {
                 let output = &mut output[..input.len()];
-                let mut ahead = FetchAhead::<E::In>::after(input);
+                let mut ahead = (FetchAhead::<E::In>::after(input), t.fetch_ahead());
                 let io = &mut OutOfPlace(input, output, t);
                 map_sum_beside::<S, _, _, _, true, true>(s, io, f, &mut ahead)
             }
@@ -294,9 +294,13 @@ impl<'a, T: Logits, E: Elements> Io<'a, T, E> {
     pub(crate) fn sum_fetch_next<S: Lanes>(&self, s: S, f: impl Map<S>) -> f64 {
         let t = self.logits;
         match &self.data {
-            Data::InPlace(data) => sum_of_beside(s, data, t, f, &mut FetchAhead::after(data)),
+            Data::InPlace(data) => {
+                let mut ahead = (FetchAhead::after(data), t.fetch_ahead());
+                sum_of_beside(s, data, t, f, &mut ahead)
+            }
             Data::OutOfPlace { input, .. } => {
-                sum_of_beside(s, input, t, f, &mut FetchAhead::after(input))
+                let mut ahead = (FetchAhead::after(input), t.fetch_ahead());
+                sum_of_beside(s, input, t, f, &mut ahead)
             }
         }
     }
@@ -859,6 +863,20 @@ impl<X> FetchAhead<X> {
             at: Some(x.as_ptr() as usize + bytes),
             _x: core::marker::PhantomData,
         }
+    }
+
+    /// Nothing to fetch.
+    pub(crate) fn none() -> Self {
+        FetchAhead {
+            at: None,
+            _x: core::marker::PhantomData,
+        }
+    }
+
+    /// What follows `x`, at any length: the next row of a mask whose rows
+    /// follow each other.
+    pub(crate) fn next_row(x: &[X]) -> Self {
+        Self::from(x, core::mem::size_of_val(x))
     }
 
     fn after(x: &[X]) -> Self {

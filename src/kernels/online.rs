@@ -74,18 +74,18 @@ pub(crate) fn max_sum<S: Lanes, T: Logits, X: Storage>(s: S, x: &[X], t: T) -> P
 /// all the caller keeps and its bound is relative to the sum (logsumexp):
 /// the exps are `exp::exp_for_sum`.
 #[cfg_attr(not(unoptimized), inline(always))]
-pub(crate) fn row_max_sum<S: Lanes, const FOR_SUM: bool>(
+pub(crate) fn row_max_sum<S: Lanes, X: Storage, const FOR_SUM: bool>(
     s: S,
-    x: &[f32],
-    visitor: &mut impl BlockVisitor<f32>,
+    x: &[X],
+    visitor: &mut impl BlockVisitor<X>,
 ) -> Partial {
     if FOR_SUM {
         // Such rows are never split across threads: one part.
-        return max_sum_visiting::<S, Plain, f32, true>(s, x, Plain, 0, visitor);
+        return max_sum_visiting::<S, Plain, X, true>(s, x, Plain, 0, visitor);
     }
     let mut total = Partial::EMPTY;
     for (c, chunk) in x.chunks(CHUNK).enumerate() {
-        let part = max_sum_visiting::<S, Plain, f32, FOR_SUM>(s, chunk, Plain, c * CHUNK, visitor);
+        let part = max_sum_visiting::<S, Plain, X, FOR_SUM>(s, chunk, Plain, c * CHUNK, visitor);
         total = total.merge(part, 1.0);
     }
     total

@@ -138,7 +138,7 @@ pub(crate) fn top_k_and_sum<S: Lanes>(
         }
     }
     let mut visitor = Scan(TopK::new(k));
-    let total = row_max_sum::<S, false>(s, x, &mut visitor);
+    let total = row_max_sum::<S, f32, false>(s, x, &mut visitor);
     // Skipped blocks were not looked at for NaN, but NaN made the sum NaN.
     let class = RowClass::of(total, x.iter().copied());
     (visitor.0.into_sorted(), total, class)

@@ -1722,7 +1722,9 @@ impl HalfCase {
 /// The `half_diff` body: `x` rounded to the input type of pair `types`,
 /// softmax and log-softmax rows into the output type on every backend and
 /// algorithm, 1 and 2 threads (the same bits), against the reference on
-/// the rounded inputs; a bad shape must be `Err` and write nothing.
+/// the rounded inputs; a bad shape must be `Err` and write nothing. The
+/// input type's logsumexp, entropy and argmax rows on every backend: the
+/// bits of the f32 calls on the rounded inputs.
 pub fn check_half(x: &[f32], row_len: usize, types: u8) -> f64 {
     fn pair<X: Ty, Y: Ty>(x: &[f32], row_len: usize) -> f64 {
         let input: Vec<X> = x.iter().map(|&v| X::of(v)).collect();
@@ -1730,6 +1732,9 @@ pub fn check_half(x: &[f32], row_len: usize, types: u8) -> f64 {
         let ok = expected(x.len(), row_len).is_ok();
         let mut worst = 0.0f64;
         for b in backends() {
+            if ok {
+                same_reductions(&Softmax::new().backend(b), &input, &exact, row_len);
+            }
             for a in algorithms() {
                 let sm = Softmax::new().backend(b).algorithm(a);
                 for log in [false, true] {
@@ -1779,6 +1784,28 @@ pub fn check_half(x: &[f32], row_len: usize, types: u8) -> f64 {
             }
         }
         worst
+    }
+    /// logsumexp, entropy and argmax of the `X` rows have the bits of the
+    /// f32 calls on the converted rows (`exact`).
+    fn same_reductions<X: Ty>(sm: &Softmax, input: &[X], exact: &[f32], row_len: usize) {
+        let rows = input.len().checked_div(row_len).unwrap_or(0);
+        let same = |a: &[f32], b: &[f32]| {
+            a.iter()
+                .zip(b)
+                .all(|(a, b)| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()))
+        };
+        let what = || format!("{sm:?} {} row_len={row_len}", X::NAME);
+        let (mut got, mut want) = (vec![0.0f32; rows], vec![0.0f32; rows]);
+        sm.run_logsumexp_rows(input, row_len, &mut got).unwrap();
+        sm.run_logsumexp_rows(exact, row_len, &mut want).unwrap();
+        assert!(same(&got, &want), "logsumexp {}", what());
+        sm.run_entropy_rows(input, row_len, &mut got).unwrap();
+        sm.run_entropy_rows(exact, row_len, &mut want).unwrap();
+        assert!(same(&got, &want), "entropy {}", what());
+        let (mut got, mut want) = (vec![None; rows], vec![None; rows]);
+        sm.run_argmax_rows(input, row_len, &mut got).unwrap();
+        sm.run_argmax_rows(exact, row_len, &mut want).unwrap();
+        assert_eq!(got, want, "argmax {}", what());
     }
     /// A pair not taken yet: an error naming the types, nothing written.
     fn refused<X: Ty, Y: Ty>(x: &[f32], row_len: usize) -> f64 {
