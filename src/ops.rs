@@ -70,10 +70,26 @@ impl RowLogits<'_> {
     /// Row `r`'s additive mask on `x·c` (rows with only that mask).
     fn biased(&self, r: usize, row_len: usize) -> Biased<'_> {
         let m = self.masked(r, row_len);
+        // Whether the next row's mask row is the one after this one (not
+        // the same row broadcast, nor the first row of the next head).
+        let at = r + self.row_base;
+        let next_follows = self.add.is_some_and(|a| {
+            self.mask_row(at + 1, a.len(), row_len) == self.mask_row(at, a.len(), row_len) + 1
+        });
         Biased {
             add: m.add.unwrap_or_default(),
             c: m.c.hi,
             slope: m.slope,
+            next_row_bytes: if next_follows { 4 * row_len } else { 0 },
+        }
+    }
+
+    /// Which row of a mask of `len` values row `r` of the batch reads.
+    fn mask_row(&self, r: usize, len: usize, row_len: usize) -> usize {
+        match self.layout {
+            Some(a) => a.mask_row(r, len),
+            None if len == row_len => 0,
+            None => r,
         }
     }
 
@@ -83,11 +99,7 @@ impl RowLogits<'_> {
         fn row_of<X>(mask: &[X], row: usize, row_len: usize) -> &[X] {
             &mask[row * row_len..(row + 1) * row_len]
         }
-        let mask_row = |len: usize| match self.layout {
-            Some(a) => a.mask_row(r, len),
-            None if len == row_len => 0,
-            None => r,
-        };
+        let mask_row = |len: usize| self.mask_row(r, len, row_len);
         let head = self.layout.map_or(0, |a| a.query_and_head(r).1);
         Masked {
             keep: self.keep.map(|k| row_of(k, mask_row(k.len()), row_len)),

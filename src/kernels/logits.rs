@@ -162,13 +162,17 @@ pub(crate) struct Biased<'a> {
     pub add: &'a [f32],
     pub c: f32,
     pub slope: f32,
+    /// How far on from `add`'s start the next row's mask row is, when it
+    /// follows this one in memory (0: it does not).
+    pub next_row_bytes: usize,
 }
 
 impl Logits for Biased<'_> {
     #[cfg_attr(not(unoptimized), inline(always))]
     fn slice(self, range: Range<usize>) -> Self {
         Biased {
-            add: &self.add[range],
+            add: &self.add[range.clone()],
+            next_row_bytes: self.next_row_bytes.saturating_sub(4 * range.start),
             ..self
         }
     }
@@ -204,10 +208,15 @@ impl Logits for Biased<'_> {
     // A [q, k] mask's rows follow each other as the queries do, and
     // broadcast over heads it is read once per head: from L3 when it
     // outgrows L2 (1x8x512x512: a quarter of the kernel's samples on the
-    // mask loads of the max pass).
+    // mask loads of the max pass). A mask row broadcast to every row is in
+    // L1 already.
     #[cfg_attr(not(unoptimized), inline(always))]
     fn fetch_ahead(self) -> FetchAhead<f32> {
-        FetchAhead::next_row(self.add)
+        if self.next_row_bytes > 0 {
+            FetchAhead::from(self.add, self.next_row_bytes)
+        } else {
+            FetchAhead::none()
+        }
     }
 }
 

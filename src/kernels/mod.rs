@@ -858,7 +858,7 @@ pub(crate) struct FetchAhead<X> {
 impl<X> FetchAhead<X> {
     /// For a loop from the start of `x`: fetches what lies `bytes` further
     /// on, fold by fold.
-    fn from(x: &[X], bytes: usize) -> Self {
+    pub(crate) fn from(x: &[X], bytes: usize) -> Self {
         FetchAhead {
             at: Some(x.as_ptr() as usize + bytes),
             _x: core::marker::PhantomData,
@@ -871,12 +871,6 @@ impl<X> FetchAhead<X> {
             at: None,
             _x: core::marker::PhantomData,
         }
-    }
-
-    /// What follows `x`, at any length: the next row of a mask whose rows
-    /// follow each other.
-    pub(crate) fn next_row(x: &[X]) -> Self {
-        Self::from(x, core::mem::size_of_val(x))
     }
 
     fn after(x: &[X]) -> Self {
