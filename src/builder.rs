@@ -781,14 +781,14 @@ impl Softmax {
     }
 
     /// [`crate::cross_entropy`] on this builder's backend.
-    pub fn run_cross_entropy(
+    pub fn run_cross_entropy<E: Element>(
         &self,
-        logits: &[f32],
+        logits: &[E],
         row_len: usize,
         targets: &[usize],
         options: CrossEntropyOptions<'_>,
     ) -> Result<CrossEntropy, Error> {
-        crate::cross_entropy::run(self, logits, row_len, targets, options)
+        crate::cross_entropy::run(self, E::slice(logits), row_len, targets, options)
     }
 
     fn pair_rows<P: PairRowOp>(

@@ -2,6 +2,7 @@
 
 use crate::dispatch::{self, WithLanes};
 use crate::driver::{self, RowTask};
+use crate::element::{Element, Slice, Storage};
 use crate::error::{Argument, Parameter};
 use crate::kernels::cross_entropy::{Target, loss, loss_and_grad};
 #[cfg(feature = "rayon")]
@@ -66,6 +67,8 @@ pub struct CrossEntropy {
 /// 2^-22·L + 2^-21 of the exact value. A target whose logit is −inf gives
 /// +inf (not NaN); NaN in a row gives NaN; +inf logits follow the softmax
 /// rule (the target at +inf among k of them costs ln k, any other +inf).
+/// f16 and bf16 logits convert exactly in registers and give the bits of
+/// the call on the logits in f32 (the gradient is f32).
 ///
 /// Errors (nothing written): `targets` not one per row, `grad` not as long
 /// as `logits`, a target out of range that is not `ignore_index`
@@ -86,8 +89,8 @@ pub struct CrossEntropy {
 /// assert!((grad[1] + 2.0 / 3.0).abs() < 1e-6); // p − 1 at the target
 /// # Ok::<(), simd_softmax::Error>(())
 /// ```
-pub fn cross_entropy(
-    logits: &[f32],
+pub fn cross_entropy<E: Element>(
+    logits: &[E],
     row_len: usize,
     targets: &[usize],
     options: CrossEntropyOptions<'_>,
@@ -95,10 +98,25 @@ pub fn cross_entropy(
     Softmax::new().run_cross_entropy(logits, row_len, targets, options)
 }
 
-/// [`cross_entropy`] on `sm`'s backend.
+/// [`cross_entropy`] on `sm`'s backend, logits of any element type (each
+/// its own compiled rows, converted in registers).
 pub(crate) fn run(
     sm: &Softmax,
-    logits: &[f32],
+    logits: Slice<'_>,
+    row_len: usize,
+    targets: &[usize],
+    options: CrossEntropyOptions<'_>,
+) -> Result<CrossEntropy, Error> {
+    match logits {
+        Slice::F32(x) => run_typed(sm, x, row_len, targets, options),
+        Slice::F16(x) => run_typed(sm, x, row_len, targets, options),
+        Slice::Bf16(x) => run_typed(sm, x, row_len, targets, options),
+    }
+}
+
+fn run_typed<X: Storage>(
+    sm: &Softmax,
+    logits: &[X],
     row_len: usize,
     targets: &[usize],
     options: CrossEntropyOptions<'_>,
@@ -181,15 +199,15 @@ impl RowSpec {
 }
 
 /// Rows of a cross-entropy call: the losses, and the gradient when asked.
-struct CrossEntropyRows<'a> {
+struct CrossEntropyRows<'a, X> {
     spec: RowSpec,
-    logits: &'a [f32],
+    logits: &'a [X],
     targets: &'a [usize],
     grad: Option<&'a mut [f32]>,
     losses: &'a mut [f64],
 }
 
-impl WithLanes for CrossEntropyRows<'_> {
+impl<X: Storage> WithLanes for CrossEntropyRows<'_, X> {
     type Output = ();
     fn with<S: Lanes>(self, s: S) {
         let row_len = self.spec.row_len;
@@ -197,7 +215,7 @@ impl WithLanes for CrossEntropyRows<'_> {
     }
 }
 
-impl RowTask for CrossEntropyRows<'_> {
+impl<X: Storage> RowTask for CrossEntropyRows<'_, X> {
     fn rows(&self) -> usize {
         self.targets.len()
     }

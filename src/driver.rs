@@ -1,6 +1,6 @@
 //! The row driver: every row operation of the crate (softmax, log-softmax,
 //! the reductions, the backward passes, cross-entropy, sampling) runs its
-//! rows through [`run`] or [`run_part`].
+//! rows through [`run`] (an engine thread's part through [`on_this_thread`]).
 //!
 //! The public entry has already checked the shapes and resolved the backend
 //! into a lane token `s`; from here on everything is generic over `S`. The
@@ -140,17 +140,6 @@ pub(crate) fn run<S: Lanes, T: RowTask>(s: S, task: T, row_len: usize) {
     task.enter(s);
 }
 
-/// Runs rows `lo..hi` of `task` on this thread, nothing else: the entry
-/// for threads the caller owns. The rows get the same bits as in [`run`].
-// The engine-thread entry (`(part, parts)` calls) is its first user
-// outside the tests.
-#[cfg_attr(not(test), allow(dead_code))]
-pub(crate) fn run_part<S: Lanes, T: RowTask>(s: S, task: T, lo: usize, hi: usize) {
-    let (_, rest) = task.split_at(lo);
-    let (part, _) = rest.split_at(hi - lo);
-    part.enter(s);
-}
-
 /// Runs `task` across the pool in tasks of `per_task` rows (the last may
 /// be shorter).
 #[cfg(feature = "rayon")]
@@ -230,8 +219,8 @@ mod tests {
         }
     }
 
-    /// Every row runs once with its own index, whole or in parts, on any
-    /// thread count.
+    /// Every row runs once with its own index, on any thread count (an
+    /// engine thread's part: `tests/parts.rs`).
     #[test]
     fn every_row_once_with_its_index() {
         for rows in [1usize, 2, 15, 16, 17, 1000] {
@@ -254,18 +243,6 @@ mod tests {
                     )
                 });
                 assert_eq!(out, want, "rows={rows} threads={threads}");
-            }
-            for parts in [1usize, 2, 3, 7] {
-                let mut out = vec![0; rows];
-                for p in 0..parts {
-                    let (lo, hi) = (rows * p / parts, rows * (p + 1) / parts);
-                    let task = Marks {
-                        first_row: 0,
-                        out: &mut out,
-                    };
-                    run_part(Scalar, task, lo, hi);
-                }
-                assert_eq!(out, want, "rows={rows} parts={parts}");
             }
         }
     }

@@ -91,8 +91,9 @@
 //! f16 or bf16 into f32 is converted into the output first and then runs
 //! as f32 rows in place, with their bits. [`logsumexp`], [`argmax`] and
 //! [`entropy`] (and their `_rows`) take f16 and bf16 rows, converted in
-//! registers, and give the bits of the f32 call on the converted row. The
-//! backward passes, cross-entropy and the sampler take f32 rows for now.
+//! registers, and give the bits of the f32 call on the converted row;
+//! so does [`cross_entropy`] (its gradient in f32). The backward passes
+//! and the sampler take f32 rows for now.
 //!
 //! **Log-softmax and logsumexp** ([`log_softmax`], [`logsumexp`];
 //! `tests/log_softmax.rs`): `|y − y_ref| ≤ 2^-22·|y_ref| + 2^-21`

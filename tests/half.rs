@@ -232,6 +232,84 @@ fn half_reductions_have_the_bits_of_the_f32_call() {
     check::<bf16>();
 }
 
+/// Cross-entropy of f16 and bf16 logits (converted in registers) has the
+/// bits of the call on the logits converted to f32, loss, per-row losses
+/// and the f32 gradient, whose bounds `tests/cross_entropy.rs` checks: on
+/// every backend, with and without smoothing, ignored rows and gradient.
+#[test]
+fn half_cross_entropy_has_the_bits_of_the_f32_call() {
+    use simd_softmax::{CrossEntropyOptions, Reduction};
+    fn bits(v: &[f32]) -> Vec<u32> {
+        v.iter()
+            .map(|v| if v.is_nan() { 0x7fc0_0000 } else { v.to_bits() })
+            .collect()
+    }
+    fn check<X: Ty>() {
+        for sm in builders() {
+            for x in rows::<X>().iter().filter(|x| !x.is_empty()).step_by(3) {
+                let n = x.len();
+                // Three rows: the row, its negation, the row again.
+                let batch: Vec<f32> = (0..3)
+                    .flat_map(|r| x.iter().map(move |&v| if r == 1 { -v } else { v }))
+                    .collect();
+                let input: Vec<X> = batch.iter().map(|&v| X::of(v)).collect();
+                let targets = [0, n / 2, n - 1];
+                for (eps, reduction, ignore, grad) in [
+                    (0.0, Reduction::Mean, None, false),
+                    (0.0, Reduction::Sum, None, true),
+                    (0.1, Reduction::Mean, Some(n / 2), true),
+                    (0.25, Reduction::None, None, false),
+                ] {
+                    let what = || format!("{} n={n} eps={eps} {reduction:?} {sm:?}", X::NAME);
+                    let (mut g, mut want_g) = (vec![0.0f32; 3 * n], vec![0.0f32; 3 * n]);
+                    fn options(
+                        eps: f32,
+                        ignore_index: Option<usize>,
+                        reduction: Reduction,
+                        grad: Option<&mut [f32]>,
+                    ) -> CrossEntropyOptions<'_> {
+                        CrossEntropyOptions {
+                            label_smoothing: eps,
+                            ignore_index,
+                            reduction,
+                            grad,
+                        }
+                    }
+                    let g_arg = grad.then_some(&mut g[..]);
+                    let got = sm
+                        .run_cross_entropy(
+                            &input,
+                            n,
+                            &targets,
+                            options(eps, ignore, reduction, g_arg),
+                        )
+                        .unwrap();
+                    let g_arg = grad.then_some(&mut want_g[..]);
+                    let want = sm
+                        .run_cross_entropy(
+                            &batch,
+                            n,
+                            &targets,
+                            options(eps, ignore, reduction, g_arg),
+                        )
+                        .unwrap();
+                    assert_eq!(bits(&[got.loss]), bits(&[want.loss]), "loss {}", what());
+                    assert_eq!(
+                        bits(&got.per_row),
+                        bits(&want.per_row),
+                        "per row {}",
+                        what()
+                    );
+                    assert_eq!(got.counted, want.counted, "{}", what());
+                    assert_eq!(bits(&g), bits(&want_g), "grad {}", what());
+                }
+            }
+        }
+    }
+    check::<f16>();
+    check::<bf16>();
+}
+
 /// The pairs not taken yet (f32 into a 16-bit type, f16 into bf16 and
 /// back) are an error naming the types, before anything is written, even
 /// for empty rows.

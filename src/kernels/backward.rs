@@ -14,6 +14,7 @@
 //! cancel (an f32 running sum would be off by 2^-24·Σ|g|, which grows with
 //! the row length).
 
+use crate::element::Storage;
 use crate::exp::exp;
 use crate::lanes::Lanes;
 
@@ -26,13 +27,23 @@ pub(crate) trait Zip<S: Lanes> {
 /// `Σ f(a, b)` over the lanes of `a` and `b` (same length), each vector's
 /// lanes summed in f64. Lanes past the end read 0, and `f(0, 0)` must be 0.
 #[cfg_attr(not(unoptimized), inline(always))]
-pub(crate) fn zip_sum_f64<S: Lanes>(s: S, a: &[f32], b: &[f32], f: impl Zip<S>) -> f64 {
+pub(crate) fn zip_sum_f64<S: Lanes, A: Storage, B: Storage>(
+    s: S,
+    a: &[A],
+    b: &[B],
+    f: impl Zip<S>,
+) -> f64 {
     zip_sum_and_largest(s, a, b, f).0
 }
 
 /// [`zip_sum_f64`] and the largest `|f(a, b)|` (in one read).
 #[cfg_attr(not(unoptimized), inline(always))]
-fn zip_sum_and_largest<S: Lanes>(s: S, a: &[f32], b: &[f32], f: impl Zip<S>) -> (f64, f32) {
+fn zip_sum_and_largest<S: Lanes, A: Storage, B: Storage>(
+    s: S,
+    a: &[A],
+    b: &[B],
+    f: impl Zip<S>,
+) -> (f64, f32) {
     let l = S::LANES;
     let b = &b[..a.len()];
     let zero = s.splat(0.0);
@@ -44,15 +55,15 @@ fn zip_sum_and_largest<S: Lanes>(s: S, a: &[f32], b: &[f32], f: impl Zip<S>) -> 
     let (mut t0, mut t1) = (0.0f64, 0.0f64);
     let mut pairs = a.chunks_exact(2 * l).zip(b.chunks_exact(2 * l));
     for (a2, b2) in &mut pairs {
-        t0 += track(f.apply(s, s.load(a2), s.load(b2)));
-        t1 += track(f.apply(s, s.load(&a2[l..]), s.load(&b2[l..])));
+        t0 += track(f.apply(s, A::load(s, a2), B::load(s, b2)));
+        t1 += track(f.apply(s, A::load(s, &a2[l..]), B::load(s, &b2[l..])));
     }
     let done = a.len() - a.len() % (2 * l);
     for (a, b) in a[done..].chunks(l).zip(b[done..].chunks(l)) {
         let v = if a.len() == l {
-            f.apply(s, s.load(a), s.load(b))
+            f.apply(s, A::load(s, a), B::load(s, b))
         } else {
-            f.apply(s, s.load_partial(a, 0.0), s.load_partial(b, 0.0))
+            f.apply(s, A::load_partial(s, a, 0.0), B::load_partial(s, b, 0.0))
         };
         t0 += track(v);
     }

@@ -11,7 +11,8 @@
 use super::backward::{First, zip_sum_f64};
 use super::exec::{ChunkJob, Exec};
 use super::online::row_max_sum;
-use super::{CHUNK, Io, Logits, Partial, RowClass, blocked};
+use super::{CHUNK, Data, Io, Logits, Partial, RowClass, blocked};
+use crate::element::{Pair, Storage};
 use crate::lanes::Lanes;
 
 /// What one row is scored against.
@@ -25,8 +26,8 @@ pub(crate) struct Target {
 /// The loss of a row, without gradient, in one read of `x` (two with
 /// smoothing: `Σx` is a second pass).
 #[cfg_attr(not(unoptimized), inline(always))]
-pub(crate) fn loss<S: Lanes>(s: S, x: &[f32], target: Target) -> f64 {
-    let total = row_max_sum::<S, f32, false>(s, x, &mut ());
+pub(crate) fn loss<S: Lanes, X: Storage>(s: S, x: &[X], target: Target) -> f64 {
+    let total = row_max_sum::<S, X, false>(s, x, &mut ());
     let sum_x = if target.smoothing > 0.0 {
         zip_sum_f64(s, x, x, First)
     } else {
@@ -37,16 +38,17 @@ pub(crate) fn loss<S: Lanes>(s: S, x: &[f32], target: Target) -> f64 {
 
 /// The loss of a row, with `grad = (softmax(x) − q)·weight` written.
 #[cfg_attr(not(unoptimized), inline(always))]
-pub(crate) fn loss_and_grad(
+pub(crate) fn loss_and_grad<X: Storage>(
     exec: &impl Exec,
-    x: &[f32],
+    x: &[X],
     grad: &mut [f32],
     target: Target,
     weight: f64,
 ) -> f64 {
     let eps = target.smoothing;
     let spread = (eps * weight / x.len() as f64) as f32;
-    let total = blocked::softmax_affine(exec, Io::new(Some(x), grad), weight, -spread);
+    let io = Io::<_, Pair<X, f32>>::of(Some(x), grad);
+    let total = blocked::softmax_affine(exec, io, weight, -spread);
     if !total.max.is_finite() {
         // `grad` holds the special-value softmax, not yet weighted.
         let w = weight as f32;
@@ -54,7 +56,7 @@ pub(crate) fn loss_and_grad(
     }
     grad[target.index] -= ((1.0 - eps) * weight) as f32;
     let sum_x = if eps > 0.0 {
-        let mut io = Io::new(Some(x), grad);
+        let mut io = Io::<_, Pair<X, f32>>::of(Some(x), grad);
         exec.fold(&mut io, CHUNK, &SumX, 0.0, |a, b| a + b)
     } else {
         0.0
@@ -65,23 +67,25 @@ pub(crate) fn loss_and_grad(
 /// `Σx` of a chunk, lanes summed in f64.
 struct SumX;
 
-impl ChunkJob for SumX {
+impl<X: Storage> ChunkJob<Pair<X, f32>> for SumX {
     type Out = f64;
     #[cfg_attr(not(unoptimized), inline(always))]
-    fn run<S: Lanes, T: Logits>(&self, s: S, _: usize, chunk: Io<'_, T>) -> f64 {
-        let x = chunk.input();
-        zip_sum_f64(s, x, x, First)
+    fn run<S: Lanes, T: Logits>(&self, s: S, _: usize, chunk: Io<'_, T, Pair<X, f32>>) -> f64 {
+        match &chunk.data {
+            Data::OutOfPlace { input, .. } => zip_sum_f64(s, input, input, First),
+            Data::InPlace(x) => zip_sum_f64(s, x, x, First),
+        }
     }
 }
 
 /// `−Σ q_i·ln p_i` from the row's (max, sum) (and `Σx` with smoothing).
-fn loss_of(total: Partial, x: &[f32], target: Target, sum_x: f64) -> f64 {
+fn loss_of<X: Storage>(total: Partial, x: &[X], target: Target, sum_x: f64) -> f64 {
     let eps = target.smoothing;
     let n = x.len() as f64;
-    let x_t = f64::from(x[target.index]);
+    let x_t = f64::from(x[target.index].to_f32());
     // The special rows, by the softmax rules: NaN → NaN; k entries of +inf
     // have ln p = −ln k, the rest −inf; nothing above −inf: every ln p = −inf.
-    let k = match RowClass::of(total, x.iter().copied()) {
+    let k = match RowClass::of(total, x.iter().map(|v| v.to_f32())) {
         RowClass::Nan => return f64::NAN,
         RowClass::Finite => {
             // The smoothing term is left out at ε = 0, where 0·(+inf)
@@ -105,9 +109,9 @@ fn loss_of(total: Partial, x: &[f32], target: Target, sum_x: f64) -> f64 {
         }
     };
     let smooth = if eps > 0.0 {
-        eps / n * x.iter().map(|&v| minus_log_p(v)).sum::<f64>()
+        eps / n * x.iter().map(|v| minus_log_p(v.to_f32())).sum::<f64>()
     } else {
         0.0
     };
-    (1.0 - eps) * minus_log_p(x[target.index]) + smooth
+    (1.0 - eps) * minus_log_p(x[target.index].to_f32()) + smooth
 }

@@ -1723,8 +1723,8 @@ impl HalfCase {
 /// softmax and log-softmax rows into the output type on every backend and
 /// algorithm, 1 and 2 threads (the same bits), against the reference on
 /// the rounded inputs; a bad shape must be `Err` and write nothing. The
-/// input type's logsumexp, entropy and argmax rows on every backend: the
-/// bits of the f32 calls on the rounded inputs.
+/// input type's logsumexp, entropy, argmax and cross-entropy rows on every
+/// backend: the bits of the f32 calls on the rounded inputs.
 pub fn check_half(x: &[f32], row_len: usize, types: u8) -> f64 {
     fn pair<X: Ty, Y: Ty>(x: &[f32], row_len: usize) -> f64 {
         let input: Vec<X> = x.iter().map(|&v| X::of(v)).collect();
@@ -1785,8 +1785,9 @@ pub fn check_half(x: &[f32], row_len: usize, types: u8) -> f64 {
         }
         worst
     }
-    /// logsumexp, entropy and argmax of the `X` rows have the bits of the
-    /// f32 calls on the converted rows (`exact`).
+    /// logsumexp, entropy, argmax and cross-entropy (with smoothing and
+    /// gradient) of the `X` rows have the bits of the f32 calls on the
+    /// converted rows (`exact`).
     fn same_reductions<X: Ty>(sm: &Softmax, input: &[X], exact: &[f32], row_len: usize) {
         let rows = input.len().checked_div(row_len).unwrap_or(0);
         let same = |a: &[f32], b: &[f32]| {
@@ -1806,6 +1807,28 @@ pub fn check_half(x: &[f32], row_len: usize, types: u8) -> f64 {
         sm.run_argmax_rows(input, row_len, &mut got).unwrap();
         sm.run_argmax_rows(exact, row_len, &mut want).unwrap();
         assert_eq!(got, want, "argmax {}", what());
+        if rows > 0 {
+            let targets: Vec<usize> = (0..rows).map(|r| (r * 7) % row_len).collect();
+            let (mut got_g, mut want_g) = (vec![0.0f32; input.len()], vec![0.0f32; input.len()]);
+            let options = |grad| CrossEntropyOptions {
+                label_smoothing: 0.1,
+                grad,
+                ..Default::default()
+            };
+            let got = sm
+                .run_cross_entropy(input, row_len, &targets, options(Some(&mut got_g[..])))
+                .unwrap();
+            let want = sm
+                .run_cross_entropy(exact, row_len, &targets, options(Some(&mut want_g[..])))
+                .unwrap();
+            assert!(
+                same(&got.per_row, &want.per_row),
+                "cross-entropy {}",
+                what()
+            );
+            assert!(same(&[got.loss], &[want.loss]), "cross-entropy {}", what());
+            assert!(same(&got_g, &want_g), "cross-entropy grad {}", what());
+        }
     }
     /// A pair not taken yet: an error naming the types, nothing written.
     fn refused<X: Ty, Y: Ty>(x: &[f32], row_len: usize) -> f64 {
