@@ -11,6 +11,9 @@ use crate::kernels::exec::Sequential;
 use crate::lanes::Lanes;
 use crate::{Error, Softmax, shape};
 
+mod sharded;
+pub use sharded::{CrossEntropyPartial, cross_entropy_partial, cross_entropy_shard};
+
 /// How the per-row losses become the result's `loss`, and how the
 /// gradient is weighted (as in PyTorch's `cross_entropy`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -127,12 +130,6 @@ fn run_typed<X: Storage>(
         shape::argument_length(Argument::Grad, grad.len(), logits.len())?;
     }
     let eps = options.label_smoothing;
-    if !(0.0..1.0).contains(&eps) {
-        return Err(Error::InvalidParameter {
-            name: Parameter::LabelSmoothing,
-            value: f64::from(eps),
-        });
-    }
     let ignored = |t: usize| options.ignore_index == Some(t);
     if let Some((row, &target)) = targets
         .iter()
@@ -145,12 +142,8 @@ fn run_typed<X: Storage>(
             row_len,
         });
     }
+    let (counted, weight) = checked_weight(eps, targets, options.ignore_index, options.reduction)?;
     let backend = sm.resolved_backend()?;
-    let counted = targets.iter().filter(|&&t| !ignored(t)).count();
-    let weight = match options.reduction {
-        Reduction::Mean => 1.0 / counted as f64,
-        Reduction::Sum | Reduction::None => 1.0,
-    };
     let spec = RowSpec {
         row_len,
         smoothing: f64::from(eps),
@@ -168,16 +161,43 @@ fn run_typed<X: Storage>(
         };
         dispatch::run(backend, task)?;
     }
+    Ok(reduced(losses, counted, options.reduction))
+}
+
+/// Checks ε; returns how many rows count and each counted row's gradient
+/// weight under `reduction`.
+fn checked_weight(
+    eps: f32,
+    targets: &[usize],
+    ignore_index: Option<usize>,
+    reduction: Reduction,
+) -> Result<(usize, f64), Error> {
+    if !(0.0..1.0).contains(&eps) {
+        return Err(Error::InvalidParameter {
+            name: Parameter::LabelSmoothing,
+            value: f64::from(eps),
+        });
+    }
+    let counted = targets.iter().filter(|&&t| ignore_index != Some(t)).count();
+    let weight = match reduction {
+        Reduction::Mean => 1.0 / counted as f64,
+        Reduction::Sum | Reduction::None => 1.0,
+    };
+    Ok((counted, weight))
+}
+
+/// The result from the per-row losses (f64, 0 for ignored rows).
+fn reduced(losses: Vec<f64>, counted: usize, reduction: Reduction) -> CrossEntropy {
     let total: f64 = losses.iter().sum();
-    let loss = match options.reduction {
+    let loss = match reduction {
         Reduction::Mean => total / counted as f64,
         Reduction::Sum | Reduction::None => total,
     };
-    Ok(CrossEntropy {
+    CrossEntropy {
         loss: loss as f32,
         per_row: losses.iter().map(|&l| l as f32).collect(),
         counted,
-    })
+    }
 }
 
 /// What every row shares.

@@ -34,6 +34,15 @@ pub enum Error {
         /// The row length.
         row_len: usize,
     },
+    /// A counted row of a vocabulary-sharded cross-entropy whose merged
+    /// partials hold no logit for its target: the shard that holds it was
+    /// not merged in.
+    MissingTarget {
+        /// The row.
+        row: usize,
+        /// Its target.
+        target: usize,
+    },
     /// `row_len == 0` with `len` values to split into rows.
     ZeroRowLength {
         /// Number of values.
@@ -161,6 +170,10 @@ impl fmt::Display for Error {
                 f,
                 "row {row}: target {target} is out of range for rows of {row_len}"
             ),
+            Error::MissingTarget { row, target } => write!(
+                f,
+                "row {row}: no merged partial holds target {target} (was its shard merged in?)"
+            ),
             Error::ZeroRowLength { len } => {
                 write!(
                     f,
@@ -277,6 +290,9 @@ pub enum Argument {
     Output,
     /// The attention sinks (one per head).
     Sinks,
+    /// The merged partials of a vocabulary-sharded cross-entropy (one per
+    /// row).
+    Totals,
 }
 
 impl Argument {
@@ -289,6 +305,7 @@ impl Argument {
             Argument::Grad => "grad",
             Argument::Output => "output",
             Argument::Sinks => "sinks",
+            Argument::Totals => "totals",
         }
     }
 }

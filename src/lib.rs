@@ -166,7 +166,11 @@
 //! [`reference::cross_entropy_grad_f64`]. A target whose logit is −inf costs
 //! +inf, NaN in a row gives NaN, +inf logits follow the softmax rule;
 //! ignored rows count nowhere and get zero gradient; a mean over no rows
-//! is NaN.
+//! is NaN. Vocabulary-sharded ([`cross_entropy_partial`],
+//! [`CrossEntropyPartial::merge`], [`cross_entropy_shard`]): the loss
+//! within the same bound (one shard: the bits of the call without
+//! gradient), each shard's gradient within the gradient's bound, for 1, 2,
+//! 3 and 8 shards merged in any order.
 //!
 //! **Entropy** ([`entropy`]; `tests/entropy.rs`): within
 //! 2^-24·(16·H + Σ p·(x − max)²) + 2^-21 of [`reference::entropy_f64`]
@@ -272,7 +276,10 @@ struct ReadmeDoctests;
 pub use algorithm::Algorithm;
 pub use attention::{Attention, alibi_slope};
 pub use builder::{LogitSettings, NoSettings, Settings, Softmax};
-pub use cross_entropy::{CrossEntropy, CrossEntropyOptions, Reduction, cross_entropy};
+pub use cross_entropy::{
+    CrossEntropy, CrossEntropyOptions, CrossEntropyPartial, Reduction, cross_entropy,
+    cross_entropy_partial, cross_entropy_shard,
+};
 pub use dispatch::{BACKEND_ENV, Backend, backend, backends_that_ran, try_backend};
 pub use element::{Element, ElementType};
 pub use error::{Argument, Error, Mask, Parameter, SampleFailure};

@@ -889,7 +889,10 @@ impl RowReduce<f32> for RowPartial {
     type Out = crate::Partial;
     #[cfg_attr(not(unoptimized), inline(always))]
     fn reduce<S: Lanes>(self, s: S, row: &[f32]) -> crate::Partial {
-        crate::Partial::of_row(row_max_sum::<S, f32, false>(s, row, &mut ()), row)
+        crate::Partial::of_row(
+            row_max_sum::<S, f32, false>(s, row, &mut ()),
+            row.iter().copied(),
+        )
     }
 }
 

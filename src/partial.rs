@@ -127,8 +127,8 @@ impl Partial {
     }
 
     /// The public partial of `row` from the kernels' `total` of it.
-    pub(crate) fn of_row(total: kernels::Partial, row: &[f32]) -> Partial {
-        match RowClass::of(total, row.iter().copied()) {
+    pub(crate) fn of_row(total: kernels::Partial, row: impl IntoIterator<Item = f32>) -> Partial {
+        match RowClass::of(total, row) {
             RowClass::Finite => Partial {
                 max: total.max,
                 sum: total.sum,

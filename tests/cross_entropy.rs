@@ -6,10 +6,15 @@
 
 mod common;
 
-use common::check::{bits, check_cross_entropy};
+use common::check::{
+    bits, check_cross_entropy, check_cross_entropy_results, sharded_cross_entropy,
+};
 use common::{builders, normal_row, rng};
 use rand::RngExt;
-use simd_softmax::{CrossEntropyOptions, Error, Reduction, Softmax};
+use simd_softmax::half::{bf16, f16};
+use simd_softmax::{
+    Argument, CrossEntropyOptions, CrossEntropyPartial, Error, Parameter, Reduction, Softmax,
+};
 
 #[test]
 fn every_row_length_reduction_and_smoothing() {
@@ -239,4 +244,232 @@ fn same_bits_on_any_thread_count() {
             assert_eq!(one, run(3), "{sm:?} {rows}x{row_len}");
         }
     }
+}
+
+// ------------------------------------------------ vocabulary-parallel
+
+#[test]
+fn vocabulary_sharded_matches_the_whole_row() {
+    let mut r = rng(93);
+    let mut worst = (0.0f64, 0.0f64);
+    let ninf = f32::NEG_INFINITY;
+    for sm in builders() {
+        for n in [1usize, 2, 3, 7, 8, 9, 16, 17, 33, 64, 65, 257, 5000, 50257] {
+            let rows = 4;
+            let mut x = normal_row(&mut r, rows * n, [0.5, 3.0, 30.0][n % 3]);
+            let mut targets: Vec<usize> = (0..rows).map(|_| r.random_range(0..n)).collect();
+            // Row 3: ignored; on longer rows row 1 holds the hostile values.
+            targets[3] = 1_000_000;
+            if n >= 8 {
+                x[n..n + 8].copy_from_slice(&[ninf, 1.0, 2.0, ninf, -1e30, 0.0, 3.0, ninf]);
+            }
+            for settings in [
+                (0.0, Some(1_000_000), Reduction::Mean),
+                (0.1, Some(1_000_000), Reduction::Sum),
+                (0.3, None, Reduction::None),
+            ] {
+                let targets: Vec<usize> = if settings.1.is_some() {
+                    targets.clone()
+                } else {
+                    targets.iter().map(|&t| t % n).collect()
+                };
+                let whole = sm
+                    .run_cross_entropy(
+                        &x,
+                        n,
+                        &targets,
+                        CrossEntropyOptions {
+                            label_smoothing: settings.0,
+                            ignore_index: settings.1,
+                            reduction: settings.2,
+                            grad: None,
+                        },
+                    )
+                    .unwrap();
+                for shards in [1, 2, 3, 8] {
+                    let what = format!("n={n} {shards} shards {settings:?} {sm:?}");
+                    let rotate = r.random_range(0..shards);
+                    let (ce, grad) =
+                        sharded_cross_entropy(&sm, &x, n, &targets, shards, settings, rotate);
+                    if shards == 1 {
+                        // One shard reads the row as the call without
+                        // gradient does: its bits.
+                        assert_eq!(ce.loss.to_bits(), whole.loss.to_bits(), "{what}");
+                        assert_eq!(bits(&ce.per_row), bits(&whole.per_row), "{what}");
+                    }
+                    let w = check_cross_entropy_results(
+                        &x,
+                        n,
+                        &targets,
+                        settings,
+                        [&ce, &ce],
+                        &grad,
+                        &what,
+                    );
+                    worst = (worst.0.max(w.0), worst.1.max(w.1));
+                    // f16 and bf16 shards give the bits of the f32 shards
+                    // of their converted logits.
+                    if n == 257 {
+                        let h: Vec<f16> = x.iter().map(|&v| f16::from_f32(v)).collect();
+                        let hf: Vec<f32> = h.iter().map(|v| v.to_f32()).collect();
+                        let b: Vec<bf16> = x.iter().map(|&v| bf16::from_f32(v)).collect();
+                        let bf: Vec<f32> = b.iter().map(|v| v.to_f32()).collect();
+                        let got =
+                            sharded_cross_entropy(&sm, &h, n, &targets, shards, settings, rotate);
+                        let want =
+                            sharded_cross_entropy(&sm, &hf, n, &targets, shards, settings, rotate);
+                        assert_eq!(bits(&got.0.per_row), bits(&want.0.per_row), "f16 {what}");
+                        assert_eq!(bits(&got.1), bits(&want.1), "f16 {what}");
+                        let got =
+                            sharded_cross_entropy(&sm, &b, n, &targets, shards, settings, rotate);
+                        let want =
+                            sharded_cross_entropy(&sm, &bf, n, &targets, shards, settings, rotate);
+                        assert_eq!(bits(&got.0.per_row), bits(&want.0.per_row), "bf16 {what}");
+                        assert_eq!(bits(&got.1), bits(&want.1), "bf16 {what}");
+                    }
+                }
+            }
+        }
+    }
+    println!(
+        "vocabulary-parallel cross_entropy: worst {:.3} (loss), {:.3} (gradient) of the bound",
+        worst.0, worst.1
+    );
+}
+
+#[test]
+fn vocabulary_sharded_special_rows() {
+    let ninf = f32::NEG_INFINITY;
+    let inf = f32::INFINITY;
+    for sm in builders() {
+        let cases: Vec<(&str, Vec<f32>, usize)> = vec![
+            ("target at -inf", vec![1.0, ninf, 2.0, 0.5, 0.0, 1.0], 1),
+            ("NaN", vec![1.0, 0.0, 2.0, 0.5, f32::NAN, 1.0], 0),
+            ("target at +inf", vec![inf, 1.0, 0.0, 0.0, inf, 0.0], 4),
+            ("other +inf", vec![inf, 1.0, 3.0, 0.0, 2.0, 0.0], 2),
+            ("all +inf", vec![inf; 6], 2),
+            ("all -inf", vec![ninf; 6], 3),
+            (
+                "huge",
+                vec![f32::MAX, -f32::MAX, 0.0, f32::MAX, 1.0, 2.0],
+                1,
+            ),
+        ];
+        for (name, x, t) in &cases {
+            for eps in [0.0, 0.2] {
+                let settings = (eps, None, Reduction::Sum);
+                let whole = sm
+                    .run_cross_entropy(
+                        x,
+                        6,
+                        &[*t],
+                        CrossEntropyOptions {
+                            label_smoothing: eps,
+                            reduction: Reduction::Sum,
+                            ..Default::default()
+                        },
+                    )
+                    .unwrap();
+                for shards in [1, 2, 3, 8] {
+                    let what = format!("{name} eps={eps} {shards} shards {sm:?}");
+                    let (ce, grad) =
+                        sharded_cross_entropy(&sm, x, 6, &[*t], shards, settings, shards - 1);
+                    check_cross_entropy_results(x, 6, &[*t], settings, [&ce, &ce], &grad, &what);
+                    let (a, b) = (ce.loss, whole.loss);
+                    assert!(
+                        a.to_bits() == b.to_bits() || (a - b).abs() <= 1e-6 * b.abs(),
+                        "{what}: {a} vs {b}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn vocabulary_sharded_errors_write_nothing() {
+    let sm = Softmax::new();
+    let x = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0]; // 2 rows of a 3-column shard
+    let targets = [1usize, 4];
+    // Ragged shard, wrong target count, bad ε.
+    assert!(matches!(
+        sm.run_cross_entropy_partial(&x, 4, &targets, 0, 0.0),
+        Err(Error::RaggedRows { .. })
+    ));
+    assert!(matches!(
+        sm.run_cross_entropy_partial(&x, 3, &[1], 0, 0.0),
+        Err(Error::SliceLength {
+            name: Argument::Targets,
+            ..
+        })
+    ));
+    assert!(matches!(
+        sm.run_cross_entropy_partial(&x, 3, &targets, 0, 1.0),
+        Err(Error::InvalidParameter {
+            name: Parameter::LabelSmoothing,
+            ..
+        })
+    ));
+    // Shards [0, 3) and [3, 6) of rows of 6; row 1's target lives in the
+    // second.
+    let left = sm
+        .run_cross_entropy_partial(&x, 3, &targets, 0, 0.0)
+        .unwrap();
+    let right = sm
+        .run_cross_entropy_partial(&x, 3, &targets, 3, 0.0)
+        .unwrap();
+    let merged: Vec<_> = left.iter().zip(&right).map(|(a, b)| a.merge(*b)).collect();
+    let mut grad = [7.0f32; 6];
+    let finish = |totals: &[CrossEntropyPartial], targets: &[usize], eps: f32, grad: &mut [f32]| {
+        sm.run_cross_entropy_shard(
+            &x,
+            3,
+            targets,
+            0,
+            totals,
+            CrossEntropyOptions {
+                label_smoothing: eps,
+                grad: Some(grad),
+                ..Default::default()
+            },
+        )
+    };
+    assert_eq!(
+        finish(&left, &targets, 0.0, &mut grad),
+        Err(Error::TargetOutOfRange {
+            row: 1,
+            target: 4,
+            row_len: 3
+        }),
+        "only the left shard merged: 3 columns"
+    );
+    let gapped: Vec<_> = right
+        .iter()
+        .map(|p| p.merge(CrossEntropyPartial::EMPTY).merge(*p))
+        .collect();
+    assert_eq!(
+        finish(&gapped, &[1, 4], 0.0, &mut grad),
+        Err(Error::MissingTarget { row: 0, target: 1 }),
+        "the right shard twice: 6 columns, no column 1"
+    );
+    assert!(matches!(
+        finish(&merged[..1], &targets, 0.0, &mut grad),
+        Err(Error::SliceLength {
+            name: Argument::Totals,
+            ..
+        })
+    ));
+    assert!(
+        matches!(
+            finish(&merged, &targets, 0.1, &mut grad),
+            Err(Error::InvalidParameter {
+                name: Parameter::LabelSmoothing,
+                ..
+            })
+        ),
+        "partials without smoothing cannot finish a smoothed loss"
+    );
+    assert_eq!(grad, [7.0; 6], "nothing written");
+    assert!(finish(&merged, &targets, 0.0, &mut grad).is_ok());
+    assert_ne!(grad, [7.0; 6]);
 }

@@ -11,7 +11,7 @@
 use super::backward::{First, zip_sum_f64};
 use super::exec::{ChunkJob, Exec};
 use super::online::row_max_sum;
-use super::{CHUNK, Data, Io, Logits, Partial, RowClass, blocked};
+use super::{CHUNK, Data, Io, Logits, Map, Partial, Plain, blocked};
 use crate::element::{Pair, Storage};
 use crate::lanes::Lanes;
 
@@ -27,13 +27,47 @@ pub(crate) struct Target {
 /// smoothing: `Σx` is a second pass).
 #[cfg_attr(not(unoptimized), inline(always))]
 pub(crate) fn loss<S: Lanes, X: Storage>(s: S, x: &[X], target: Target) -> f64 {
+    let (total, sum_x) = totals(s, x, target.smoothing > 0.0);
+    loss_of(total, x, target, sum_x)
+}
+
+/// A row's (or a vocabulary shard's) `(max, sum)`, and its `Σx` when
+/// `with_sum_x` (else 0): what its loss needs besides the target's logit.
+#[cfg_attr(not(unoptimized), inline(always))]
+pub(crate) fn totals<S: Lanes, X: Storage>(s: S, x: &[X], with_sum_x: bool) -> (Partial, f64) {
     let total = row_max_sum::<S, X, false>(s, x, &mut ());
-    let sum_x = if target.smoothing > 0.0 {
+    let sum_x = if with_sum_x {
         zip_sum_f64(s, x, x, First)
     } else {
         0.0
     };
-    loss_of(total, x, target, sum_x)
+    (total, sum_x)
+}
+
+/// A vocabulary shard's gradient from the row's merged (max, sum):
+/// `exp(x − max)·r + offset` (with `r = weight/sum`, `offset = −ε·weight/n`);
+/// the caller fixes up the target.
+#[cfg_attr(not(unoptimized), inline(always))]
+pub(crate) fn shard_grad<S: Lanes, X: Storage>(
+    s: S,
+    x: &[X],
+    grad: &mut [f32],
+    max: f32,
+    r: f32,
+    offset: f32,
+) {
+    let mut io = Io::<_, Pair<X, f32>>::of(Some(x), grad);
+    io.map_store(s, ExpMinusAffine(s.splat(max), s.splat(r), s.splat(offset)));
+}
+
+/// `exp(v − m)·r + b`.
+struct ExpMinusAffine<S: Lanes>(S::V, S::V, S::V);
+
+impl<S: Lanes> Map<S> for ExpMinusAffine<S> {
+    #[cfg_attr(not(unoptimized), inline(always))]
+    fn apply(&self, s: S, v: S::V) -> S::V {
+        s.mul_add(Plain.exp_shift(s, v, self.0), self.1, self.2)
+    }
 }
 
 /// The loss of a row, with `grad = (softmax(x) − q)·weight` written.
@@ -80,27 +114,34 @@ impl<X: Storage> ChunkJob<Pair<X, f32>> for SumX {
 
 /// `−Σ q_i·ln p_i` from the row's (max, sum) (and `Σx` with smoothing).
 fn loss_of<X: Storage>(total: Partial, x: &[X], target: Target, sum_x: f64) -> f64 {
-    let eps = target.smoothing;
-    let n = x.len() as f64;
-    let x_t = f64::from(x[target.index].to_f32());
-    // The special rows, by the softmax rules: NaN → NaN; k entries of +inf
-    // have ln p = −ln k, the rest −inf; nothing above −inf: every ln p = −inf.
-    let k = match RowClass::of(total, x.iter().map(|v| v.to_f32())) {
-        RowClass::Nan => return f64::NAN,
-        RowClass::Finite => {
-            // The smoothing term is left out at ε = 0, where 0·(+inf)
-            // would make an −inf logit's row NaN.
-            let m = f64::from(total.max);
-            let smooth = if eps > 0.0 {
-                eps * (m - sum_x / n)
-            } else {
-                0.0
-            };
-            return (1.0 - eps) * (m - x_t) + smooth + total.sum.ln();
-        }
-        RowClass::PosInf(k) => k as f64,
-        RowClass::NoMass => 0.0,
-    };
+    let total = crate::Partial::of_row(total, x.iter().map(|v| v.to_f32()));
+    let x_t = x[target.index].to_f32();
+    loss_from(total, x_t, sum_x, x.len(), target.smoothing)
+}
+
+/// `−Σ q_i·ln p_i` of a row of `n` logits from its (max, sum) classified
+/// as a public partial, its target's logit `x_t` and (with smoothing ε)
+/// its `Σx`: all a vocabulary-sharded row can bring together.
+pub(crate) fn loss_from(total: crate::Partial, x_t: f32, sum_x: f64, n: usize, eps: f64) -> f64 {
+    let n = n as f64;
+    let (max, sum) = (total.max(), total.sum());
+    if sum.is_nan() {
+        return f64::NAN;
+    }
+    if max.is_finite() {
+        // The smoothing term is left out at ε = 0, where 0·(+inf) would
+        // make an −inf logit's row NaN.
+        let m = f64::from(max);
+        let smooth = if eps > 0.0 {
+            eps * (m - sum_x / n)
+        } else {
+            0.0
+        };
+        return (1.0 - eps) * (m - f64::from(x_t)) + smooth + sum.ln();
+    }
+    // The special rows, by the softmax rules: `k` entries of +inf have
+    // ln p = −ln k, the rest −inf; nothing above −inf: every ln p = −inf.
+    let k = if max == f32::INFINITY { sum } else { 0.0 };
     let minus_log_p = |v: f32| {
         if k > 0.0 && v == f32::INFINITY {
             k.ln()
@@ -108,10 +149,11 @@ fn loss_of<X: Storage>(total: Partial, x: &[X], target: Target, sum_x: f64) -> f
             f64::INFINITY
         }
     };
+    // Σ over the row of −ln p: finite only when every entry is +inf.
     let smooth = if eps > 0.0 {
-        eps / n * x.iter().map(|v| minus_log_p(v.to_f32())).sum::<f64>()
+        eps * if k == n { k.ln() } else { f64::INFINITY }
     } else {
         0.0
     };
-    (1.0 - eps) * minus_log_p(x[target.index].to_f32()) + smooth
+    (1.0 - eps) * minus_log_p(x_t) + smooth
 }

@@ -17,8 +17,8 @@ use simd_softmax::reference::{
     LogitSettings, SamplingSettings, sample_distribution, softmax_row_with,
 };
 use simd_softmax::{
-    Algorithm, BACKEND_ENV, Backend, CrossEntropyOptions, Element, Error, Reduction, Sampler,
-    Softmax, reference,
+    Algorithm, BACKEND_ENV, Backend, CrossEntropy, CrossEntropyOptions, CrossEntropyPartial,
+    Element, Error, Reduction, Sampler, Softmax, reference,
 };
 
 /// Longest row a case expands to: long enough for blocks, chunks and the
@@ -879,7 +879,30 @@ pub fn check_cross_entropy(
     // With a gradient the sum comes from the blocked softmax's partials,
     // without one from the online pass: both are checked below, and may
     // differ in their last bits.
+    check_cross_entropy_results(
+        x,
+        row_len,
+        targets,
+        (eps, ignore, reduction),
+        [&with, &without],
+        &grad,
+        &format!("{what} {sm:?}"),
+    )
+}
 
+/// Checks the results of cross-entropy calls on `x` (their losses, their
+/// reduction and `grad`, the gradient one of them wrote) against the
+/// reference. Returns the worst share of the bounds (loss, gradient).
+pub fn check_cross_entropy_results(
+    x: &[f32],
+    row_len: usize,
+    targets: &[usize],
+    (eps, ignore, reduction): (f32, Option<usize>, Reduction),
+    results: [&CrossEntropy; 2],
+    grad: &[f32],
+    what: &str,
+) -> (f64, f64) {
+    let [with, without] = results;
     let counted = targets.iter().filter(|&&t| Some(t) != ignore).count();
     assert_eq!(with.counted, counted);
     let weight = if reduction == Reduction::Mean {
@@ -895,7 +918,7 @@ pub fn check_cross_entropy(
         .zip(grad.chunks(row_len))
         .enumerate()
     {
-        let at = || format!("{what} {sm:?} row {r} target {t}");
+        let at = || format!("{what} row {r} target {t}");
         if Some(t) == ignore {
             assert_eq!(with.per_row[r], 0.0, "{}", at());
             assert!(
@@ -971,6 +994,88 @@ pub fn check_cross_entropy(
         }
     }
     (worst_loss, worst_grad)
+}
+
+// ------------------------------------------------ vocabulary-parallel
+
+/// Column ranges of `shards` shards of rows of `n` (uneven, some empty
+/// when `shards > n`).
+pub fn shard_ranges(n: usize, shards: usize) -> Vec<std::ops::Range<usize>> {
+    (0..shards)
+        .map(|k| k * n / shards..(k + 1) * n / shards)
+        .collect()
+}
+
+/// Columns `range` of each row of `x`.
+fn columns<E: Copy>(x: &[E], n: usize, range: std::ops::Range<usize>) -> Vec<E> {
+    x.chunks(n)
+        .flat_map(|row| row[range.clone()].to_vec())
+        .collect()
+}
+
+/// The vocabulary-sharded cross-entropy recipe on `x`: each shard's
+/// partials, merged in the order of the shards rotated by `rotate`, then each shard's loss and gradient (scattered back into rows of
+/// `n`). Every shard's result must be the same; returns it and the
+/// gradient.
+pub fn sharded_cross_entropy<E: Element>(
+    sm: &Softmax,
+    x: &[E],
+    n: usize,
+    targets: &[usize],
+    shards: usize,
+    (eps, ignore, reduction): (f32, Option<usize>, Reduction),
+    rotate: usize,
+) -> (CrossEntropy, Vec<f32>) {
+    let ranges = shard_ranges(n, shards);
+    let xs: Vec<Vec<E>> = ranges.iter().map(|c| columns(x, n, c.clone())).collect();
+    let mut parts: Vec<Vec<CrossEntropyPartial>> = ranges
+        .iter()
+        .zip(&xs)
+        .map(|(c, xk)| {
+            sm.run_cross_entropy_partial(xk, c.len(), targets, c.start, eps)
+                .unwrap()
+        })
+        .collect();
+    parts.rotate_left(rotate % shards.max(1));
+    let merged: Vec<CrossEntropyPartial> = (0..targets.len())
+        .map(|row| {
+            parts
+                .iter()
+                .fold(CrossEntropyPartial::EMPTY, |m, p| m.merge(p[row]))
+        })
+        .collect();
+    let mut grad = vec![7.0f32; x.len()];
+    let mut result = None::<CrossEntropy>;
+    for (c, xk) in ranges.iter().zip(&xs) {
+        let mut gk = vec![7.0f32; xk.len()];
+        let ce = sm
+            .run_cross_entropy_shard(
+                xk,
+                c.len(),
+                targets,
+                c.start,
+                &merged,
+                CrossEntropyOptions {
+                    label_smoothing: eps,
+                    ignore_index: ignore,
+                    reduction,
+                    grad: Some(&mut gk),
+                },
+            )
+            .unwrap();
+        if let Some(first) = &result {
+            assert_eq!(
+                bits(&first.per_row),
+                bits(&ce.per_row),
+                "same on every shard"
+            );
+        }
+        result = Some(ce);
+        for (row, g) in grad.chunks_mut(n).zip(gk.chunks(c.len().max(1))) {
+            row[c.clone()].copy_from_slice(&g[..c.len()]);
+        }
+    }
+    (result.unwrap(), grad)
 }
 
 /// `v`, or +inf where its correctly rounded f32 is (beyond f32::MAX).
@@ -1305,6 +1410,22 @@ impl CrossEntropyCase {
             let w = pool(1).install(|| {
                 check_cross_entropy(&sm, &x, row_len, &targets, (eps, ignore, reduction), "fuzz")
             });
+            worst = (worst.0.max(w.0), worst.1.max(w.1));
+            // The same rows held as vocabulary shards.
+            let settings = (eps, ignore, reduction);
+            let shards = [1, 2, 3, 8][rows % 4];
+            let (ce, grad) = pool(1).install(|| {
+                sharded_cross_entropy(&sm, &x, row_len, &targets, shards, settings, rows)
+            });
+            let w = check_cross_entropy_results(
+                &x,
+                row_len,
+                &targets,
+                settings,
+                [&ce, &ce],
+                &grad,
+                &format!("fuzz, {shards} shards {sm:?}"),
+            );
             worst = (worst.0.max(w.0), worst.1.max(w.1));
             let run = |threads: usize| {
                 let mut grad = vec![0.0f32; x.len()];
