@@ -781,12 +781,12 @@ impl Softmax {
     }
 
     /// [`crate::cross_entropy`] on this builder's backend.
-    pub fn run_cross_entropy<E: Element>(
+    pub fn run_cross_entropy<E: Element, G: Element>(
         &self,
         logits: &[E],
         row_len: usize,
         targets: &[usize],
-        options: CrossEntropyOptions<'_>,
+        options: CrossEntropyOptions<'_, G>,
     ) -> Result<CrossEntropy, Error> {
         crate::cross_entropy::run(self, E::slice(logits), row_len, targets, options)
     }

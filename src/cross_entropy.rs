@@ -2,7 +2,7 @@
 
 use crate::dispatch::{self, WithLanes};
 use crate::driver::{self, RowTask};
-use crate::element::{Element, Slice, Storage};
+use crate::element::{Element, Slice, SliceMut, Storage};
 use crate::error::{Argument, Parameter};
 use crate::kernels::cross_entropy::{Target, loss, loss_and_grad};
 #[cfg(feature = "rayon")]
@@ -29,9 +29,11 @@ pub enum Reduction {
     None,
 }
 
-/// Settings of [`cross_entropy`].
-#[derive(Debug, Default)]
-pub struct CrossEntropyOptions<'g> {
+/// Settings of [`cross_entropy`]. `G` is the gradient's element type: f32
+/// (the default), or the logits' type, set by
+/// [`with_grad`](CrossEntropyOptions::with_grad).
+#[derive(Debug)]
+pub struct CrossEntropyOptions<'g, G = f32> {
     /// Label smoothing ε in [0, 1): the target distribution is
     /// `(1 − ε)·one_hot + ε/row_len`.
     pub label_smoothing: f32,
@@ -42,7 +44,43 @@ pub struct CrossEntropyOptions<'g> {
     pub reduction: Reduction,
     /// When given (as long as the logits), receives d(loss)/d(logits):
     /// `(softmax − target distribution)·weight` for each row.
-    pub grad: Option<&'g mut [f32]>,
+    pub grad: Option<&'g mut [G]>,
+}
+
+impl Default for CrossEntropyOptions<'_> {
+    /// ε 0, no ignore index, the mean, no gradient.
+    fn default() -> Self {
+        CrossEntropyOptions {
+            label_smoothing: 0.0,
+            ignore_index: None,
+            reduction: Reduction::Mean,
+            grad: None,
+        }
+    }
+}
+
+impl<'g, G: Element> CrossEntropyOptions<'g, G> {
+    /// These settings with `grad` receiving the gradient, of any element
+    /// type the call takes (f32, or the logits' type).
+    ///
+    /// ```
+    /// use simd_softmax::half::bf16;
+    /// use simd_softmax::{CrossEntropyOptions, cross_entropy};
+    /// let logits: Vec<bf16> = [1.0f32, 2.0, 3.0].map(bf16::from_f32).to_vec();
+    /// let mut grad = vec![bf16::ZERO; 3];
+    /// let options = CrossEntropyOptions::default().with_grad(&mut grad);
+    /// cross_entropy(&logits, 3, &[2], options)?;
+    /// assert!(grad[2].to_f32() < 0.0 && grad[0].to_f32() > 0.0);
+    /// # Ok::<(), simd_softmax::Error>(())
+    /// ```
+    pub fn with_grad<H: Element>(self, grad: &'g mut [H]) -> CrossEntropyOptions<'g, H> {
+        CrossEntropyOptions {
+            label_smoothing: self.label_smoothing,
+            ignore_index: self.ignore_index,
+            reduction: self.reduction,
+            grad: Some(grad),
+        }
+    }
 }
 
 /// The result of [`cross_entropy`].
@@ -71,12 +109,17 @@ pub struct CrossEntropy {
 /// +inf (not NaN); NaN in a row gives NaN; +inf logits follow the softmax
 /// rule (the target at +inf among k of them costs ln k, any other +inf).
 /// f16 and bf16 logits convert exactly in registers and give the bits of
-/// the call on the logits in f32 (the gradient is f32).
+/// the call on the logits in f32; their gradient is f32 or, with
+/// [`CrossEntropyOptions::with_grad`], of their own type: then the f32
+/// gradient rounded once to it (within the f32 gradient's bound plus half
+/// an ULP of the type; its max and sum from the online pass, its values
+/// written once in a second read, one row per thread).
 ///
 /// Errors (nothing written): `targets` not one per row, `grad` not as long
 /// as `logits`, a target out of range that is not `ignore_index`
 /// ([`Error::TargetOutOfRange`] names the row), ε outside [0, 1), bad row
-/// shapes.
+/// shapes, a gradient type other than f32 or the logits'
+/// ([`Error::UnsupportedElements`]).
 ///
 /// ```
 /// use simd_softmax::{CrossEntropyOptions, Reduction, cross_entropy};
@@ -92,37 +135,84 @@ pub struct CrossEntropy {
 /// assert!((grad[1] + 2.0 / 3.0).abs() < 1e-6); // p − 1 at the target
 /// # Ok::<(), simd_softmax::Error>(())
 /// ```
-pub fn cross_entropy<E: Element>(
+pub fn cross_entropy<E: Element, G: Element>(
     logits: &[E],
     row_len: usize,
     targets: &[usize],
-    options: CrossEntropyOptions<'_>,
+    options: CrossEntropyOptions<'_, G>,
 ) -> Result<CrossEntropy, Error> {
     Softmax::new().run_cross_entropy(logits, row_len, targets, options)
 }
 
 /// [`cross_entropy`] on `sm`'s backend, logits of any element type (each
 /// its own compiled rows, converted in registers).
-pub(crate) fn run(
+pub(crate) fn run<G: Element>(
+    sm: &Softmax,
+    logits: Slice<'_>,
+    row_len: usize,
+    targets: &[usize],
+    options: CrossEntropyOptions<'_, G>,
+) -> Result<CrossEntropy, Error> {
+    let grad = options.grad.map(|g| G::slice_mut(g));
+    let options = CrossEntropyOptions {
+        label_smoothing: options.label_smoothing,
+        ignore_index: options.ignore_index,
+        reduction: options.reduction,
+        grad: None,
+    };
+    run_untyped(sm, logits, row_len, targets, options, grad)
+}
+
+/// [`run`], not generic: each (logits, gradient) pair taken is compiled
+/// here once.
+fn run_untyped(
     sm: &Softmax,
     logits: Slice<'_>,
     row_len: usize,
     targets: &[usize],
     options: CrossEntropyOptions<'_>,
+    grad: Option<SliceMut<'_>>,
 ) -> Result<CrossEntropy, Error> {
-    match logits {
-        Slice::F32(x) => run_typed(sm, x, row_len, targets, options),
-        Slice::F16(x) => run_typed(sm, x, row_len, targets, options),
-        Slice::Bf16(x) => run_typed(sm, x, row_len, targets, options),
+    let o = |grad| settings(&options, grad);
+    match (logits, grad) {
+        (Slice::F32(x), None) => run_typed::<_, f32>(sm, x, row_len, targets, o(None)),
+        (Slice::F16(x), None) => run_typed::<_, f32>(sm, x, row_len, targets, o(None)),
+        (Slice::Bf16(x), None) => run_typed::<_, f32>(sm, x, row_len, targets, o(None)),
+        (Slice::F32(x), Some(SliceMut::F32(g))) => run_typed(sm, x, row_len, targets, o(Some(g))),
+        (Slice::F16(x), Some(SliceMut::F32(g))) => run_typed(sm, x, row_len, targets, o(Some(g))),
+        (Slice::Bf16(x), Some(SliceMut::F32(g))) => run_typed(sm, x, row_len, targets, o(Some(g))),
+        (Slice::F16(x), Some(SliceMut::F16(g))) => {
+            run_typed(sm, x, row_len, targets, settings(&options, Some(g)))
+        }
+        (Slice::Bf16(x), Some(SliceMut::Bf16(g))) => {
+            run_typed(sm, x, row_len, targets, settings(&options, Some(g)))
+        }
+        (logits, Some(grad)) => Err(Error::UnsupportedElements {
+            input: logits.element_type(),
+            output: grad.element_type(),
+        }),
     }
 }
 
-fn run_typed<X: Storage>(
+/// `options`' settings with `grad`.
+fn settings<'g, H>(
+    options: &CrossEntropyOptions<'_>,
+    grad: Option<&'g mut [H]>,
+) -> CrossEntropyOptions<'g, H> {
+    CrossEntropyOptions {
+        label_smoothing: options.label_smoothing,
+        ignore_index: options.ignore_index,
+        reduction: options.reduction,
+        grad,
+    }
+}
+
+fn run_typed<X: Storage, G: Storage>(
     sm: &Softmax,
     logits: &[X],
     row_len: usize,
     targets: &[usize],
-    options: CrossEntropyOptions<'_>,
+    options: CrossEntropyOptions<'_, G>,
 ) -> Result<CrossEntropy, Error> {
     let rows = shape::rows(logits.len(), row_len)?;
     shape::argument_length(Argument::Targets, targets.len(), rows)?;
@@ -219,15 +309,15 @@ impl RowSpec {
 }
 
 /// Rows of a cross-entropy call: the losses, and the gradient when asked.
-struct CrossEntropyRows<'a, X> {
+struct CrossEntropyRows<'a, X, G> {
     spec: RowSpec,
     logits: &'a [X],
     targets: &'a [usize],
-    grad: Option<&'a mut [f32]>,
+    grad: Option<&'a mut [G]>,
     losses: &'a mut [f64],
 }
 
-impl<X: Storage> WithLanes for CrossEntropyRows<'_, X> {
+impl<X: Storage, G: Storage> WithLanes for CrossEntropyRows<'_, X, G> {
     type Output = ();
     fn with<S: Lanes>(self, s: S) {
         let row_len = self.spec.row_len;
@@ -235,7 +325,7 @@ impl<X: Storage> WithLanes for CrossEntropyRows<'_, X> {
     }
 }
 
-impl<X: Storage> RowTask for CrossEntropyRows<'_, X> {
+impl<X: Storage, G: Storage> RowTask for CrossEntropyRows<'_, X, G> {
     fn rows(&self) -> usize {
         self.targets.len()
     }
@@ -277,7 +367,7 @@ impl<X: Storage> RowTask for CrossEntropyRows<'_, X> {
                     *loss_out = match self.spec.target(t) {
                         Some(t) => loss_and_grad(&Sequential(s), x, g, t, self.spec.weight),
                         None => {
-                            g.fill(0.0);
+                            g.fill(G::from_f32(0.0));
                             0.0
                         }
                     };
@@ -308,7 +398,7 @@ impl<X: Storage> RowTask for CrossEntropyRows<'_, X> {
         };
         self.losses[0] = match self.spec.target(self.targets[0]) {
             None => {
-                grad.fill(0.0);
+                grad.fill(G::from_f32(0.0));
                 0.0
             }
             Some(t) => loss_and_grad(&Parallel(s), self.logits, grad, t, self.spec.weight),

@@ -107,6 +107,9 @@ impl Slice<'_> {
             Slice::Bf16(x) => x.len(),
         }
     }
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 impl<'a> Slice<'a> {
@@ -183,6 +186,17 @@ pub(crate) trait Storage: Copy + Send + Sync + 'static {
     fn to_f32(self) -> f32;
     /// `v` rounded to the type (to nearest, ties to even).
     fn from_f32(v: f32) -> Self;
+    /// [`Lanes::greater_bits64`] on values of this type.
+    #[cfg_attr(not(unoptimized), inline(always))]
+    fn greater_bits64<S: Lanes>(s: S, x: &[Self], b: S::V, word: &mut u64) {
+        let x = &x[..64];
+        let mut w = 0u64;
+        // `LANES` divides 64 on every backend.
+        for j in (0..64).step_by(S::LANES) {
+            w |= u64::from(s.greater_mask(Self::load(s, &x[j..]), b)) << j;
+        }
+        *word = w;
+    }
 }
 
 impl Storage for f32 {
@@ -210,6 +224,10 @@ impl Storage for f32 {
     #[cfg_attr(not(unoptimized), inline(always))]
     fn from_f32(v: f32) -> f32 {
         v
+    }
+    #[cfg_attr(not(unoptimized), inline(always))]
+    fn greater_bits64<S: Lanes>(s: S, x: &[f32], b: S::V, word: &mut u64) {
+        s.greater_bits64(x, b, word);
     }
 }
 

@@ -92,8 +92,15 @@
 //! as f32 rows in place, with their bits. [`logsumexp`], [`argmax`] and
 //! [`entropy`] (and their `_rows`) take f16 and bf16 rows, converted in
 //! registers, and give the bits of the f32 call on the converted row;
-//! so does [`cross_entropy`] (its gradient in f32). The backward passes
-//! and the sampler take f32 rows for now.
+//! so do [`cross_entropy`] (its f32 gradient too), [`cross_entropy_partial`]
+//! and [`cross_entropy_shard`], and the sampler ([`Sampler::sample`],
+//! [`Sampler::sample_rows`], [`Sampler::distribution`], [`top_k_probs`],
+//! [`top_k_log_probs`]: the same tokens, distributions and bits). A
+//! cross-entropy gradient in the logits' own type
+//! ([`CrossEntropyOptions::with_grad`]) is within the f32 gradient's bound
+//! plus half an ULP of the type (its values written once from the row's
+//! max and sum). The
+//! backward passes take f32 rows for now.
 //!
 //! **Log-softmax and logsumexp** ([`log_softmax`], [`logsumexp`];
 //! `tests/log_softmax.rs`): `|y − y_ref| ≤ 2^-22·|y_ref| + 2^-21`

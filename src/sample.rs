@@ -24,6 +24,7 @@ use rand::{Rng, RngExt, SeedableRng};
 
 use crate::dispatch::{self, Backend, WithLanes};
 use crate::driver::{self, RowTask};
+use crate::element::{Element, Pair, Slice, Storage};
 use crate::error::{Parameter, SampleFailure};
 use crate::kernels::argmax::argmax;
 use crate::kernels::nucleus::{
@@ -173,21 +174,24 @@ impl Sampler {
     /// The draw inverts the cumulative distribution of the kept tokens, in
     /// rank order with top-k and in index order otherwise (one pass, no
     /// order to build): each token's chance is its probability either way.
-    pub fn sample(&self, logits: &[f32], rng: &mut impl Rng) -> Result<usize, Error> {
-        self.sample_at(logits, rng.random())
+    ///
+    /// f16 and bf16 logits convert exactly in registers (no f32 copy of the
+    /// row) and give the token of the call on the converted logits.
+    pub fn sample<E: Element>(&self, logits: &[E], rng: &mut impl Rng) -> Result<usize, Error> {
+        self.sample_at(E::slice(logits), rng.random())
     }
 
     /// [`sample`](Self::sample) at the uniform `u` in [0, 1). Not generic
     /// (the kernels are compiled in this crate once, not again in each
     /// caller's for its `Rng`).
-    fn sample_at(&self, logits: &[f32], u: f64) -> Result<usize, Error> {
+    fn sample_at(&self, logits: Slice<'_>, u: f64) -> Result<usize, Error> {
         let backend = self.backend()?;
-        let call = SampleOne {
-            sp: self,
-            x: logits,
-            u,
+        let drawn = match logits {
+            Slice::F32(x) => dispatch::run(backend, SampleOne { sp: self, x, u })?,
+            Slice::F16(x) => dispatch::run(backend, SampleOne { sp: self, x, u })?,
+            Slice::Bf16(x) => dispatch::run(backend, SampleOne { sp: self, x, u })?,
         };
-        dispatch::run(backend, call)?.map_err(|reason| Error::CannotSample { row: 0, reason })
+        drawn.map_err(|reason| Error::CannotSample { row: 0, reason })
     }
 
     /// One token per row of `row_len` logits into `out`, rows in parallel.
@@ -195,9 +199,20 @@ impl Sampler {
     /// do not depend on the thread count. Errors (nothing written): bad
     /// shapes, `out` not one per row, or any row that cannot be sampled
     /// (the first such row is named).
-    pub fn sample_rows(
+    pub fn sample_rows<E: Element>(
         &self,
-        logits: &[f32],
+        logits: &[E],
+        row_len: usize,
+        seed: u64,
+        out: &mut [usize],
+    ) -> Result<(), Error> {
+        self.sample_rows_of(E::slice(logits), row_len, seed, out)
+    }
+
+    /// [`sample_rows`](Self::sample_rows), not generic (compiled here once).
+    fn sample_rows_of(
+        &self,
+        logits: Slice<'_>,
         row_len: usize,
         seed: u64,
         out: &mut [usize],
@@ -207,15 +222,19 @@ impl Sampler {
         let backend = self.backend()?;
         let mut results = vec![Err(SampleFailure::NoMass); rows];
         if rows > 0 {
-            let task = SampleRows {
-                sp: self,
-                logits,
-                row_len,
-                seed,
-                first_row: 0,
-                out: &mut results,
-            };
-            dispatch::run(backend, task)?;
+            let sp = self;
+            let out = &mut results;
+            match logits {
+                Slice::F32(x) => {
+                    dispatch::run(backend, SampleRows::new(sp, x, row_len, seed, out))?
+                }
+                Slice::F16(x) => {
+                    dispatch::run(backend, SampleRows::new(sp, x, row_len, seed, out))?
+                }
+                Slice::Bf16(x) => {
+                    dispatch::run(backend, SampleRows::new(sp, x, row_len, seed, out))?
+                }
+            }
         }
         if let Some((row, Err(reason))) = results.iter().enumerate().find(|(_, r)| r.is_err()) {
             return Err(Error::CannotSample {
@@ -235,14 +254,19 @@ impl Sampler {
     /// f32 are left out. The same kernels as
     /// [`sample`](Self::sample) find the set; for the unfiltered path this lists (and
     /// sorts) the whole row.
-    pub fn distribution(&self, logits: &[f32]) -> Result<Vec<(usize, f32)>, Error> {
+    pub fn distribution<E: Element>(&self, logits: &[E]) -> Result<Vec<(usize, f32)>, Error> {
+        self.distribution_of(E::slice(logits))
+    }
+
+    /// [`distribution`](Self::distribution), not generic.
+    fn distribution_of(&self, logits: Slice<'_>) -> Result<Vec<(usize, f32)>, Error> {
         let backend = self.backend()?;
-        let call = Distribution {
-            sp: self,
-            x: logits,
-        };
-        let kept = dispatch::run(backend, call)?
-            .map_err(|reason| Error::CannotSample { row: 0, reason })?;
+        let kept = match logits {
+            Slice::F32(x) => dispatch::run(backend, Distribution { sp: self, x })?,
+            Slice::F16(x) => dispatch::run(backend, Distribution { sp: self, x })?,
+            Slice::Bf16(x) => dispatch::run(backend, Distribution { sp: self, x })?,
+        }
+        .map_err(|reason| Error::CannotSample { row: 0, reason })?;
         let total: f64 = kept.iter().map(|&(_, w)| w).sum();
         // A token whose probability rounds to 0 in f32 is not listed (its
         // f64 weight may still be positive: below 2^-126 the probabilities
@@ -269,13 +293,13 @@ const EMPTY_ROW: SampleFailure = SampleFailure::NoMass;
 const TOO_LONG: SampleFailure = SampleFailure::TooLong;
 
 /// One draw from one row.
-struct SampleOne<'a> {
+struct SampleOne<'a, X> {
     sp: &'a Sampler,
-    x: &'a [f32],
+    x: &'a [X],
     u: f64,
 }
 
-impl WithLanes for SampleOne<'_> {
+impl<X: Storage> WithLanes for SampleOne<'_, X> {
     type Output = Result<usize, SampleFailure>;
     fn with<S: Lanes>(self, s: S) -> Self::Output {
         sample_row(s, self.sp, self.x, self.u)
@@ -283,12 +307,12 @@ impl WithLanes for SampleOne<'_> {
 }
 
 /// The kept tokens of one row.
-struct Distribution<'a> {
+struct Distribution<'a, X> {
     sp: &'a Sampler,
-    x: &'a [f32],
+    x: &'a [X],
 }
 
-impl WithLanes for Distribution<'_> {
+impl<X: Storage> WithLanes for Distribution<'_, X> {
     type Output = Result<Vec<(u32, f64)>, SampleFailure>;
     fn with<S: Lanes>(self, s: S) -> Self::Output {
         kept_tokens(s, self.sp, self.x)
@@ -297,16 +321,35 @@ impl WithLanes for Distribution<'_> {
 
 /// Rows `first_row..` of a `sample_rows` call, each drawn with its own
 /// generator.
-struct SampleRows<'a> {
+struct SampleRows<'a, X> {
     sp: &'a Sampler,
-    logits: &'a [f32],
+    logits: &'a [X],
     row_len: usize,
     seed: u64,
     first_row: usize,
     out: &'a mut [Result<usize, SampleFailure>],
 }
 
-impl WithLanes for SampleRows<'_> {
+impl<'a, X: Storage> SampleRows<'a, X> {
+    fn new(
+        sp: &'a Sampler,
+        logits: &'a [X],
+        row_len: usize,
+        seed: u64,
+        out: &'a mut [Result<usize, SampleFailure>],
+    ) -> Self {
+        SampleRows {
+            sp,
+            logits,
+            row_len,
+            seed,
+            first_row: 0,
+            out,
+        }
+    }
+}
+
+impl<X: Storage> WithLanes for SampleRows<'_, X> {
     type Output = ();
     fn with<S: Lanes>(self, s: S) {
         let row_len = self.row_len;
@@ -314,7 +357,7 @@ impl WithLanes for SampleRows<'_> {
     }
 }
 
-impl RowTask for SampleRows<'_> {
+impl<X: Storage> RowTask for SampleRows<'_, X> {
     fn rows(&self) -> usize {
         self.out.len()
     }
@@ -347,7 +390,12 @@ impl RowTask for SampleRows<'_> {
 }
 
 /// The token for uniform `u ∈ [0, 1)`.
-fn sample_row<S: Lanes>(s: S, sp: &Sampler, x: &[f32], u: f64) -> Result<usize, SampleFailure> {
+fn sample_row<S: Lanes, X: Storage>(
+    s: S,
+    sp: &Sampler,
+    x: &[X],
+    u: f64,
+) -> Result<usize, SampleFailure> {
     if x.is_empty() {
         return Err(EMPTY_ROW);
     }
@@ -377,16 +425,20 @@ fn sample_row<S: Lanes>(s: S, sp: &Sampler, x: &[f32], u: f64) -> Result<usize, 
     Ok(draw(&kept, u))
 }
 
-fn greedy<S: Lanes>(s: S, x: &[f32]) -> Result<usize, SampleFailure> {
+fn greedy<S: Lanes, X: Storage>(s: S, x: &[X]) -> Result<usize, SampleFailure> {
     match s.vectorize(ArgMaxJob(x)) {
         None => Err(NAN_ROW),
-        Some(i) if x[i] == f32::NEG_INFINITY => Err(EMPTY_ROW),
+        Some(i) if x[i].to_f32() == f32::NEG_INFINITY => Err(EMPTY_ROW),
         Some(i) => Ok(i),
     }
 }
 
 /// The kept tokens with their (unnormalised) weights, best first.
-fn kept_tokens<S: Lanes>(s: S, sp: &Sampler, x: &[f32]) -> Result<Vec<(u32, f64)>, SampleFailure> {
+fn kept_tokens<S: Lanes, X: Storage>(
+    s: S,
+    sp: &Sampler,
+    x: &[X],
+) -> Result<Vec<(u32, f64)>, SampleFailure> {
     if x.is_empty() {
         return Err(EMPTY_ROW);
     }
@@ -420,10 +472,10 @@ fn kept_tokens<S: Lanes>(s: S, sp: &Sampler, x: &[f32]) -> Result<Vec<(u32, f64)
 }
 
 /// The top-p prefix of a row (top-k off, temperature not 0).
-fn nucleus_of<S: Lanes>(
+fn nucleus_of<S: Lanes, X: Storage>(
     s: S,
     sp: &Sampler,
-    x: &[f32],
+    x: &[X],
     top_p: f32,
 ) -> Result<Prefix, SampleFailure> {
     if x.len() > u32::MAX as usize {
@@ -557,9 +609,9 @@ fn draw(kept: &[(u32, f64)], u: f64) -> usize {
 }
 
 /// The lowest index of a row's largest value.
-struct ArgMaxJob<'a>(&'a [f32]);
+struct ArgMaxJob<'a, X>(&'a [X]);
 
-impl Job for ArgMaxJob<'_> {
+impl<X: Storage> Job for ArgMaxJob<'_, X> {
     type Output = Option<usize>;
     #[cfg_attr(not(unoptimized), inline(always))]
     fn run<S: Lanes>(self, s: S) -> Option<usize> {
@@ -568,12 +620,12 @@ impl Job for ArgMaxJob<'_> {
 }
 
 /// The top k of a row and whether it holds NaN.
-struct TopKJob<'a> {
-    x: &'a [f32],
+struct TopKJob<'a, X> {
+    x: &'a [X],
     k: usize,
 }
 
-impl Job for TopKJob<'_> {
+impl<X: Storage> Job for TopKJob<'_, X> {
     type Output = (Vec<(f32, u32)>, bool);
     #[cfg_attr(not(unoptimized), inline(always))]
     fn run<S: Lanes>(self, s: S) -> Self::Output {
@@ -587,12 +639,12 @@ impl Job for TopKJob<'_> {
 /// [`Sampler::distribution`] without top-k or top-p, which lists the whole
 /// row), and the total. Ordered by logit, not by the f32 weight, which can
 /// tie where the logits do not.
-struct AllWeights<'a> {
-    x: &'a [f32],
+struct AllWeights<'a, X> {
+    x: &'a [X],
     c: f64,
 }
 
-impl Job for AllWeights<'_> {
+impl<X: Storage> Job for AllWeights<'_, X> {
     type Output = Result<(Vec<(u32, f64)>, f64), SampleFailure>;
     #[cfg_attr(not(unoptimized), inline(always))]
     fn run<S: Lanes>(self, s: S) -> Self::Output {
@@ -602,8 +654,8 @@ impl Job for AllWeights<'_> {
             let inf: Vec<(f32, u32)> = x
                 .iter()
                 .enumerate()
-                .filter(|&(_, &v)| v == f32::INFINITY)
-                .map(|(i, &v)| (v, i as u32))
+                .filter(|&(_, v)| v.to_f32() == f32::INFINITY)
+                .map(|(i, _)| (f32::INFINITY, i as u32))
                 .collect();
             let w = weigh(&inf, self.c)?;
             let total = w.len() as f64;
@@ -611,7 +663,7 @@ impl Job for AllWeights<'_> {
         }
         let t = Scaled(Factor::new(self.c));
         let mut w = vec![0.0f32; x.len()];
-        Io::new(Some(x), &mut w).map_store(s, ExpMinus::new(s, m, t));
+        Io::<_, Pair<X, f32>>::of(Some(x), &mut w).map_store(s, ExpMinus::new(s, m, t));
         let total: f64 = w.iter().map(|&v| f64::from(v)).sum();
         // A NaN logit made its weight, and so the total, NaN.
         if total.is_nan() {
@@ -622,7 +674,7 @@ impl Job for AllWeights<'_> {
             .zip(&w)
             .enumerate()
             .filter(|&(_, (_, &w))| w > 0.0)
-            .map(|(i, (&v, _))| (v, i as u32))
+            .map(|(i, (v, _))| (v.to_f32(), i as u32))
             .collect();
         order.sort_unstable_by(rank);
         let best = order
@@ -636,10 +688,10 @@ impl Job for AllWeights<'_> {
 /// The row's max, or why nothing can be drawn from it (NaN, nothing
 /// above −inf).
 #[cfg_attr(not(unoptimized), inline(always))]
-fn drawable_max<S: Lanes>(s: S, x: &[f32]) -> Result<f32, SampleFailure> {
+fn drawable_max<S: Lanes, X: Storage>(s: S, x: &[X]) -> Result<f32, SampleFailure> {
     let m = max(s, x, Plain);
     if !m.is_finite() {
-        match RowClass::scan(x.iter().copied()) {
+        match RowClass::scan(x.iter().map(|v| v.to_f32())) {
             RowClass::Nan => return Err(NAN_ROW),
             RowClass::NoMass => return Err(EMPTY_ROW),
             _ => {}
@@ -653,8 +705,8 @@ fn drawable_max<S: Lanes>(s: S, x: &[f32]) -> Result<f32, SampleFailure> {
 /// the candidates at or above a floor (the highest level the estimates
 /// allow, checked: their weight must reach the goal), their weights (the
 /// same exps as every other pass), and where the prefix ends among them.
-struct Nucleus<'a> {
-    x: &'a [f32],
+struct Nucleus<'a, X> {
+    x: &'a [X],
     c: f64,
     top_p: f32,
 }
@@ -690,7 +742,7 @@ enum Tried {
     Unsure(Candidates),
 }
 
-impl Job for Nucleus<'_> {
+impl<X: Storage> Job for Nucleus<'_, X> {
     type Output = Result<Prefix, SampleFailure>;
     #[cfg_attr(not(unoptimized), inline(always))]
     fn run<S: Lanes>(self, s: S) -> Self::Output {
@@ -704,7 +756,7 @@ impl Job for Nucleus<'_> {
     }
 }
 
-impl Nucleus<'_> {
+impl<X: Storage> Nucleus<'_, X> {
     #[cfg_attr(not(unoptimized), inline(always))]
     fn prefix<S: Lanes, T: Logits>(&self, s: S, t: T) -> Result<Prefix, SampleFailure> {
         let x = self.x;
@@ -714,7 +766,7 @@ impl Nucleus<'_> {
             // rank by index (their logit is held as 0: the candidates'
             // selection wants finite ones).
             let id: Vec<u32> = (0..x.len())
-                .filter(|&i| x[i] == f32::INFINITY)
+                .filter(|&i| x[i].to_f32() == f32::INFINITY)
                 .map(|i| i as u32)
                 .collect();
             let inf = Candidates {
@@ -800,7 +852,7 @@ const LEVEL_FRACTIONS: [f64; LEVELS] = [0.3, 0.45, 0.55, 0.6, 0.65, 0.7, 0.75, 0
 /// back to the next one down.
 const LEVEL_ROOM: f64 = 0.0025;
 
-impl Nucleus<'_> {
+impl<X: Storage> Nucleus<'_, X> {
     /// Levels for [`total_and_below`]: the floor the row's total would
     /// allow ([`Nucleus::floor`]), estimated from the row's first block, at
     /// fractions of its distance below the max, highest first. Only speed
@@ -900,14 +952,14 @@ fn weight_floor(m: f32, w: f64, c: f64) -> f32 {
 /// The temperature (and min-p) draw without a candidate list: block
 /// (max, sum) partials in one read, then the token inside the block the
 /// draw lands in, from the same exps recomputed.
-struct BlockDraw<'a> {
-    x: &'a [f32],
+struct BlockDraw<'a, X> {
+    x: &'a [X],
     c: f64,
     min_p: Option<f32>,
     u: f64,
 }
 
-impl Job for BlockDraw<'_> {
+impl<X: Storage> Job for BlockDraw<'_, X> {
     type Output = Result<usize, SampleFailure>;
     #[cfg_attr(not(unoptimized), inline(always))]
     fn run<S: Lanes>(self, s: S) -> Self::Output {
@@ -920,7 +972,7 @@ impl Job for BlockDraw<'_> {
     }
 }
 
-impl BlockDraw<'_> {
+impl<X: Storage> BlockDraw<'_, X> {
     #[cfg_attr(not(unoptimized), inline(always))]
     fn draw<S: Lanes, T: Logits>(&self, s: S, t: T) -> Result<usize, SampleFailure> {
         let x = self.x;
@@ -1000,10 +1052,15 @@ fn logit_floor(m: f32, p: f64, c: f64) -> f32 {
 
 /// `(max, Σ w)` of a block, `w = exp((x − max)·c)`, zero below `floor`.
 #[cfg_attr(not(unoptimized), inline(always))]
-fn block_part<S: Lanes, T: Logits>(s: S, block: &[f32], t: T, floor: Option<f32>) -> Partial {
+fn block_part<S: Lanes, X: Storage, T: Logits>(
+    s: S,
+    block: &[X],
+    t: T,
+    floor: Option<f32>,
+) -> Partial {
     let m = max(s, block, Plain);
     if !m.is_finite() {
-        let nan = block.iter().any(|v| v.is_nan());
+        let nan = block.iter().any(|v| v.to_f32().is_nan());
         return Partial {
             max: m,
             sum: if nan { f64::NAN } else { 0.0 },
@@ -1030,9 +1087,9 @@ impl<S: Lanes, M: crate::kernels::Map<S>> crate::kernels::Map<S> for Floored<M> 
 /// (rescaled to the row max) passes `goal`.
 #[allow(clippy::too_many_arguments)]
 #[cfg_attr(not(unoptimized), inline(always))]
-fn in_block<S: Lanes, T: Logits>(
+fn in_block<S: Lanes, X: Storage, T: Logits>(
     s: S,
-    x: &[f32],
+    x: &[X],
     part: &Partial,
     t: T,
     floor: Option<f32>,
@@ -1045,8 +1102,8 @@ fn in_block<S: Lanes, T: Logits>(
     let w = &mut w[..x.len()];
     let f = ExpMinus::new(s, part.max, t);
     match floor {
-        None => Io::new(Some(x), w).map_store(s, f),
-        Some(fl) => Io::new(Some(x), w).map_store(s, Floored(f, fl)),
+        None => Io::<_, Pair<X, f32>>::of(Some(x), w).map_store(s, f),
+        Some(fl) => Io::<_, Pair<X, f32>>::of(Some(x), w).map_store(s, Floored(f, fl)),
     }
     let r = ((f64::from(part.max) - f64::from(m)) * c).exp();
     let mut cum = 0.0;
@@ -1065,13 +1122,15 @@ fn in_block<S: Lanes, T: Logits>(
 
 /// Rows whose max is ±inf: the +inf entries share the mass equally (the
 /// draw picks the `⌊u·k⌋`-th of the k); nothing above −inf is an error.
-fn special(x: &[f32], u: f64) -> Result<usize, SampleFailure> {
-    match RowClass::scan(x.iter().copied()) {
+fn special<X: Storage>(x: &[X], u: f64) -> Result<usize, SampleFailure> {
+    match RowClass::scan(x.iter().map(|v| v.to_f32())) {
         RowClass::Nan => return Err(NAN_ROW),
         RowClass::NoMass => return Err(EMPTY_ROW),
         _ => {}
     }
-    let inf: Vec<usize> = (0..x.len()).filter(|&i| x[i] == f32::INFINITY).collect();
+    let inf: Vec<usize> = (0..x.len())
+        .filter(|&i| x[i].to_f32() == f32::INFINITY)
+        .collect();
     let pick = ((u * inf.len() as f64) as usize).min(inf.len() - 1);
     Ok(inf[pick])
 }
@@ -1094,16 +1153,16 @@ fn special(x: &[f32], u: f64) -> Result<usize, SampleFailure> {
 /// ```
 ///
 /// Errors if `SIMD_SOFTMAX_BACKEND` forces a backend this CPU lacks.
-pub fn top_k_probs(logits: &[f32], k: usize) -> Result<Vec<(usize, f32)>, Error> {
-    top_k_values(logits, k, false)
+pub fn top_k_probs<E: Element>(logits: &[E], k: usize) -> Result<Vec<(usize, f32)>, Error> {
+    top_k_values(E::slice(logits), k, false)
 }
 
 /// [`top_k_probs`] with log-probabilities `(x − max) − ln Σ exp(x − max)`.
-pub fn top_k_log_probs(logits: &[f32], k: usize) -> Result<Vec<(usize, f32)>, Error> {
-    top_k_values(logits, k, true)
+pub fn top_k_log_probs<E: Element>(logits: &[E], k: usize) -> Result<Vec<(usize, f32)>, Error> {
+    top_k_values(E::slice(logits), k, true)
 }
 
-fn top_k_values(x: &[f32], k: usize, log: bool) -> Result<Vec<(usize, f32)>, Error> {
+fn top_k_values(x: Slice<'_>, k: usize, log: bool) -> Result<Vec<(usize, f32)>, Error> {
     if x.len() > u32::MAX as usize {
         return Err(Error::RowTooLong {
             len: x.len(),
@@ -1116,7 +1175,11 @@ fn top_k_values(x: &[f32], k: usize, log: bool) -> Result<Vec<(usize, f32)>, Err
     }
     // More than the row is the whole row (and keeps the buffer finite).
     let k = k.min(x.len());
-    let (top, total, class) = dispatch::run(backend, TopKSum { x, k })?;
+    let (top, total, class) = match x {
+        Slice::F32(x) => dispatch::run(backend, TopKSum { x, k })?,
+        Slice::F16(x) => dispatch::run(backend, TopKSum { x, k })?,
+        Slice::Bf16(x) => dispatch::run(backend, TopKSum { x, k })?,
+    };
     let m = f64::from(total.max);
     let log_sum = total.sum.ln();
     let values = top.into_iter().map(|(v, i)| {
@@ -1141,19 +1204,19 @@ fn top_k_values(x: &[f32], k: usize, log: bool) -> Result<Vec<(usize, f32)>, Err
 }
 
 /// The top k and the (max, sum) of a row in one read.
-struct TopKSum<'a> {
-    x: &'a [f32],
+struct TopKSum<'a, X> {
+    x: &'a [X],
     k: usize,
 }
 
-impl WithLanes for TopKSum<'_> {
+impl<X: Storage> WithLanes for TopKSum<'_, X> {
     type Output = (Vec<(f32, u32)>, Partial, RowClass);
     fn with<S: Lanes>(self, s: S) -> Self::Output {
         s.vectorize(self)
     }
 }
 
-impl Job for TopKSum<'_> {
+impl<X: Storage> Job for TopKSum<'_, X> {
     type Output = (Vec<(f32, u32)>, Partial, RowClass);
     #[cfg_attr(not(unoptimized), inline(always))]
     fn run<S: Lanes>(self, s: S) -> Self::Output {

@@ -282,7 +282,7 @@ fn vocabulary_sharded_matches_the_whole_row() {
                             label_smoothing: settings.0,
                             ignore_index: settings.1,
                             reduction: settings.2,
-                            grad: None,
+                            ..Default::default()
                         },
                     )
                     .unwrap();

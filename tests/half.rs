@@ -9,10 +9,12 @@
 
 mod common;
 
-use common::check::{Ty, check_typed, half_ulp};
+use common::check::{
+    Ty, backends, check_cross_entropy_results, check_typed, half_ulp, same_sampling,
+};
 use common::{builders, configs, normal_row, rng};
 use simd_softmax::half::{bf16, f16};
-use simd_softmax::{Softmax, reference};
+use simd_softmax::{CrossEntropyOptions, ElementType, Error, Reduction, Softmax, reference};
 
 /// Rows for type `X`: random at several scales, and the hostile ones.
 fn rows<X: Ty>() -> Vec<Vec<f32>> {
@@ -230,6 +232,136 @@ fn half_reductions_have_the_bits_of_the_f32_call() {
     }
     check::<f16>();
     check::<bf16>();
+}
+
+/// Sampling from f16 and bf16 logits (converted in registers) gives the
+/// tokens, distributions and top-k probabilities of the call on the logits
+/// converted to f32, whose bounds `tests/sample.rs` checks: on every
+/// backend, each path of the sampler, rows and batches.
+#[test]
+fn half_sampling_has_the_bits_of_the_f32_call() {
+    fn check<X: Ty>() {
+        let rows = rows::<X>();
+        for b in backends() {
+            for x in &rows {
+                let input: Vec<X> = x.iter().map(|&v| X::of(v)).collect();
+                same_sampling(b, &input, x, x.len());
+            }
+            // Batches of 3 rows of one length, hostile values spread.
+            for x in rows.iter().filter(|x| !x.is_empty()).step_by(5) {
+                let batch: Vec<f32> = (0..3)
+                    .flat_map(|r| x.iter().map(move |&v| if r == 1 { -v } else { v }))
+                    .collect();
+                let input: Vec<X> = batch.iter().map(|&v| X::of(v)).collect();
+                same_sampling(b, &input, &batch, x.len());
+            }
+        }
+    }
+    check::<f16>();
+    check::<bf16>();
+}
+
+/// Cross-entropy of f16 and bf16 logits with the gradient in their own
+/// type: the losses within their bound, the gradient within the f32
+/// gradient's bound plus half an ULP of the type, on every backend, with
+/// smoothing, ignored rows and each reduction, rows split across threads
+/// or not; a gradient of another 16-bit type is refused.
+#[test]
+fn half_cross_entropy_gradient_in_the_logits_type() {
+    fn check<X: Ty>() -> f64 {
+        let mut r = rng(14);
+        let mut worst = 0.0f64;
+        let lengths = (1..=40).chain([63, 64, 65, 255, 256, 257, 2049, 70_000]);
+        for n in lengths {
+            for sm in builders() {
+                let rows = if n > 10_000 { 1 } else { 3 };
+                let x: Vec<f32> = normal_row(&mut r, rows * n, [0.5, 3.0, 30.0][n % 3])
+                    .into_iter()
+                    .map(|v| X::of(v).f32())
+                    .collect();
+                let input: Vec<X> = x.iter().map(|&v| X::of(v)).collect();
+                let targets: Vec<usize> = (0..rows).map(|k| (k * 7 + 1) % n).collect();
+                for settings in [
+                    (0.0, None, Reduction::Mean),
+                    (0.1, Some(1 % n), Reduction::Sum),
+                    (0.3, None, Reduction::None),
+                ] {
+                    let options = || CrossEntropyOptions {
+                        label_smoothing: settings.0,
+                        ignore_index: settings.1,
+                        reduction: settings.2,
+                        ..Default::default()
+                    };
+                    let mut grad = vec![X::of(7.0); x.len()];
+                    let with = sm
+                        .run_cross_entropy(&input, n, &targets, options().with_grad(&mut grad))
+                        .unwrap();
+                    let without = sm
+                        .run_cross_entropy(&input, n, &targets, options())
+                        .unwrap();
+                    let what = format!("{} n={n} {settings:?} {sm:?}", X::NAME);
+                    let w = check_cross_entropy_results(
+                        &x,
+                        n,
+                        &targets,
+                        settings,
+                        [&with, &without],
+                        &grad,
+                        &what,
+                    );
+                    worst = worst.max(w.1);
+                }
+            }
+        }
+        worst
+    }
+    let f16 = check::<f16>();
+    let bf16 = check::<bf16>();
+    println!("16-bit cross-entropy gradient: worst {f16:.3} (f16), {bf16:.3} (bf16) of the bound");
+    // Special rows.
+    for sm in builders() {
+        let inf = f32::INFINITY;
+        for (x, t) in [
+            (vec![inf, 1.0, inf], 0),
+            (vec![f32::NAN, 1.0, 2.0], 1),
+            (vec![f32::NEG_INFINITY; 3], 2),
+            (vec![1.0, f32::NEG_INFINITY, 2.0], 1),
+        ] {
+            let input: Vec<bf16> = x.iter().map(|&v| bf16::from_f32(v)).collect();
+            for eps in [0.0, 0.2] {
+                let mut grad = vec![bf16::from_f32(7.0); 3];
+                let options = CrossEntropyOptions {
+                    label_smoothing: eps,
+                    reduction: Reduction::Sum,
+                    ..Default::default()
+                };
+                let ce = sm
+                    .run_cross_entropy(&input, 3, &[t], options.with_grad(&mut grad))
+                    .unwrap();
+                let settings = (eps, None, Reduction::Sum);
+                let what = format!("special {x:?} eps={eps} {sm:?}");
+                check_cross_entropy_results(&x, 3, &[t], settings, [&ce, &ce], &grad, &what);
+            }
+        }
+    }
+    // f16 logits with a bf16 gradient: refused, nothing written.
+    let input = [f16::from_f32(1.0); 4];
+    let mut grad = [bf16::from_f32(7.0); 4];
+    let options = CrossEntropyOptions::default().with_grad(&mut grad);
+    assert_eq!(
+        simd_softmax::cross_entropy(&input, 2, &[0, 1], options),
+        Err(Error::UnsupportedElements {
+            input: ElementType::F16,
+            output: ElementType::Bf16
+        })
+    );
+    assert_eq!(grad, [bf16::from_f32(7.0); 4]);
+    let mut grad = [f16::from_f32(7.0); 4];
+    let options = CrossEntropyOptions::default().with_grad(&mut grad);
+    assert!(matches!(
+        simd_softmax::cross_entropy(&[1.0f32; 4], 2, &[0, 1], options),
+        Err(Error::UnsupportedElements { .. })
+    ));
 }
 
 /// Cross-entropy of f16 and bf16 logits (converted in registers) has the

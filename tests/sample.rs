@@ -292,7 +292,10 @@ fn top_k_probs_match_the_reference() {
         }
     }
     println!("top_k_probs: worst {worst:.3} of the softmax bound");
-    assert!(top_k_probs(&[], 3).unwrap().is_empty() && top_k_probs(&[1.0], 0).unwrap().is_empty());
+    assert!(
+        top_k_probs::<f32>(&[], 3).unwrap().is_empty()
+            && top_k_probs(&[1.0], 0).unwrap().is_empty()
+    );
     assert_eq!(
         top_k_probs(&[0.0, 0.0], usize::MAX),
         Ok(vec![(0, 0.5), (1, 0.5)])

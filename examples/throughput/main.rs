@@ -17,7 +17,7 @@
 //!
 //! `--dtype f32|f16|bf16` sets the element type of softmax and log-softmax
 //! rows (`--out-dtype` the output's, by default the same) and of the
-//! logsumexp, argmax and entropy rows; the GB/s column counts the bytes
+//! logsumexp, argmax, entropy, sample and top_k rows; the GB/s column counts the bytes
 //! of input and output type. `--op softmax_convert` is the workaround the
 //! 16-bit rows replace: the batch converted to f32 with `half`'s slice
 //! conversion, our f32 softmax in place, converted back.
@@ -401,6 +401,35 @@ fn reduce_typed(
     .unwrap()
 }
 
+/// `sample_rows` on typed rows (`--dtype` with `--op sample`).
+fn sample_typed(sampler: &Sampler, x: &Typed, cols: usize, seed: u64, tokens: &mut [usize]) {
+    match x {
+        Typed::F32(x) => sampler.sample_rows(x, cols, seed, tokens),
+        Typed::F16(x) => sampler.sample_rows(x, cols, seed, tokens),
+        Typed::Bf16(x) => sampler.sample_rows(x, cols, seed, tokens),
+    }
+    .unwrap()
+}
+
+/// `top_k_probs` of each typed row, rows in parallel.
+fn top_k_typed(x: &Typed, cols: usize, k: usize) {
+    match x {
+        Typed::F32(x) => top_k_rows(x, cols, k),
+        Typed::F16(x) => top_k_rows(x, cols, k),
+        Typed::Bf16(x) => top_k_rows(x, cols, k),
+    }
+}
+
+/// `top_k_probs` of each row, rows in parallel.
+fn top_k_rows<E: simd_softmax::Element>(x: &[E], cols: usize, k: usize) {
+    use rayon::prelude::*;
+    let tops: Vec<_> = x
+        .par_chunks(cols)
+        .map(|row| top_k_probs(row, k).unwrap())
+        .collect();
+    std::hint::black_box(tops);
+}
+
 /// Softmax or log-softmax of typed rows.
 fn run_typed(sm: &Softmax<LogitSettings<'_>>, log: bool, x: &Typed, y: &mut Typed, cols: usize) {
     macro_rules! go {
@@ -643,6 +672,10 @@ fn main() {
                         "log_softmax_backward" => plain
                             .run_log_backward_rows(&probs, &x, &mut y, cols)
                             .unwrap(),
+                        "sample" if typed => {
+                            seed += 1;
+                            sample_typed(&sampler, &xt, cols, seed, &mut tokens);
+                        }
                         "sample" => {
                             seed += 1;
                             sampler.sample_rows(&x, cols, seed, &mut tokens).unwrap();
@@ -651,15 +684,8 @@ fn main() {
                             seed += 1;
                             sort_sample(&args, &x, &mut y, cols, seed, &mut tokens);
                         }
-                        "top_k" => {
-                            use rayon::prelude::*;
-                            let k = args.top_k.unwrap_or(20);
-                            let tops: Vec<_> = x
-                                .par_chunks(cols)
-                                .map(|row| top_k_probs(row, k).unwrap())
-                                .collect();
-                            std::hint::black_box(tops);
-                        }
+                        "top_k" if typed => top_k_typed(&xt, cols, args.top_k.unwrap_or(20)),
+                        "top_k" => top_k_rows(&x, cols, args.top_k.unwrap_or(20)),
                         _ => sm.run_rows(&x, &mut y, cols).unwrap(),
                     })
                 });

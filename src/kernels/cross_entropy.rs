@@ -70,27 +70,67 @@ impl<S: Lanes> Map<S> for ExpMinusAffine<S> {
     }
 }
 
-/// The loss of a row, with `grad = (softmax(x) − q)·weight` written.
+/// The loss of a row, with `grad = (softmax(x) − q)·weight` written. An
+/// f32 gradient comes from the blocked softmax (one read, the blocks
+/// rescaled in place); a 16-bit one is rounded once, so its max and sum
+/// come first (the online pass) and each value is written from them.
 #[cfg_attr(not(unoptimized), inline(always))]
-pub(crate) fn loss_and_grad<X: Storage>(
+pub(crate) fn loss_and_grad<X: Storage, G: Storage>(
     exec: &impl Exec,
     x: &[X],
-    grad: &mut [f32],
+    grad: &mut [G],
     target: Target,
     weight: f64,
 ) -> f64 {
     let eps = target.smoothing;
-    let spread = (eps * weight / x.len() as f64) as f32;
-    let io = Io::<_, Pair<X, f32>>::of(Some(x), grad);
-    let total = blocked::softmax_affine(exec, io, weight, -spread);
-    if !total.max.is_finite() {
-        // `grad` holds the special-value softmax, not yet weighted.
-        let w = weight as f32;
-        grad.iter_mut().for_each(|g| *g = g.mul_add(w, -spread));
-    }
-    grad[target.index] -= ((1.0 - eps) * weight) as f32;
+    let spread = eps * weight / x.len() as f64;
+    let total = if G::IS_F32 {
+        let io = Io::<_, Pair<X, G>>::of(Some(x), grad);
+        let total = blocked::softmax_affine(exec, io, weight, -spread as f32);
+        if !total.max.is_finite() {
+            // `grad` holds the special-value softmax, not yet weighted.
+            let w = weight as f32;
+            for g in grad.iter_mut() {
+                *g = G::from_f32(g.to_f32().mul_add(w, -spread as f32));
+            }
+        }
+        let t = &mut grad[target.index];
+        *t = G::from_f32(t.to_f32() - ((1.0 - eps) * weight) as f32);
+        total
+    } else {
+        let mut io = Io::<_, Pair<X, G>>::of(Some(x), grad);
+        let total = exec.fold(&mut io, CHUNK, &MaxSum, Partial::EMPTY, |a, b| {
+            a.merge(b, 1.0)
+        });
+        let row = crate::Partial::of_row(total, x.iter().map(|v| v.to_f32()));
+        let q_t = (1.0 - eps) * weight;
+        if row.is_finite() {
+            let write = WriteGrad {
+                max: row.max(),
+                r: (weight / row.sum()) as f32,
+                offset: -spread as f32,
+            };
+            exec.fold(&mut io, CHUNK, &write, (), |(), ()| ());
+            // The target's value from f64, rounded once (the difference
+            // cancels: a subtraction of rounded values would lose it).
+            let x_t = f64::from(x[target.index].to_f32());
+            let p_t = (x_t - f64::from(row.max())).exp() / row.sum();
+            grad[target.index] = G::from_f32((p_t * weight - spread - q_t) as f32);
+        } else {
+            // The special-value softmax (scalar: rare), weighted, rounded once.
+            let (w, spread) = (weight as f32, spread as f32);
+            for (i, (g, v)) in grad.iter_mut().zip(x).enumerate() {
+                let mut y = row.special_value(v.to_f32()).mul_add(w, -spread);
+                if i == target.index {
+                    y -= q_t as f32;
+                }
+                *g = G::from_f32(y);
+            }
+        }
+        total
+    };
     let sum_x = if eps > 0.0 {
-        let mut io = Io::<_, Pair<X, f32>>::of(Some(x), grad);
+        let mut io = Io::<_, Pair<X, G>>::of(Some(x), grad);
         exec.fold(&mut io, CHUNK, &SumX, 0.0, |a, b| a + b)
     } else {
         0.0
@@ -98,13 +138,43 @@ pub(crate) fn loss_and_grad<X: Storage>(
     loss_of(total, x, target, sum_x)
 }
 
+/// A chunk's (max, sum), read from its input.
+struct MaxSum;
+
+impl<X: Storage, Y: Storage> ChunkJob<Pair<X, Y>> for MaxSum {
+    type Out = Partial;
+    #[cfg_attr(not(unoptimized), inline(always))]
+    fn run<S: Lanes, T: Logits>(&self, s: S, _: usize, chunk: Io<'_, T, Pair<X, Y>>) -> Partial {
+        match &chunk.data {
+            Data::OutOfPlace { input, .. } => row_max_sum::<S, X, false>(s, input, &mut ()),
+            Data::InPlace(y) => row_max_sum::<S, Y, false>(s, y, &mut ()),
+        }
+    }
+}
+
+/// Writes a chunk's gradient `exp(x − max)·r + offset`.
+struct WriteGrad {
+    max: f32,
+    r: f32,
+    offset: f32,
+}
+
+impl<X: Storage, Y: Storage> ChunkJob<Pair<X, Y>> for WriteGrad {
+    type Out = ();
+    #[cfg_attr(not(unoptimized), inline(always))]
+    fn run<S: Lanes, T: Logits>(&self, s: S, _: usize, mut chunk: Io<'_, T, Pair<X, Y>>) {
+        let f = ExpMinusAffine(s.splat(self.max), s.splat(self.r), s.splat(self.offset));
+        chunk.map_store(s, f);
+    }
+}
+
 /// `Σx` of a chunk, lanes summed in f64.
 struct SumX;
 
-impl<X: Storage> ChunkJob<Pair<X, f32>> for SumX {
+impl<X: Storage, Y: Storage> ChunkJob<Pair<X, Y>> for SumX {
     type Out = f64;
     #[cfg_attr(not(unoptimized), inline(always))]
-    fn run<S: Lanes, T: Logits>(&self, s: S, _: usize, chunk: Io<'_, T, Pair<X, f32>>) -> f64 {
+    fn run<S: Lanes, T: Logits>(&self, s: S, _: usize, chunk: Io<'_, T, Pair<X, Y>>) -> f64 {
         match &chunk.data {
             Data::OutOfPlace { input, .. } => zip_sum_f64(s, input, input, First),
             Data::InPlace(x) => zip_sum_f64(s, x, x, First),

@@ -25,6 +25,7 @@
 use core::cmp::Ordering;
 
 use super::{Map, SHORT_FOLD_VECTORS};
+use crate::element::Storage;
 use crate::lanes::Lanes;
 #[cfg(test)]
 use crate::lanes::{Job, on_every_backend};
@@ -61,9 +62,9 @@ pub(crate) struct RowWeights {
 /// levels' cost to a fraction of an operation per vector. `f(−inf)` must
 /// be 0.
 #[cfg_attr(not(unoptimized), inline(always))]
-pub(crate) fn total_and_below<S: Lanes>(
+pub(crate) fn total_and_below<S: Lanes, X: Storage>(
     s: S,
-    x: &[f32],
+    x: &[X],
     f: impl Map<S>,
     levels: [f32; LEVELS],
 ) -> RowWeights {
@@ -75,13 +76,16 @@ pub(crate) fn total_and_below<S: Lanes>(
     let mut sampled = 0usize;
     let mut groups = x.chunks_exact(SHORT_FOLD_VECTORS * l);
     for group in &mut groups {
-        let v = s.load(group);
+        let v = X::load(s, group);
         let w = f.apply(s, v);
         sample(s, v, w, &levels, &mut below);
         sampled += l;
-        total = s.wide_add(total, s.add(w, f.apply(s, s.load(&group[l..]))));
+        total = s.wide_add(total, s.add(w, f.apply(s, X::load(s, &group[l..]))));
         for pair in group[2 * l..].chunks_exact(2 * l) {
-            let w = s.add(f.apply(s, s.load(pair)), f.apply(s, s.load(&pair[l..])));
+            let w = s.add(
+                f.apply(s, X::load(s, pair)),
+                f.apply(s, X::load(s, &pair[l..])),
+            );
             total = s.wide_add(total, w);
         }
     }
@@ -89,7 +93,7 @@ pub(crate) fn total_and_below<S: Lanes>(
     let rest = groups.remainder();
     let mut vectors = rest.chunks_exact(l);
     for (k, v) in (&mut vectors).enumerate() {
-        let v = s.load(v);
+        let v = X::load(s, v);
         let w = f.apply(s, v);
         if k == 0 {
             sample(s, v, w, &levels, &mut below);
@@ -99,7 +103,7 @@ pub(crate) fn total_and_below<S: Lanes>(
     }
     let tail = vectors.remainder();
     if !tail.is_empty() {
-        let v = s.load_partial(tail, f32::NEG_INFINITY);
+        let v = X::load_partial(s, tail, f32::NEG_INFINITY);
         let w = f.apply(s, v);
         if rest.len() == tail.len() {
             sample(s, v, w, &levels, &mut below);
@@ -437,19 +441,20 @@ impl<S: Lanes> Keep<S> for AtOrAbove<S> {
 /// that a scattered few percent of candidates mispredicts, or a compress
 /// on every vector (each about 3× the whole read's other work here).
 #[cfg_attr(not(unoptimized), inline(always))]
-pub(crate) fn at_least<S: Lanes>(s: S, x: &[f32], floor: f32) -> Candidates {
+pub(crate) fn at_least<S: Lanes, X: Storage>(s: S, x: &[X], floor: f32) -> Candidates {
     let l = S::LANES;
     // `v > bar` is `v ≥ floor` for every f32 `v` above −inf.
     let bar = s.splat(floor.next_down());
     let mut bits = vec![0u64; x.len().div_ceil(64)];
     let mut words = x.chunks_exact(64);
     for (word, entries) in bits.iter_mut().zip(&mut words) {
-        s.greater_bits64(entries, bar, word);
+        X::greater_bits64(s, entries, bar, word);
     }
     if let Some(word) = bits.last_mut()
         && !words.remainder().is_empty()
     {
-        for (j, &v) in words.remainder().iter().enumerate() {
+        for (j, v) in words.remainder().iter().enumerate() {
+            let v = v.to_f32();
             if v >= floor && v > f32::NEG_INFINITY {
                 *word |= 1 << j;
             }
@@ -471,7 +476,7 @@ pub(crate) fn at_least<S: Lanes>(s: S, x: &[f32], floor: f32) -> Candidates {
             if start + 64 <= x.len() {
                 for j in (0..64).step_by(l) {
                     let mask = ((bits >> j) as u32) & ((1 << l) - 1);
-                    s.compress(s.load(&x[start + j..]), mask, &mut c.x[k..]);
+                    s.compress(X::load(s, &x[start + j..]), mask, &mut c.x[k..]);
                     k += s.compress_index((start + j) as u32, mask, &mut c.id[k..]);
                 }
                 continue;
@@ -480,7 +485,7 @@ pub(crate) fn at_least<S: Lanes>(s: S, x: &[f32], floor: f32) -> Candidates {
         let mut w = bits;
         while w != 0 {
             let i = 64 * word + w.trailing_zeros() as usize;
-            c.x[k] = x[i];
+            c.x[k] = x[i].to_f32();
             c.id[k] = i as u32;
             k += 1;
             w &= w - 1;

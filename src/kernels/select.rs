@@ -13,6 +13,7 @@ use core::cmp::Ordering;
 
 use super::online::{BlockVisitor, row_max_sum};
 use super::{Partial, RowClass};
+use crate::element::Storage;
 use crate::lanes::Lanes;
 
 /// The k largest values seen so far (and some candidates not yet cut).
@@ -56,9 +57,10 @@ impl TopK {
     /// one was NaN.
     #[cold]
     #[inline(never)]
-    fn offer(&mut self, values: &[f32], base: usize) -> bool {
+    fn offer<X: Storage>(&mut self, values: &[X], base: usize) -> bool {
         let mut nan = false;
-        for (j, &v) in values.iter().enumerate() {
+        for (j, v) in values.iter().enumerate() {
+            let v = v.to_f32();
             if v.is_nan() {
                 nan = true;
             } else if self.threshold.is_none_or(|t| v > t) {
@@ -90,7 +92,7 @@ impl TopK {
 /// Adds the values of `x` (element `j` has index `base + j`) to `top`.
 /// Returns whether `x` holds a NaN.
 #[cfg_attr(not(unoptimized), inline(always))]
-pub(crate) fn scan<S: Lanes>(s: S, x: &[f32], base: usize, top: &mut TopK) -> bool {
+pub(crate) fn scan<S: Lanes, X: Storage>(s: S, x: &[X], base: usize, top: &mut TopK) -> bool {
     let l = S::LANES;
     let mut nan = false;
     // Until k values are held, everything (but NaN) is a candidate.
@@ -108,7 +110,7 @@ pub(crate) fn scan<S: Lanes>(s: S, x: &[f32], base: usize, top: &mut TopK) -> bo
     let mut bar = s.splat(top.threshold.unwrap_or(f32::INFINITY));
     let mut vectors = x.chunks_exact(l);
     for (k, v) in (&mut vectors).enumerate() {
-        if s.any_greater_or_nan(s.load(v), bar) {
+        if s.any_greater_or_nan(X::load(s, v), bar) {
             nan |= top.offer(v, base + k * l);
             bar = s.splat(top.threshold.unwrap_or(f32::INFINITY));
         }
@@ -120,15 +122,15 @@ pub(crate) fn scan<S: Lanes>(s: S, x: &[f32], base: usize, top: &mut TopK) -> bo
 /// One read of `x`: its top k, its `(max, Σ exp(x − max))` and its class, each block scanned for candidates while it is in L1. The sum
 /// is `logsumexp`'s (same chunks, blocks and order).
 #[cfg_attr(not(unoptimized), inline(always))]
-pub(crate) fn top_k_and_sum<S: Lanes>(
+pub(crate) fn top_k_and_sum<S: Lanes, X: Storage>(
     s: S,
-    x: &[f32],
+    x: &[X],
     k: usize,
 ) -> (Vec<(f32, u32)>, Partial, RowClass) {
     struct Scan(TopK);
-    impl BlockVisitor<f32> for Scan {
+    impl<X: Storage> BlockVisitor<X> for Scan {
         #[cfg_attr(not(unoptimized), inline(always))]
-        fn visit<S: Lanes>(&mut self, s: S, block: &[f32], start: usize, max: f32) {
+        fn visit<S: Lanes>(&mut self, s: S, block: &[X], start: usize, max: f32) {
             // A block wholly at or below the threshold has no candidate:
             // once the threshold settles, most blocks end here.
             if self.0.threshold.is_some_and(|t| max <= t) {
@@ -138,8 +140,8 @@ pub(crate) fn top_k_and_sum<S: Lanes>(
         }
     }
     let mut visitor = Scan(TopK::new(k));
-    let total = row_max_sum::<S, f32, false>(s, x, &mut visitor);
+    let total = row_max_sum::<S, X, false>(s, x, &mut visitor);
     // Skipped blocks were not looked at for NaN, but NaN made the sum NaN.
-    let class = RowClass::of(total, x.iter().copied());
+    let class = RowClass::of(total, x.iter().map(|v| v.to_f32()));
     (visitor.0.into_sorted(), total, class)
 }

@@ -891,15 +891,16 @@ pub fn check_cross_entropy(
 }
 
 /// Checks the results of cross-entropy calls on `x` (their losses, their
-/// reduction and `grad`, the gradient one of them wrote) against the
+/// reduction and `grad`, the gradient one of them wrote, in f32 or a
+/// 16-bit type: the f32 bound plus half an ULP of the type) against the
 /// reference. Returns the worst share of the bounds (loss, gradient).
-pub fn check_cross_entropy_results(
+pub fn check_cross_entropy_results<G: Ty>(
     x: &[f32],
     row_len: usize,
     targets: &[usize],
     (eps, ignore, reduction): (f32, Option<usize>, Reduction),
     results: [&CrossEntropy; 2],
-    grad: &[f32],
+    grad: &[G],
     what: &str,
 ) -> (f64, f64) {
     let [with, without] = results;
@@ -922,7 +923,7 @@ pub fn check_cross_entropy_results(
         if Some(t) == ignore {
             assert_eq!(with.per_row[r], 0.0, "{}", at());
             assert!(
-                g.iter().all(|&v| v.to_bits() == 0),
+                g.iter().all(|&v| v.f32().to_bits() == 0),
                 "{}: ignored row's grad",
                 at()
             );
@@ -952,7 +953,8 @@ pub fn check_cross_entropy_results(
         let want_g = reference::cross_entropy_grad_f64(row, t, f64::from(eps), weight);
         let p = reference::softmax_f64(row);
         let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        for (i, (&got, &want)) in g.iter().zip(&want_g).enumerate() {
+        for (i, (got, &want)) in g.iter().zip(&want_g).enumerate() {
+            let got = got.f32();
             if want.is_nan() {
                 assert!(got.is_nan(), "{} [{i}]", at());
                 continue;
@@ -960,6 +962,8 @@ pub fn check_cross_entropy_results(
             let q =
                 f64::from(eps) / row_len as f64 + if i == t { 1.0 - f64::from(eps) } else { 0.0 };
             let tol = weight * (softmax_part(row[i], max, p[i]) + 2f64.powi(-22) * (p[i] + q));
+            // A 16-bit gradient: the f32 one rounded once.
+            let tol = tol + half_ulp::<G>(want.abs() + tol);
             let err = (f64::from(got) - want).abs();
             let share = if err == 0.0 { 0.0 } else { err / tol };
             assert!(
@@ -1695,6 +1699,89 @@ impl SampleCase {
 
 // ------------------------------------------------------------ half_diff: f16 and bf16 rows
 
+/// Sampling from `X` rows (`Sampler::sample`, `sample_rows`,
+/// `distribution`, `top_k_probs`, `top_k_log_probs`) on `backend` gives
+/// the tokens and bits of the f32 calls on the converted rows (`exact`),
+/// errors included, under temperature, top-k, top-p and min-p (each path
+/// of the sampler) and greedy.
+pub fn same_sampling<X: Ty>(backend: Backend, input: &[X], exact: &[f32], row_len: usize) {
+    use rand::SeedableRng;
+    let settings = [
+        (1.0, None, None, None),
+        (0.8, None, None, None),
+        (0.7, None, None, Some(0.1)),
+        (0.8, Some(50), None, None),
+        (0.8, None, Some(0.9), None),
+        (1.0, None, Some(0.95), Some(0.05)),
+        (1.0, Some(3), Some(0.5), None),
+        (0.0, None, None, None),
+    ];
+    let bits = |d: Result<Vec<(usize, f32)>, Error>| {
+        d.map(|v| v.iter().map(|&(i, p)| (i, p.to_bits())).collect::<Vec<_>>())
+    };
+    for (temperature, top_k, top_p, min_p) in settings {
+        let s = SamplingSettings {
+            temperature,
+            top_k,
+            top_p,
+            min_p,
+        };
+        let sp = sampler(backend, &s);
+        let what = || format!("{backend} {} row_len={row_len} {s:?}", X::NAME);
+        for (r, (xr, er)) in input
+            .chunks(row_len.max(1))
+            .zip(exact.chunks(row_len.max(1)))
+            .enumerate()
+        {
+            for seed in 0..3 {
+                let mut a = rand::rngs::StdRng::seed_from_u64(seed);
+                let mut b = rand::rngs::StdRng::seed_from_u64(seed);
+                assert_eq!(
+                    sp.sample(xr, &mut a),
+                    sp.sample(er, &mut b),
+                    "sample row {r} {}",
+                    what()
+                );
+            }
+            assert_eq!(
+                bits(sp.distribution(xr)),
+                bits(sp.distribution(er)),
+                "distribution row {r} {}",
+                what()
+            );
+        }
+        let rows = input.len().checked_div(row_len).unwrap_or(0);
+        let (mut got, mut want) = (vec![7; rows], vec![7; rows]);
+        assert_eq!(
+            sp.sample_rows(input, row_len, 11, &mut got),
+            sp.sample_rows(exact, row_len, 11, &mut want),
+            "sample_rows {}",
+            what()
+        );
+        assert_eq!(got, want, "sample_rows {}", what());
+    }
+    for (xr, er) in input
+        .chunks(row_len.max(1))
+        .zip(exact.chunks(row_len.max(1)))
+    {
+        for k in [1, 7, 64] {
+            let what = || format!("{} row_len={row_len} k={k}", X::NAME);
+            assert_eq!(
+                bits(simd_softmax::top_k_probs(xr, k)),
+                bits(simd_softmax::top_k_probs(er, k)),
+                "top_k_probs {}",
+                what()
+            );
+            assert_eq!(
+                bits(simd_softmax::top_k_log_probs(xr, k)),
+                bits(simd_softmax::top_k_log_probs(er, k)),
+                "top_k_log_probs {}",
+                what()
+            );
+        }
+    }
+}
+
 /// A test's view of an element type.
 pub trait Ty: Element + Debug + PartialEq {
     const NAME: &'static str;
@@ -1855,6 +1942,7 @@ pub fn check_half(x: &[f32], row_len: usize, types: u8) -> f64 {
         for b in backends() {
             if ok {
                 same_reductions(&Softmax::new().backend(b), &input, &exact, row_len);
+                same_sampling(b, &input, &exact, row_len);
             }
             for a in algorithms() {
                 let sm = Softmax::new().backend(b).algorithm(a);
@@ -1949,6 +2037,31 @@ pub fn check_half(x: &[f32], row_len: usize, types: u8) -> f64 {
             );
             assert!(same(&[got.loss], &[want.loss]), "cross-entropy {}", what());
             assert!(same(&got_g, &want_g), "cross-entropy grad {}", what());
+            // The gradient in the logits' type: the f32 bound plus half an
+            // ULP of the type.
+            let mut grad = vec![X::of(7.0); input.len()];
+            let settings = (0.1, None, Reduction::Mean);
+            let typed = sm
+                .run_cross_entropy(
+                    input,
+                    row_len,
+                    &targets,
+                    CrossEntropyOptions {
+                        label_smoothing: 0.1,
+                        ..Default::default()
+                    }
+                    .with_grad(&mut grad),
+                )
+                .unwrap();
+            check_cross_entropy_results(
+                exact,
+                row_len,
+                &targets,
+                settings,
+                [&typed, &want],
+                &grad,
+                &format!("cross-entropy {} grad {}", X::NAME, what()),
+            );
         }
     }
     /// A pair not taken yet: an error naming the types, nothing written.
