@@ -70,7 +70,7 @@ pub struct LogitSettings<'m> {
     temperature: Option<f32>,
     scale: Option<f32>,
     keep_mask: Option<&'m [bool]>,
-    additive_mask: Option<&'m [f32]>,
+    additive_mask: Option<Slice<'m>>,
     causal: Option<isize>,
     /// The causal offset is `keys − queries`.
     causal_end: bool,
@@ -133,7 +133,7 @@ impl Softmax {
     }
 
     /// See [`Softmax::<LogitSettings>::additive_mask`](Softmax::additive_mask-1).
-    pub fn additive_mask(self, mask: &[f32]) -> Softmax<LogitSettings<'_>> {
+    pub fn additive_mask<M: Element>(self, mask: &[M]) -> Softmax<LogitSettings<'_>> {
         self.settings(LogitSettings::default()).additive_mask(mask)
     }
 
@@ -199,8 +199,14 @@ impl<'m> Softmax<LogitSettings<'m>> {
     /// backend (as FMA gives it), even where `x_i·(s/t)` alone overflows.
     /// `mask` holds one row, used for every row, or one value per element
     /// of the rows (`rows·row_len`, also with a row stride).
-    pub fn additive_mask(mut self, mask: &'m [f32]) -> Self {
-        self.settings.additive_mask = Some(mask);
+    ///
+    /// The mask may be f32, f16 or bf16 (ggml's attention masks are f16):
+    /// a 16-bit mask's values convert exactly, and it is converted into an
+    /// f32 copy once per call (not per row), then read as an f32 mask: for
+    /// a mask broadcast over heads and batches (`[q, k]`) a small share of
+    /// the call, for one value per element a pass over the mask.
+    pub fn additive_mask<M: Element>(mut self, mask: &'m [M]) -> Self {
+        self.settings.additive_mask = Some(M::slice(mask));
         self
     }
 
@@ -621,7 +627,17 @@ impl Softmax<LogitSettings<'_>> {
         stride: usize,
         batch: Batch,
     ) -> Result<(), Error> {
-        let logits = row_logits(&self.settings, batch, row_len)?;
+        // A 16-bit mask as f32, once per call.
+        let converted: Vec<f32>;
+        let add = match self.settings.additive_mask {
+            None => None,
+            Some(Slice::F32(mask)) => Some(mask),
+            Some(mask) => {
+                converted = mask.to_f32_vec();
+                Some(&converted[..])
+            }
+        };
+        let logits = row_logits(&self.settings, add, batch, row_len)?;
         let backend = self.resolved_backend()?;
         if rows == 0 {
             return Ok(());
@@ -869,6 +885,7 @@ struct Batch {
 /// The checked logit settings for the rows of `batch` (rows of `row_len`).
 fn row_logits<'m>(
     settings: &LogitSettings<'m>,
+    add: Option<&'m [f32]>,
     batch: Batch,
     row_len: usize,
 ) -> Result<RowLogits<'m>, Error> {
@@ -916,10 +933,10 @@ fn row_logits<'m>(
         }
     };
     check_mask(settings.keep_mask.map(<[_]>::len), Mask::Keep)?;
-    check_mask(settings.additive_mask.map(<[_]>::len), Mask::Additive)?;
+    check_mask(add.map(<[_]>::len), Mask::Additive)?;
     let alibi = match settings.alibi {
         None => None,
-        Some(b) if b.is_finite() && b >= 0.0 && settings.additive_mask.is_some() => {
+        Some(b) if b.is_finite() && b >= 0.0 && add.is_some() => {
             let heads = settings.attention.map_or(1, |a| a.heads);
             Some(Alibi::new(b, heads))
         }
@@ -964,7 +981,7 @@ fn row_logits<'m>(
     Ok(RowLogits {
         c,
         keep: settings.keep_mask,
-        add: settings.additive_mask,
+        add,
         causal,
         layout: settings.attention,
         alibi,

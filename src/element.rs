@@ -76,7 +76,7 @@ mod sealed {
 /// A row of some element type (how the generic public calls hand their
 /// data to the crate's compiled code).
 #[doc(hidden)]
-#[derive(Debug)]
+#[derive(Clone, Copy, Debug)]
 pub enum Slice<'a> {
     F32(&'a [f32]),
     F16(&'a [f16]),
@@ -109,6 +109,14 @@ impl Slice<'_> {
     }
     pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+    /// The values as f32 (exactly).
+    pub(crate) fn to_f32_vec(self) -> Vec<f32> {
+        match self {
+            Slice::F32(x) => x.to_vec(),
+            Slice::F16(x) => x.iter().map(|v| v.to_f32()).collect(),
+            Slice::Bf16(x) => x.iter().map(|v| v.to_f32()).collect(),
+        }
     }
 }
 

@@ -133,7 +133,8 @@
 //! causal mask drop are exactly 0 (−inf for log-softmax), whatever they hold
 //! and even when NaN elsewhere makes the row NaN; a row with nothing kept is
 //! all zeros (all −inf). The additive mask is arithmetic: −inf drops an
-//! entry, NaN or `+inf + −inf` makes the row NaN. Temperature 0 and +inf
+//! entry, NaN or `+inf + −inf` makes the row NaN; an f16 or bf16 mask is
+//! its f32 values (the same bits; converted once per call). Temperature 0 and +inf
 //! are the limits (see [`Softmax::temperature`]). A negative or NaN
 //! temperature, a scale that is not finite and positive, or a mask of the
 //! wrong length is an [`Error`] before anything is written.

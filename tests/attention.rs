@@ -147,6 +147,68 @@ fn causal_end_is_the_offset_from_the_last_key() {
     }
 }
 
+/// f16 and bf16 additive masks (ggml's are f16) give the bits of the call
+/// with the mask converted to f32, under every broadcast shape, ALiBi and
+/// causal, on every backend, for f32 and 16-bit rows, in one call and in
+/// engine-thread parts.
+#[test]
+fn half_masks_are_their_f32_values() {
+    use simd_softmax::half::{bf16, f16};
+    fn check<M: simd_softmax::Element>(to: fn(f32) -> M, back: fn(M) -> f32) {
+        let mut r = rng(24);
+        let shape = Attention::new(2, 4, 3, 70);
+        let k = shape.keys;
+        let x = normal_row(&mut r, shape.rows() * k, 3.0);
+        let xh: Vec<bf16> = x.iter().map(|&v| bf16::from_f32(v)).collect();
+        for len in mask_lengths(shape) {
+            let mut mask: Vec<M> = (0..len)
+                .map(|i| to(-((i % k) as f32) * 0.37 + r.random_range(-2.0..2.0)))
+                .collect();
+            mask[len / 2] = to(f32::NEG_INFINITY);
+            let exact: Vec<f32> = mask.iter().map(|&v| back(v)).collect();
+            for b in backends() {
+                let with = |sm: Softmax| sm.backend(b).attention(shape).alibi(8.0).causal_end();
+                let typed = with(Softmax::new()).additive_mask(&mask);
+                let f32_mask = with(Softmax::new()).additive_mask(&exact);
+                let (mut got, mut want) = (vec![7.0f32; x.len()], vec![7.0f32; x.len()]);
+                typed.run_rows(&x, &mut got, k).unwrap();
+                f32_mask.run_rows(&x, &mut want, k).unwrap();
+                assert_eq!(bits(&got), bits(&want), "mask of {len} on {b:?}");
+                let (mut got, mut want) = (vec![bf16::ZERO; x.len()], vec![bf16::ZERO; x.len()]);
+                typed.run_log_rows(&xh, &mut got, k).unwrap();
+                f32_mask.run_log_rows(&xh, &mut want, k).unwrap();
+                assert_eq!(got, want, "bf16 rows, mask of {len} on {b:?}");
+                let mut parts = vec![7.0f32; x.len()];
+                for i in 0..3 {
+                    let part = RowPart::new(i, 3).unwrap();
+                    let rows = part.rows(shape.rows());
+                    let out = &mut parts[rows.start * k..rows.end * k];
+                    typed.run_rows_part(&x, out, k, part).unwrap();
+                }
+                let mut whole = vec![7.0f32; x.len()];
+                f32_mask.run_rows(&x, &mut whole, k).unwrap();
+                assert_eq!(bits(&parts), bits(&whole), "parts, mask of {len} on {b:?}");
+            }
+        }
+        // A mask that fits no shape is an error naming it, whatever its type.
+        let short = vec![to(0.0); k + 1];
+        let mut y = vec![7.0f32; x.len()];
+        assert!(matches!(
+            Softmax::new()
+                .attention(shape)
+                .additive_mask(&short)
+                .run_rows(&x, &mut y, k),
+            Err(Error::MaskLength {
+                mask: Mask::Additive,
+                ..
+            })
+        ));
+        assert!(y.iter().all(|&v| v == 7.0));
+    }
+    check(f16::from_f32, f16::to_f32);
+    check(bf16::from_f32, bf16::to_f32);
+}
+
 /// Engine threads over an attention batch: the masks broadcast and the
 /// heads counted from the batch, not from the part.
 #[test]

@@ -2543,6 +2543,20 @@ impl ShapesCase {
                         assert_eq!(one, run(2), "{sm:?}: 2 threads differ");
                         assert_eq!(one, parts(&sm), "{sm:?}: parts differ");
                     }
+                    // An f16 additive mask is its f32 values.
+                    if let Some(add) = &add {
+                        let half: Vec<f16> = add.iter().map(|&v| f16::from_f32(v)).collect();
+                        let exact: Vec<f32> = half.iter().map(|v| v.to_f32()).collect();
+                        let ls16 = LogitSettings {
+                            additive_mask: Some(&exact),
+                            ..ls
+                        };
+                        let sm = with_settings(Softmax::new().backend(backend), &ls16);
+                        let (mut a, mut b) = (vec![0.0f32; x.len()], vec![0.0f32; x.len()]);
+                        sm.run_rows(x, &mut a, k).unwrap();
+                        sm.additive_mask(&half).run_rows(x, &mut b, k).unwrap();
+                        assert_eq!(bits(&a), bits(&b), "f16 mask {sm:?}");
+                    }
                 }
             }
             1 => worst = check_settings_typed::<f16, f16>(&ls, x, k),
