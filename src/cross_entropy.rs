@@ -74,12 +74,7 @@ impl<'g, G: Element> CrossEntropyOptions<'g, G> {
     /// # Ok::<(), simd_softmax::Error>(())
     /// ```
     pub fn with_grad<H: Element>(self, grad: &'g mut [H]) -> CrossEntropyOptions<'g, H> {
-        CrossEntropyOptions {
-            label_smoothing: self.label_smoothing,
-            ignore_index: self.ignore_index,
-            reduction: self.reduction,
-            grad: Some(grad),
-        }
+        settings(&self, Some(grad))
     }
 }
 
@@ -113,7 +108,7 @@ pub struct CrossEntropy {
 /// [`CrossEntropyOptions::with_grad`], of their own type: then the f32
 /// gradient rounded once to it (within the f32 gradient's bound plus half
 /// an ULP of the type; its max and sum from the online pass, its values
-/// written once in a second read, one row per thread).
+/// written once in a second read).
 ///
 /// Errors (nothing written): `targets` not one per row, `grad` not as long
 /// as `logits`, a target out of range that is not `ignore_index`
@@ -153,14 +148,9 @@ pub(crate) fn run<G: Element>(
     targets: &[usize],
     options: CrossEntropyOptions<'_, G>,
 ) -> Result<CrossEntropy, Error> {
+    let untyped = settings(&options, None);
     let grad = options.grad.map(|g| G::slice_mut(g));
-    let options = CrossEntropyOptions {
-        label_smoothing: options.label_smoothing,
-        ignore_index: options.ignore_index,
-        reduction: options.reduction,
-        grad: None,
-    };
-    run_untyped(sm, logits, row_len, targets, options, grad)
+    run_untyped(sm, logits, row_len, targets, untyped, grad)
 }
 
 /// [`run`], not generic: each (logits, gradient) pair taken is compiled
@@ -173,14 +163,25 @@ fn run_untyped(
     options: CrossEntropyOptions<'_>,
     grad: Option<SliceMut<'_>>,
 ) -> Result<CrossEntropy, Error> {
-    let o = |grad| settings(&options, grad);
     match (logits, grad) {
-        (Slice::F32(x), None) => run_typed::<_, f32>(sm, x, row_len, targets, o(None)),
-        (Slice::F16(x), None) => run_typed::<_, f32>(sm, x, row_len, targets, o(None)),
-        (Slice::Bf16(x), None) => run_typed::<_, f32>(sm, x, row_len, targets, o(None)),
-        (Slice::F32(x), Some(SliceMut::F32(g))) => run_typed(sm, x, row_len, targets, o(Some(g))),
-        (Slice::F16(x), Some(SliceMut::F32(g))) => run_typed(sm, x, row_len, targets, o(Some(g))),
-        (Slice::Bf16(x), Some(SliceMut::F32(g))) => run_typed(sm, x, row_len, targets, o(Some(g))),
+        (Slice::F32(x), None) => {
+            run_typed::<_, f32>(sm, x, row_len, targets, settings(&options, None))
+        }
+        (Slice::F16(x), None) => {
+            run_typed::<_, f32>(sm, x, row_len, targets, settings(&options, None))
+        }
+        (Slice::Bf16(x), None) => {
+            run_typed::<_, f32>(sm, x, row_len, targets, settings(&options, None))
+        }
+        (Slice::F32(x), Some(SliceMut::F32(g))) => {
+            run_typed(sm, x, row_len, targets, settings(&options, Some(g)))
+        }
+        (Slice::F16(x), Some(SliceMut::F32(g))) => {
+            run_typed(sm, x, row_len, targets, settings(&options, Some(g)))
+        }
+        (Slice::Bf16(x), Some(SliceMut::F32(g))) => {
+            run_typed(sm, x, row_len, targets, settings(&options, Some(g)))
+        }
         (Slice::F16(x), Some(SliceMut::F16(g))) => {
             run_typed(sm, x, row_len, targets, settings(&options, Some(g)))
         }
@@ -195,8 +196,8 @@ fn run_untyped(
 }
 
 /// `options`' settings with `grad`.
-fn settings<'g, H>(
-    options: &CrossEntropyOptions<'_>,
+fn settings<'g, G, H>(
+    options: &CrossEntropyOptions<'_, G>,
     grad: Option<&'g mut [H]>,
 ) -> CrossEntropyOptions<'g, H> {
     CrossEntropyOptions {

@@ -9,7 +9,8 @@ use crate::dispatch::{self, WithLanes};
 use crate::driver::{self, RowTask};
 use crate::element::{Element, Slice, Storage};
 use crate::error::{Argument, Parameter};
-use crate::kernels::cross_entropy::{loss_from, shard_grad, totals};
+use crate::kernels::cross_entropy::{grad_from_total, loss_from, totals};
+use crate::kernels::exec::Sequential;
 use crate::lanes::Lanes;
 use crate::{Error, Partial, Softmax, shape};
 
@@ -440,23 +441,9 @@ impl<X: Storage> RowTask for GradRows<'_, X> {
                 g.fill(0.0);
                 continue;
             }
-            let weight = spec.weight;
-            let spread = (spec.smoothing * weight / total.len as f64) as f32;
-            let row = total.total;
-            if row.is_finite() {
-                let r = (weight / row.sum()) as f32;
-                shard_grad(s, x, g, row.max(), r, -spread);
-            } else {
-                // The special-value softmax (scalar: rare), then weighted
-                // as the unsharded call does.
-                let w = weight as f32;
-                for (g, v) in g.iter_mut().zip(x) {
-                    *g = row.special_value(v.to_f32()).mul_add(w, -spread);
-                }
-            }
-            if let Some(i) = t.checked_sub(spec.offset).filter(|&i| i < spec.len) {
-                g[i] -= ((1.0 - spec.smoothing) * weight) as f32;
-            }
+            let target = t.checked_sub(spec.offset).filter(|&i| i < spec.len);
+            let row = (spec.smoothing, spec.weight, total.len);
+            grad_from_total(&Sequential(s), x, g, total.total, target, row);
         }
     }
 }

@@ -44,20 +44,46 @@ pub(crate) fn totals<S: Lanes, X: Storage>(s: S, x: &[X], with_sum_x: bool) -> (
     (total, sum_x)
 }
 
-/// A vocabulary shard's gradient from the row's merged (max, sum):
-/// `exp(x − max)·r + offset` (with `r = weight/sum`, `offset = −ε·weight/n`);
-/// the caller fixes up the target.
+/// Writes the gradient `(softmax(x) − q)·weight` of `x` (a row, or a
+/// vocabulary shard of one) from its row's `total`, each value rounded
+/// once to `G`: `exp(x − max)·(weight/sum) − ε·weight/n` (n the row's
+/// length), the target (`target`, its index in `x`, if `x` holds it) from
+/// f64 (a subtraction of rounded values would lose what cancels), special
+/// rows in scalar.
 #[cfg_attr(not(unoptimized), inline(always))]
-pub(crate) fn shard_grad<S: Lanes, X: Storage>(
-    s: S,
+pub(crate) fn grad_from_total<X: Storage, G: Storage>(
+    exec: &impl Exec,
     x: &[X],
-    grad: &mut [f32],
-    max: f32,
-    r: f32,
-    offset: f32,
+    grad: &mut [G],
+    total: crate::Partial,
+    target: Option<usize>,
+    (eps, weight, n): (f64, f64, usize),
 ) {
-    let mut io = Io::<_, Pair<X, f32>>::of(Some(x), grad);
-    io.map_store(s, ExpMinusAffine(s.splat(max), s.splat(r), s.splat(offset)));
+    let spread = eps * weight / n as f64;
+    let q_t = (1.0 - eps) * weight;
+    if total.is_finite() {
+        let write = WriteGrad {
+            max: total.max(),
+            r: (weight / total.sum()) as f32,
+            offset: -spread as f32,
+        };
+        let mut io = Io::<_, Pair<X, G>>::of(Some(x), grad);
+        exec.fold(&mut io, CHUNK, &write, (), |(), ()| ());
+        if let Some(t) = target {
+            let x_t = f64::from(x[t].to_f32());
+            let p_t = (x_t - f64::from(total.max())).exp() / total.sum();
+            grad[t] = G::from_f32((p_t * weight - spread - q_t) as f32);
+        }
+    } else {
+        let (w, spread) = (weight as f32, spread as f32);
+        for (i, (g, v)) in grad.iter_mut().zip(x).enumerate() {
+            let mut y = total.special_value(v.to_f32()).mul_add(w, -spread);
+            if Some(i) == target {
+                y -= q_t as f32;
+            }
+            *g = G::from_f32(y);
+        }
+    }
 }
 
 /// `exp(v − m)·r + b`.
@@ -103,30 +129,14 @@ pub(crate) fn loss_and_grad<X: Storage, G: Storage>(
             a.merge(b, 1.0)
         });
         let row = crate::Partial::of_row(total, x.iter().map(|v| v.to_f32()));
-        let q_t = (1.0 - eps) * weight;
-        if row.is_finite() {
-            let write = WriteGrad {
-                max: row.max(),
-                r: (weight / row.sum()) as f32,
-                offset: -spread as f32,
-            };
-            exec.fold(&mut io, CHUNK, &write, (), |(), ()| ());
-            // The target's value from f64, rounded once (the difference
-            // cancels: a subtraction of rounded values would lose it).
-            let x_t = f64::from(x[target.index].to_f32());
-            let p_t = (x_t - f64::from(row.max())).exp() / row.sum();
-            grad[target.index] = G::from_f32((p_t * weight - spread - q_t) as f32);
-        } else {
-            // The special-value softmax (scalar: rare), weighted, rounded once.
-            let (w, spread) = (weight as f32, spread as f32);
-            for (i, (g, v)) in grad.iter_mut().zip(x).enumerate() {
-                let mut y = row.special_value(v.to_f32()).mul_add(w, -spread);
-                if i == target.index {
-                    y -= q_t as f32;
-                }
-                *g = G::from_f32(y);
-            }
-        }
+        grad_from_total(
+            exec,
+            x,
+            grad,
+            row,
+            Some(target.index),
+            (eps, weight, x.len()),
+        );
         total
     };
     let sum_x = if eps > 0.0 {
